@@ -1,0 +1,41 @@
+"""The Celery app factory and the task names producers and workers share."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from common.settings import Settings
+
+# Producers send by this name; they never import the worker's code.
+CREATE_REPLICATION = "htap_sync.create_replication"
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app on the configured Redis, JSON only, acknowledging late.
+
+    Results do not go through Celery's result backend: the ticket store is the result record
+    callers poll (it knows ``queued`` and ``retrying``, which Celery's backend does not).
+    """
+    app = Celery("htap_sync", broker=str(settings.redis_url), set_as_current=False)
+    app.conf.update(
+        # Untrusted input: JSON in, JSON out, never pickle.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_accept_content=["json"],
+        task_ignore_result=True,
+        # Nothing lost: a message is acknowledged after its task ran, and given back to the
+        # queue when the worker process dies under it.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout_s,
+        },
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.queue,
+        task_routes={CREATE_REPLICATION: {"queue": settings.queue}},
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    return app

@@ -1,0 +1,155 @@
+"""The creation request, validated against the API's documented rules, and the ticket status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from common.errors import RequestInvalid
+
+# The documented rules (taurus-api.md section 1), as text users read in error messages.
+RULES: dict[str, str] = {
+    "project_id": "32 letters or digits",
+    "instance_id": "36 letters or digits",
+    "source_instance_id": "36 letters or digits",
+    "source_node_id": "36 letters or digits, or absent for the primary node",
+    "source_database": "3 to 1024 characters of A-Z, a-z, 0-9 and _",
+    "target_database": "3 to 128 characters of A-Z, a-z, 0-9 and _",
+    "task_name": "3 to 128 characters of A-Z, a-z, 0-9 and _",
+}
+
+ProjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{32}$")]
+InstanceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{36}$")]
+_NAME = r"^[A-Za-z0-9_]+$"
+SourceDatabase = Annotated[str, StringConstraints(min_length=3, max_length=1024, pattern=_NAME)]
+ShortName = Annotated[str, StringConstraints(min_length=3, max_length=128, pattern=_NAME)]
+
+# The body the API takes; project_id and instance_id travel in the path.
+BODY_FIELDS = (
+    "source_instance_id",
+    "source_node_id",
+    "source_database",
+    "target_database",
+    "task_name",
+)
+
+
+class ReplicationRequest(BaseModel):
+    """One data-synchronization task to create: where it runs and what it copies.
+
+    Strict: unknown fields are refused and nothing is coerced (``123`` is not a task name).
+    Build it with :func:`parse_request` to get :class:`RequestInvalid` with readable errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    project_id: ProjectId
+    instance_id: InstanceId
+    source_instance_id: InstanceId
+    source_node_id: InstanceId | None = None
+    source_database: SourceDatabase
+    target_database: ShortName
+    task_name: ShortName
+
+    def body(self) -> dict[str, str]:
+        """The JSON body of the create call (absent optional fields left out)."""
+        data = self.model_dump(include=set(BODY_FIELDS), exclude_none=True)
+        return {k: str(v) for k, v in data.items()}
+
+    def fingerprint(self) -> str:
+        """A canonical JSON text of the whole request: equal requests, equal fingerprints."""
+        return json.dumps(self.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+
+
+def _field_error(err: Mapping[str, Any]) -> dict[str, str]:
+    loc = err.get("loc") or ()
+    field = ".".join(str(part) for part in loc) if loc else "request"
+    top = str(loc[0]) if loc else "request"
+    kind = err.get("type", "")
+    if kind == "missing":
+        rule = "required"
+    elif kind == "extra_forbidden":
+        rule = "unknown field"
+    elif kind in {"string_type", "model_type"}:
+        rule = "must be a string" if kind == "string_type" else "must be an object"
+    else:
+        rule = RULES.get(top, str(err.get("msg", "invalid")))
+    return {"field": field, "rule": rule, "message": f"{field}: {rule}"}
+
+
+def parse_request(data: Any) -> ReplicationRequest:
+    """Validate untrusted input (a mapping from a file, an HTTP body or a message).
+
+    Raises:
+        RequestInvalid: one error per broken rule, each naming its field; never the value.
+    """
+    if isinstance(data, ReplicationRequest):
+        return data
+    if not isinstance(data, Mapping):
+        raise RequestInvalid(
+            [
+                {
+                    "field": "request",
+                    "rule": "must be an object",
+                    "message": "request: must be an object",
+                }
+            ]
+        )
+    try:
+        return ReplicationRequest.model_validate(dict(data))
+    except ValidationError as exc:
+        raise RequestInvalid([_field_error(e) for e in exc.errors()]) from None
+
+
+class TicketState(StrEnum):
+    """Where a ticket is: ``queued -> running -> retrying -> succeeded | failed``."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        """True once nothing more will happen to the ticket."""
+        return self in (TicketState.SUCCEEDED, TicketState.FAILED)
+
+
+class ErrorPayload(BaseModel):
+    """Why a ticket failed or is retrying, as the API (or the transport) said it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    http_status: int | None = None
+    error_code: str | None = None
+    error_msg: str
+    request_id: str | None = None
+
+
+class TicketStatus(BaseModel):
+    """What a caller sees when it polls a ticket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ticket: str
+    state: TicketState
+    job_id: str | None = None
+    error: ErrorPayload | None = None
+    attempts: int = Field(default=0, ge=0)
+    reconciled: bool = Field(
+        default=False,
+        description="True when the task was found to exist already after an ambiguous attempt.",
+    )
+    request: ReplicationRequest
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready mapping (timestamps as ISO 8601, UTC)."""
+        return self.model_dump(mode="json")

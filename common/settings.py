@@ -1,0 +1,183 @@
+"""Settings from the environment (prefix ``HTAP_SYNC_``) or ``.env``, built once at the edge."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    RedisDsn,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.errors import SettingsError
+
+ENV_PREFIX = "HTAP_SYNC_"
+
+ProjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{32}$")]
+KeyPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+def is_loopback(host: str | None) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Settings(BaseSettings):
+    """Every setting of producers and workers. Build with :func:`load_settings`.
+
+    Environment variables are the field names in upper case with the ``HTAP_SYNC_`` prefix.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    redis_url: RedisDsn = Field(
+        default=RedisDsn("redis://127.0.0.1:6379/0"),
+        description="Redis for the broker queue and the ticket store (results).",
+    )
+    endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        description="Base URL of the TaurusDB API, e.g. https://gaussdb.cn-north-4.myhuaweicloud.com."
+        " Required by workers.",
+    )
+    allow_insecure_http: bool = Field(
+        default=False, description="Allow a plain http:// endpoint that is not on loopback."
+    )
+    project_id: ProjectId | None = Field(
+        default=None, description="Project id for requests that do not name one."
+    )
+    auth_token: SecretStr | None = Field(
+        default=None, description="Static IAM token sent as X-Auth-Token."
+    )
+    language: Literal["en-us", "zh-cn"] = Field(
+        default="en-us", description="X-Language header: language of the API's error messages."
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Timeout of one HTTP call to the API."
+    )
+    result_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="How long a finished ticket (succeeded or failed) stays readable.",
+    )
+    visibility_timeout_s: int = Field(
+        default=300,
+        ge=5,
+        description="Broker visibility timeout: an unacknowledged message is delivered again"
+        " after this long (how soon a killed worker's tickets resume).",
+    )
+    max_attempts: int = Field(
+        default=10, ge=1, le=1000, description="Calls to the API per ticket before it fails."
+    )
+    backoff_base_s: float = Field(
+        default=1.0, gt=0, description="First retry waits up to this long (full jitter)."
+    )
+    backoff_max_s: float = Field(
+        default=300.0, gt=0, description="No single retry wait exceeds this."
+    )
+    queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
+        default="htap-sync", description="Name of the Celery queue."
+    )
+    key_prefix: KeyPrefix = Field(
+        default="htap-sync", description="Prefix of every Redis key the ticket store writes."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.endpoint is not None:
+            host = self.endpoint.host
+            if (
+                self.endpoint.scheme == "http"
+                and not is_loopback(host)
+                and not self.allow_insecure_http
+            ):
+                raise ValueError(
+                    "endpoint: plain http:// is allowed only on loopback; use https:// or set"
+                    f" {ENV_PREFIX}ALLOW_INSECURE_HTTP=true"
+                )
+        if self.lease_s >= self.visibility_timeout_s:
+            raise ValueError(
+                f"visibility_timeout_s: must exceed 2 x {ENV_PREFIX}REQUEST_TIMEOUT_S + 5 s, so"
+                " that a message is never delivered again while its worker still calls the API"
+            )
+        return self
+
+    @property
+    def lease_s(self) -> float:
+        """How long one attempt may hold a ticket before another delivery may take it over."""
+        return 2 * self.request_timeout_s + 5
+
+    def environ(self) -> dict[str, str]:
+        """These settings as ``HTAP_SYNC_*`` variables, for a child process.
+
+        Contains secrets in clear text: pass it to a process, never print or log it.
+        """
+        env: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        return env
+
+    @property
+    def require_endpoint(self) -> str:
+        """The endpoint as a string without a trailing slash; SettingsError when unset."""
+        if self.endpoint is None:
+            raise SettingsError(f"{ENV_PREFIX}ENDPOINT: required to run a worker")
+        return str(self.endpoint).rstrip("/")
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    field = str(loc[0]) if loc else ""
+    return f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Build the settings from the environment, a ``.env`` file and explicit overrides.
+
+    Args:
+        overrides: field values that win over the environment (used by the CLI and tests).
+        env_file: the dotenv file to read, if it exists; None reads none.
+
+    Raises:
+        SettingsError: naming every ``HTAP_SYNC_*`` variable at fault; values are never echoed,
+            since some are secrets.
+    """
+    try:
+        return Settings(_env_file=env_file, **dict(overrides or {}))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_input=False, include_url=False):
+            message = str(err["msg"]).removeprefix("Value error, ")
+            name = _env_name(err["loc"])
+            if name == "settings" and ":" in message:
+                field, _, rest = message.partition(":")
+                name, message = _env_name((field,)), rest.strip()
+            lines.append(f"{name}: {message}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

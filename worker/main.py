@@ -1,0 +1,40 @@
+"""Starts a Celery worker for the create task (what ``htap-sync worker`` runs)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from common.settings import Settings
+from worker.tasks import make_worker_app
+
+Pool = Literal["threads", "prefork", "solo"]
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    concurrency: int = 8,
+    pool: Pool = "threads",
+    loglevel: str = "INFO",
+    hostname: str | None = None,
+) -> None:
+    """Run a worker in the foreground until it is told to stop (SIGTERM: warm shutdown).
+
+    Threads are the default pool: the work is waiting on HTTP, not computing.
+
+    Raises:
+        SettingsError: the endpoint or another setting a worker needs is missing or wrong.
+    """
+    app = make_worker_app(settings)
+    argv = [
+        "worker",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        f"--queues={settings.queue}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if hostname:
+        argv.append(f"--hostname={hostname}")
+    app.worker_main(argv)

@@ -1,0 +1,61 @@
+"""Per-process collaborators of the task: one httpx client, one Redis store, one RNG.
+
+Built lazily in the process that uses them (after a prefork fork, never inherited across it)
+and closed when the worker process shuts down.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+from dataclasses import dataclass
+
+import httpx
+
+from common.connections import make_redis, make_store
+from common.settings import Settings
+from common.store import TicketStore
+from worker.client import TaurusClient, make_http
+
+
+@dataclass
+class Collaborators:
+    """What one worker process shares between its task executions."""
+
+    http: httpx.Client
+    client: TaurusClient
+    store: TicketStore
+    rng: random.Random
+
+
+class Runtime:
+    """Hands out the current process's collaborators, building them on first use."""
+
+    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+        self.settings = settings
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._parts: Collaborators | None = None
+
+    def get(self) -> Collaborators:
+        """This process's collaborators (thread-safe; rebuilt after a fork)."""
+        with self._lock:
+            if self._parts is None or self._pid != os.getpid():
+                http = make_http(self.settings, self._transport)
+                self._parts = Collaborators(
+                    http=http,
+                    client=TaurusClient(http, language=self.settings.language),
+                    store=make_store(self.settings, make_redis(self.settings)),
+                    rng=random.Random(),  # noqa: S311 - jitter, not cryptography
+                )
+                self._pid = os.getpid()
+            return self._parts
+
+    def close(self) -> None:
+        """Close the HTTP client of this process, if it made one."""
+        with self._lock:
+            if self._parts is not None and self._pid == os.getpid():
+                self._parts.http.close()
+            self._parts = None
