@@ -69,6 +69,7 @@ class ReplicationRequest(BaseModel):
 def _field_error(err: Mapping[str, Any]) -> dict[str, str]:
     loc = err.get("loc") or ()
     field = ".".join(str(part) for part in loc) if loc else "request"
+    field = field or '""'  # an unknown field with an empty name still needs a visible name
     top = str(loc[0]) if loc else "request"
     kind = err.get("type", "")
     if kind == "missing":

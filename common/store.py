@@ -33,8 +33,9 @@ if state and state ~= 'failed' then
   if redis.call('HGET', KEYS[1], 'request') == ARGV[1] then return {'duplicate', state} end
   return {'conflict', state}
 end
+-- A re-driven ticket keeps its doubt: if a failed run may have created the task, look first.
 local in_doubt = '0'
-if state then in_doubt = '1' end
+if state then in_doubt = redis.call('HGET', KEYS[1], 'in_doubt') or '1' end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2],
   'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0,
@@ -252,8 +253,15 @@ class TicketStore:
             lease_until=0,
         )
 
-    def fail(self, ticket: str, run: str, error: ErrorPayload) -> bool:
-        """Record failure with its payload; the result expires after ``result_ttl_s``."""
+    def fail(
+        self, ticket: str, run: str, error: ErrorPayload, *, in_doubt: bool | None = None
+    ) -> bool:
+        """Record failure with its payload; the result expires after ``result_ttl_s``.
+
+        ``in_doubt=False`` records that the API's answer proved nothing was created (None
+        leaves the flag as it is), so a re-drive can skip the reconciliation.
+        """
+        doubt = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
         return self._write(
             ticket,
             run,
@@ -262,6 +270,7 @@ class TicketStore:
             state=TicketState.FAILED.value,
             error=error.model_dump_json(),
             lease_until=0,
+            **doubt,
         )
 
 

@@ -64,18 +64,23 @@ def _csv_rows(path: Path) -> Iterator[Row]:
     # errors="replace": a bad byte becomes U+FFFD, which then fails the field's alphabet rule,
     # so the error names the field instead of aborting the file.
     with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
-        reader = csv.DictReader(handle, restkey="\0extra")
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        names = [name.strip() for name in header]
+        repeated = sorted({n for n in names if names.count(n) > 1})
         line = reader.line_num
-        for record in reader:
+        for cells in reader:
             start, line = line + 1, reader.line_num
-            if all(v in (None, "") for k, v in record.items() if k != "\0extra") and not record.get(
-                "\0extra"
-            ):
+            if all(cell == "" for cell in cells):
                 continue  # a blank line
-            if "\0extra" in record:
+            if repeated:
+                yield Row(start, None, [_error("header", f"repeats {', '.join(repeated)}")])
+            elif len(cells) > len(names):
                 yield Row(start, None, [_error("row", "more cells than the header has columns")])
-                continue
-            yield Row(start, _compact(record))
+            else:
+                yield Row(start, _compact(dict(zip(names, cells, strict=False))))
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:
@@ -88,6 +93,9 @@ def _jsonl_rows(path: Path) -> Iterator[Row]:
                 data = json.loads(text)
             except json.JSONDecodeError as exc:
                 yield Row(number, None, [_error("line", f"not valid JSON ({exc.msg})")])
+                continue
+            except RecursionError:
+                yield Row(number, None, [_error("line", "JSON nested too deeply")])
                 continue
             if not isinstance(data, dict):
                 yield Row(number, None, [_error("line", "must be a JSON object")])

@@ -242,9 +242,11 @@ def _summary(report: BulkReport, waited: bool) -> str:
 @click.option("--wait", "wait_", is_flag=True, help="Wait for every ticket to finish.")
 @click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
     help="Write the JSON Lines results here (default: standard output).",
-)  # fmt: skip
+)
 @click.option("--progress/--no-progress", default=None, help="Default: on a terminal only.")
 def bulk(
     file: Path,
@@ -286,9 +288,12 @@ def bulk(
 @main.command()
 @click.option("--concurrency", "-c", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option(
-    "--pool", type=click.Choice(["threads", "prefork", "solo"]), default="threads",
-    show_default=True, help="threads suits the I/O-bound calls.",
-)  # fmt: skip
+    "--pool",
+    type=click.Choice(["threads", "prefork", "solo"]),
+    default="threads",
+    show_default=True,
+    help="threads suits the I/O-bound calls.",
+)
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--hostname", help="Celery node name (default: celery@HOST).")
 def worker(concurrency: int, pool: str, loglevel: str, hostname: str | None) -> None:
@@ -340,11 +345,19 @@ def simulator(
 
 
 @main.command()
-@click.option("--file", "file_", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Requests to send (default: the shipped sample of 50).")  # fmt: skip
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Requests to send (default: the shipped sample of 50).",
+)
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 8))
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the JSON Lines results here.")  # fmt: skip
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the JSON Lines results here.",
+)
 def demo(file_: Path | None, workers: int, output: Path | None) -> None:
     """Run the whole pipeline on embedded defaults: Redis, simulator, worker, a sample file."""
     from producer.embedded import Stack

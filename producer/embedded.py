@@ -120,13 +120,19 @@ class RedisServer(Service):
         self.url = f"redis://127.0.0.1:{self.port}/0"
         argv = [
             find_redis_server(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--save", "",
-            "--appendonly", "yes" if appendonly else "no",
-            "--dir", str(log_dir),
-            "--maxmemory-policy", "noeviction",
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if appendonly else "no",
+            "--dir",
+            str(log_dir),
+            "--maxmemory-policy",
+            "noeviction",
+        ]
         super().__init__(f"redis-{self.port}", argv, log_dir=log_dir)
 
     def wait_ready(self, timeout_s: float = 20.0) -> Self:
@@ -191,10 +197,20 @@ class Stack:
             self.simulator_url = f"http://127.0.0.1:{port}"
             sim = Service(
                 "simulator",
-                [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", str(port),
-                 "--token", self.token, *self.simulator_args],
+                [
+                    sys.executable,
+                    "-m",
+                    "simulator",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--token",
+                    self.token,
+                    *self.simulator_args,
+                ],
                 log_dir=self.dir,
-            )  # fmt: skip
+            )
             self.services.append(sim)
             wait_until(
                 lambda: _alive_or_raise(sim) and http_ready(f"{self.simulator_url}/_sim/healthz"),

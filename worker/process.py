@@ -114,7 +114,10 @@ def _after_error(
         isinstance(exc, Rejected) and exc.http_status == 409 and claim.in_doubt
     )
     if isinstance(exc, Permanent) and not name_exists_after_doubt:
-        store.fail(claim.ticket, claim.run, ErrorPayload.model_validate(exc.payload()))
+        # A refusal of our create proves it created nothing; one of the list call proves less.
+        proven = False if sent else None
+        error = ErrorPayload.model_validate(exc.payload())
+        store.fail(claim.ticket, claim.run, error, in_doubt=proven)
         return Outcome("finished", reason=type(exc).__name__)
     attempts = claim.attempts + int(sent)
     in_doubt = claim.in_doubt or (sent and (isinstance(exc, Ambiguous) or name_exists_after_doubt))

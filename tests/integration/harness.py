@@ -1,0 +1,35 @@
+"""Helpers of the integration tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from common.models import TicketStatus
+from producer.api import Producer
+from producer.embedded import Service
+
+TOKEN = "integration-test-token"
+
+
+def wait_for(
+    producer: Producer,
+    tickets: Sequence[str],
+    *,
+    timeout_s: float = 60,
+    workers: Sequence[Service] = (),
+) -> dict[str, TicketStatus]:
+    """Poll until the tickets finish; fail at once, with its log, if a worker process died."""
+
+    def check_workers(_: object) -> None:
+        for w in workers:
+            if not w.alive():
+                pytest.fail(f"{w.name} died:\n{w.log_tail()}")
+
+    statuses = producer.wait(tickets, timeout_s=timeout_s, poll_s=0.05, on_poll=check_workers)
+    unfinished = [t for t, s in statuses.items() if not s.state.terminal]
+    if unfinished:
+        logs = "\n".join(w.log_tail() for w in workers)
+        pytest.fail(f"{len(unfinished)} tickets unfinished after {timeout_s} s:\n{logs}")
+    return statuses

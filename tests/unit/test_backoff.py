@@ -1,0 +1,60 @@
+"""Backoff is exponential with full jitter, bounded, and yields to Retry-After."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.backoff import backoff_s
+
+attempts = st.integers(min_value=1, max_value=10_000)
+bases = st.floats(min_value=0.001, max_value=60)
+maxes = st.floats(min_value=0.001, max_value=3600)
+seeds = st.integers(min_value=0, max_value=2**32)
+
+
+@given(attempt=attempts, base=bases, cap=maxes, seed=seeds)
+def test_wait_is_within_the_jitter_range(attempt: int, base: float, cap: float, seed: int) -> None:
+    """Every wait lies in [0, min(cap, base * 2**(attempt-1))]."""
+    wait = backoff_s(attempt, base_s=base, max_s=cap, rng=random.Random(seed))
+    assert 0.0 <= wait <= min(cap, base * 2.0 ** min(attempt - 1, 1023))
+
+
+@given(attempt=st.integers(min_value=1, max_value=20), seed=seeds)
+def test_ceiling_doubles_until_the_cap(attempt: int, seed: int) -> None:
+    """With a random source that always draws the top, waits are base * 2**(n-1), capped."""
+
+    class Top(random.Random):
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    assert backoff_s(attempt, base_s=1.0, max_s=300.0, rng=Top(seed)) == min(
+        300.0, 2.0 ** (attempt - 1)
+    )
+
+
+def test_jitter_spreads_waits() -> None:
+    """Full jitter: many draws for one attempt cover the range, not one point."""
+    rng = random.Random(1)
+    waits = [backoff_s(5, base_s=1.0, max_s=300.0, rng=rng) for _ in range(2000)]
+    assert min(waits) < 1.0
+    assert max(waits) > 15.0
+    assert 6.0 < sum(waits) / len(waits) < 10.0  # mean of U(0, 16) is 8
+
+
+@given(retry_after=st.floats(min_value=-10, max_value=1e6), cap=maxes, attempt=attempts)
+def test_retry_after_overrides_and_is_capped(retry_after: float, cap: float, attempt: int) -> None:
+    """A server's Retry-After replaces the draw, never below 0 and never above the cap."""
+    wait = backoff_s(
+        attempt, base_s=1.0, max_s=cap, rng=random.Random(0), retry_after_s=retry_after
+    )
+    assert wait == min(max(retry_after, 0.0), cap)
+
+
+def test_attempts_count_from_one() -> None:
+    """Attempt 0 is a programming error, not a zero wait."""
+    with pytest.raises(ValueError, match="attempt"):
+        backoff_s(0, base_s=1.0, max_s=10.0, rng=random.Random(0))

@@ -1,0 +1,97 @@
+"""Settings: defaults, the HTAP_SYNC_ prefix, .env files, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.errors import SettingsError
+from common.settings import load_settings
+
+
+def test_defaults_are_safe() -> None:
+    """Without configuration: local Redis, English messages, 7-day results, TLS required."""
+    s = load_settings(env_file=None)
+    assert str(s.redis_url) == "redis://127.0.0.1:6379/0"
+    assert s.language == "en-us"
+    assert s.result_ttl_s == 7 * 24 * 3600
+    assert s.endpoint is None
+    assert s.auth_token is None
+    assert s.allow_insecure_http is False
+
+
+def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each setting is read from HTAP_SYNC_<NAME>."""
+    monkeypatch.setenv("HTAP_SYNC_ENDPOINT", "https://gaussdb.cn-north-4.myhuaweicloud.com")
+    monkeypatch.setenv("HTAP_SYNC_PROJECT_ID", "0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("HTAP_SYNC_REQUEST_TIMEOUT_S", "12.5")
+    monkeypatch.setenv("HTAP_SYNC_LANGUAGE", "zh-cn")
+    monkeypatch.setenv("HTAP_SYNC_RESULT_TTL_S", "86400")
+    s = load_settings(env_file=None)
+    assert s.require_endpoint == "https://gaussdb.cn-north-4.myhuaweicloud.com"
+    assert s.project_id == "0123456789abcdef0123456789abcdef"
+    assert s.request_timeout_s == 12.5
+    assert s.language == "zh-cn"
+    assert s.result_ttl_s == 86400
+
+
+def test_dotenv_file_is_read(tmp_path: Path) -> None:
+    """A .env file supplies settings the environment does not."""
+    env = tmp_path / ".env"
+    env.write_text("HTAP_SYNC_QUEUE=from-dotenv\n")
+    assert load_settings(env_file=str(env)).queue == "from-dotenv"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HTAP_SYNC_REQUEST_TIMEOUT_S", "soon"),
+        ("HTAP_SYNC_REQUEST_TIMEOUT_S", "-1"),
+        ("HTAP_SYNC_RESULT_TTL_S", "0"),
+        ("HTAP_SYNC_LANGUAGE", "fr-fr"),
+        ("HTAP_SYNC_PROJECT_ID", "not-a-project"),
+        ("HTAP_SYNC_REDIS_URL", "http://127.0.0.1:6379"),
+        ("HTAP_SYNC_ENDPOINT", "not a url"),
+        ("HTAP_SYNC_ENDPOINT", "http://gaussdb.example.com"),
+        ("HTAP_SYNC_VISIBILITY_TIMEOUT_S", "20"),
+    ],
+)
+def test_a_bad_value_names_its_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """A wrong setting raises SettingsError that names the variable and does not echo the value."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings(env_file=None)
+    assert name in str(info.value)
+    if len(value) > 3:  # short values ("0", "-1") occur in any message
+        assert value not in str(info.value)
+
+
+def test_plain_http_allowed_on_loopback_or_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """http:// works for 127.0.0.1 and localhost, and elsewhere only with ALLOW_INSECURE_HTTP."""
+    assert load_settings({"endpoint": "http://127.0.0.1:8090"}, env_file=None).endpoint
+    assert load_settings({"endpoint": "http://localhost:8090"}, env_file=None).endpoint
+    monkeypatch.setenv("HTAP_SYNC_ALLOW_INSECURE_HTTP", "true")
+    assert load_settings({"endpoint": "http://simulator:8090"}, env_file=None).endpoint
+
+
+def test_worker_needs_an_endpoint() -> None:
+    """A worker without HTAP_SYNC_ENDPOINT stops with a message naming it."""
+    with pytest.raises(SettingsError, match="HTAP_SYNC_ENDPOINT"):
+        _ = load_settings(env_file=None).require_endpoint
+
+
+def test_secrets_are_hidden_but_passed_to_children() -> None:
+    """The token never shows in repr or dumps, but environ() hands it to a worker process."""
+    s = load_settings({"auth_token": "s3cr3t-token"}, env_file=None)
+    assert "s3cr3t-token" not in repr(s)
+    assert "s3cr3t-token" not in str(s.model_dump())
+    assert s.environ()["HTAP_SYNC_AUTH_TOKEN"] == "s3cr3t-token"
+    assert (
+        load_settings(
+            {k.removeprefix("HTAP_SYNC_").lower(): v for k, v in s.environ().items()}, env_file=None
+        )
+        == s
+    )
