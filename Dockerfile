@@ -1,0 +1,13 @@
+# One image for every role: worker, simulator (and later the HTTP ingress).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY common ./common
+COPY producer ./producer
+COPY worker ./worker
+COPY simulator ./simulator
+RUN pip install . && useradd --system --uid 10001 htap
+USER htap
+CMD ["htap-sync", "--help"]

@@ -1,0 +1,106 @@
+"""The shape of the project: one-way dependencies, and a docker-compose file that would run."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+
+from common.settings import ENV_PREFIX, Settings
+from producer.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("common", "producer", "worker", "simulator")
+
+
+def _imports(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("common", {"producer", "worker", "simulator"}),
+        ("producer", {"worker", "simulator"}),
+        ("worker", {"producer", "simulator"}),
+        ("simulator", {"common", "producer", "worker"}),
+    ],
+)
+def test_dependencies_point_one_way(package: str, forbidden: set[str]) -> None:
+    """producer -> common <- worker; the simulator imports nothing of the project."""
+    assert _imports(package) & forbidden == set()
+
+
+def test_no_pickle_anywhere_in_the_product() -> None:
+    """Untrusted input is JSON only: no product module imports pickle."""
+    for package in PACKAGES:
+        assert "pickle" not in _imports(package), package
+
+
+def _compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _interpolate(value: str) -> str:
+    # ${NAME:-default} as compose would resolve it with NAME unset.
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def _our_services() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in _compose()["services"].items() if "build" in s}
+
+
+def test_compose_runs_real_htap_sync_commands() -> None:
+    """Every service built from our image runs an htap-sync command whose options parse."""
+    services = _our_services()
+    assert {"worker", "simulator"} <= set(services)
+    for name, service in services.items():
+        argv = [_interpolate(str(a)) for a in service["command"]]
+        assert argv[0] == "htap-sync", name
+        command = main.commands.get(argv[1])
+        assert command is not None, f"{name}: no command {argv[1]!r}"
+        # make_context parses and validates the options without running the command.
+        with click.Context(main, info_name="htap-sync") as parent:
+            command.make_context(argv[1], argv[2:], parent=parent)
+
+
+def test_compose_settings_are_real_settings() -> None:
+    """Every HTAP_SYNC_* variable the compose file sets is a setting, with a valid value."""
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    worker = _our_services()["worker"]
+    env = {k: _interpolate(str(v)) for k, v in worker["environment"].items()}
+    assert set(env) <= set(fields)
+    settings = Settings(_env_file=None, **{fields[k]: v for k, v in env.items()})
+    assert settings.redis_url.host == "redis"
+    assert settings.require_endpoint == "http://simulator:8090"
+
+
+def test_compose_redis_keeps_what_it_accepts() -> None:
+    """Redis runs with AOF persistence and noeviction, and workers run as two replicas."""
+    compose = _compose()
+    command = [str(a) for a in compose["services"]["redis"]["command"]]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert compose["services"]["worker"]["deploy"]["replicas"] == 2
+
+
+def test_dockerfile_installs_every_package() -> None:
+    """The image copies and installs all four packages the commands need."""
+    text = (ROOT / "Dockerfile").read_text()
+    for package in PACKAGES:
+        assert f"COPY {package} ./{package}" in text
+    assert "pip install ." in text
