@@ -104,3 +104,21 @@ def test_dockerfile_installs_every_package() -> None:
     for package in PACKAGES:
         assert f"COPY {package} ./{package}" in text
     assert "pip install ." in text
+
+
+def test_readme_and_env_example_document_every_setting() -> None:
+    """Each setting appears in the README's table and in .env.example's list or the README."""
+    readme = (ROOT / "README.md").read_text()
+    for name in Settings.model_fields:
+        assert f"`{ENV_PREFIX}{name.upper()}`" in readme, name
+    example = (ROOT / ".env.example").read_text()
+    for line in example.splitlines():
+        if line and not line.startswith("#"):
+            assert line.split("=")[0].removeprefix(ENV_PREFIX).lower() in Settings.model_fields
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    """The first code block of the README is `make demo` and `make test`."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```")[1]
+    assert "make demo" in first_block and "make test" in first_block
