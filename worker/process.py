@@ -123,7 +123,9 @@ def _after_error(
     in_doubt = claim.in_doubt or (sent and (isinstance(exc, Ambiguous) or name_exists_after_doubt))
     payload = ErrorPayload.model_validate(exc.payload())
     if attempts >= settings.max_attempts and not in_doubt:
-        store.fail(claim.ticket, claim.run, payload)
+        # Not in doubt here means this attempt's answer proved nothing was created: record it,
+        # or start_attempt's flag would make a re-drive reconcile for nothing.
+        store.fail(claim.ticket, claim.run, payload, in_doubt=False)
         return Outcome("finished", reason="attempts exhausted")
     # Out of attempts but in doubt: one more delivery looks before it reports a failure, so a
     # task that exists is never reported as failed.
