@@ -31,6 +31,13 @@ def make_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,
+            # kombu looks for expired unacked messages every interval x throttle seconds
+            # (100 s by default); look often enough that a dead worker's messages return
+            # soon after the visibility timeout.
+            "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout_s / 4)),
+            "unacked_restore_throttle": 1,
+            # Every broker key under the deployment's prefix, like the ticket store's.
+            "global_keyprefix": f"{settings.key_prefix}:",
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,

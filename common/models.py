@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -133,6 +133,19 @@ class ErrorPayload(BaseModel):
     request_id: str | None = None
 
 
+class Attempt(BaseModel):
+    """One call a worker made for a ticket, as kept in its bounded history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime
+    call: Literal["create", "list"]
+    outcome: Literal["created", "error", "found", "absent"]
+    http_status: int | None = None
+    error_code: str | None = None
+    request_id: str | None = None
+
+
 class TicketStatus(BaseModel):
     """What a caller sees when it polls a ticket."""
 
@@ -148,6 +161,9 @@ class TicketStatus(BaseModel):
         description="True when the task was found to exist already after an ambiguous attempt.",
     )
     request: ReplicationRequest
+    history: list[Attempt] = Field(
+        default_factory=list, description="The last calls made for this ticket, oldest first."
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -95,6 +95,17 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(
         default=300.0, gt=0, description="No single retry wait exceeds this."
     )
+    deadline_s: float = Field(
+        default=24 * 3600,
+        gt=0,
+        description="A ticket's total time budget from submission; past it the ticket fails"
+        " (after a last reconciliation when in doubt).",
+    )
+    allow_evicting_redis: bool = Field(
+        default=False,
+        description="Let workers start on a Redis whose maxmemory-policy may evict keys"
+        " (queued requests could be lost).",
+    )
     queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
         default="htap-sync", description="Name of the Celery queue."
     )

@@ -1,11 +1,18 @@
 """The ticket store in Redis: one hash per ticket, every state change atomic (Lua).
 
-A ticket is written before its message is queued and read by callers polling for results. The
-``run`` field names the current submission: a message that carries another run is stale and is
-dropped, so a re-driven ticket can never be acted on by a leftover message. ``in_doubt`` is set
-*before* every create call and cleared only by an answer proving nothing was created, so a worker
-that dies mid-call leaves a ticket that the next delivery reconciles before posting again.
-In-flight tickets never expire; finished ones expire after ``result_ttl_s``.
+A ticket is written before its message is queued and read by callers polling for results.
+
+* ``run`` names the current submission: a message carrying another run is stale and dropped,
+  so a re-driven ticket is never acted on by a leftover message.
+* ``holder`` names the delivery that holds the ticket's lease: a delivery whose lease was taken
+  over (it was too slow) can no longer write, nor post.
+* ``in_doubt`` is set *before* every create call and cleared only by an answer proving nothing
+  was created, so a worker that dies mid-call leaves a ticket the next delivery reconciles.
+* A ticket that waits for its next attempt is put in the durable delayed set in the same
+  script that marks it ``retrying``; a failed one is indexed for ``htap-sync failed``.
+* Each create call and reconciliation is noted in a bounded history.
+
+In-flight tickets never expire; finished ones (and their history) expire after ``result_ttl_s``.
 """
 
 from __future__ import annotations
@@ -21,12 +28,15 @@ from typing import Any, cast
 
 import redis
 
+from common.delayed import delayed_key
 from common.errors import TicketConflict, TicketNotFound
-from common.models import ErrorPayload, ReplicationRequest, TicketState, TicketStatus
+from common.models import Attempt, ErrorPayload, ReplicationRequest, TicketState, TicketStatus
 from common.tickets import ticket_id
 
 Clock = Callable[[], float]
+HISTORY_LIMIT = 20
 
+# KEYS: ticket, failed index, history. ARGV: fingerprint, run, now (ISO), ticket id.
 _SUBMIT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and state ~= 'failed' then
@@ -38,34 +48,61 @@ local in_doubt = '0'
 if state then in_doubt = redis.call('HGET', KEYS[1], 'in_doubt') or '1' end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2],
-  'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0,
+  'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0, 'holder', '',
   'created_at', ARGV[3], 'updated_at', ARGV[3])
+redis.call('ZREM', KEYS[2], ARGV[4])
+redis.call('PERSIST', KEYS[3])
 if state then return {'redriven', 'queued'} end
 return {'queued', 'queued'}
 """
 
+# KEYS: ticket. ARGV: run, now, lease until, now (ISO), holder.
 _BEGIN = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'lease_until', 'in_doubt', 'attempts')
+local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'lease_until', 'in_doubt', 'attempts',
+  'request', 'created_at')
 local state = h[1]
-if not state then return {'missing', ''} end
-if h[2] ~= ARGV[1] then return {'stale', state} end
-if state == 'succeeded' or state == 'failed' then return {'done', state} end
-if state == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'busy', state} end
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[3], 'updated_at', ARGV[4])
-return {'ok', h[4], h[5]}
+if not state then return {'missing'} end
+if h[2] ~= ARGV[1] then return {'stale'} end
+if state == 'succeeded' or state == 'failed' then return {'done'} end
+if state == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'busy'} end
+redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[3], 'holder', ARGV[5],
+  'updated_at', ARGV[4])
+return {'ok', h[4], h[5], h[6], h[7]}
 """
 
-# ARGV: run, attempts increment, ttl (0: keep), then field/value pairs. Refuses stale runs and
-# finished tickets, so a late writer can never undo a result.
+# KEYS: ticket, failed index, history, delayed set.
+# ARGV: run, holder ('' for any), attempts delta, ttl (0: keep), now, mark failed ('1'/'0'),
+#       due (for the delayed set, '' for none), history note ('' for none), ticket id,
+#       then field/value pairs.
+# Refuses stale runs, lost holds and finished tickets: a late writer never undoes a result.
 _UPDATE = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'run')
+local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'holder')
 if not h[1] or h[2] ~= ARGV[1] or h[1] == 'succeeded' or h[1] == 'failed' then return false end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[2]))
+if ARGV[2] ~= '' and h[3] ~= ARGV[2] then return false end
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[3]))
 local fields = {}
-for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+if ARGV[8] ~= '' then
+  redis.call('RPUSH', KEYS[3], ARGV[8])
+  redis.call('LTRIM', KEYS[3], -HISTORY_LIMIT, -1)
+end
+if tonumber(ARGV[4]) > 0 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
+end
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[9]) end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[9] .. ':' .. ARGV[1]) end
 return attempts
+"""
+
+# KEYS: ticket. ARGV: run. The request of an unfinished ticket of this run, else nil.
+_PENDING = """
+local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'request')
+if h[2] == ARGV[1] and (h[1] == 'retrying' or h[1] == 'running' or h[1] == 'queued') then
+  return h[3]
+end
+return false
 """
 
 
@@ -79,15 +116,19 @@ class Submitted(StrEnum):
 
 @dataclass(frozen=True)
 class Claim:
-    """A worker's hold on a ticket for one delivery."""
+    """One delivery's hold on a ticket. Every write of that delivery goes through it."""
 
     ticket: str
     run: str
-    in_doubt: bool
-    attempts: int
+    holder: str = ""  # "" writes whoever holds the ticket (a message refused before claiming)
+    in_doubt: bool = False
+    attempts: int = 0
+    fingerprint: str = ""
+    created_at: datetime | None = None
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the millisecond."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
@@ -113,13 +154,20 @@ class TicketStore:
         self._prefix = key_prefix
         self._ttl_s = result_ttl_s
         self._clock = clock
+        self.failed_key = f"{key_prefix}:failed"
+        self.delayed_key = delayed_key(key_prefix)
         self._submit = client.register_script(_SUBMIT)
         self._begin = client.register_script(_BEGIN)
-        self._update = client.register_script(_UPDATE)
+        self._update = client.register_script(_UPDATE.replace("HISTORY_LIMIT", str(HISTORY_LIMIT)))
+        self._pending = client.register_script(_PENDING)
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
         return f"{self._prefix}:ticket:{ticket}"
+
+    def history_key(self, ticket: str) -> str:
+        """The Redis key of a ticket's attempt history."""
+        return f"{self._prefix}:history:{ticket}"
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -138,8 +186,8 @@ class TicketStore:
         outcome, state = cast(
             list[str],
             self._submit(
-                keys=[self.key(ticket)],
-                args=[request.fingerprint(), run, _iso(self._clock())],
+                keys=[self.key(ticket), self.failed_key, self.history_key(ticket)],
+                args=[request.fingerprint(), run, iso(self._clock()), ticket],
             ),
         )
         if outcome == "conflict":
@@ -148,9 +196,8 @@ class TicketStore:
 
     def abandon(self, ticket: str, run: str, reason: str) -> None:
         """Fail a ticket whose message could not be queued, so nobody waits on it forever."""
-        self.fail(
-            ticket, run, ErrorPayload(error_code="HTAP_SYNC.ENQUEUE_FAILED", error_msg=reason)
-        )
+        error = ErrorPayload(error_code="HTAP_SYNC.ENQUEUE_FAILED", error_msg=reason)
+        self.fail(Claim(ticket, run), error)
 
     def get(self, ticket: str) -> TicketStatus:
         """The ticket's status.
@@ -158,10 +205,10 @@ class TicketStore:
         Raises:
             TicketNotFound: unknown ticket, or a finished one whose result expired.
         """
-        raw = cast(dict[str, str], self._redis.hgetall(self.key(ticket)))
-        if not raw:
+        found = self.get_many([ticket])[ticket]
+        if found is None:
             raise TicketNotFound(ticket)
-        return self._status(ticket, raw)
+        return found
 
     def get_many(self, tickets: Iterable[str]) -> dict[str, TicketStatus | None]:
         """Statuses of many tickets in one round trip; None for unknown ones."""
@@ -169,13 +216,23 @@ class TicketStore:
         pipe = self._redis.pipeline(transaction=False)
         for ticket in tickets:
             pipe.hgetall(self.key(ticket))
+            pipe.lrange(self.history_key(ticket), 0, -1)
+        replies = pipe.execute()
         out: dict[str, TicketStatus | None] = {}
-        for ticket, raw in zip(tickets, pipe.execute(), strict=True):
-            out[ticket] = self._status(ticket, raw) if raw else None
+        for i, ticket in enumerate(tickets):
+            raw, history = replies[2 * i], replies[2 * i + 1]
+            out[ticket] = self._status(ticket, raw, history) if raw else None
         return out
 
+    def failed(self, *, limit: int = 1000) -> list[TicketStatus]:
+        """Failed tickets, most recent failure first (expired ones are dropped from the index)."""
+        self._redis.zremrangebyscore(self.failed_key, "-inf", self._clock() - self._ttl_s)
+        tickets = cast(list[str], self._redis.zrevrange(self.failed_key, 0, limit - 1))
+        found = self.get_many(tickets)
+        return [s for s in found.values() if s is not None and s.state is TicketState.FAILED]
+
     @staticmethod
-    def _status(ticket: str, raw: dict[str, str]) -> TicketStatus:
+    def _status(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
         error = raw.get("error")
         return TicketStatus(
             ticket=ticket,
@@ -185,6 +242,7 @@ class TicketStore:
             attempts=int(raw.get("attempts", "0")),
             reconciled=raw.get("reconciled") == "1",
             request=ReplicationRequest.model_validate_json(raw["request"]),
+            history=[Attempt.model_validate_json(item) for item in history],
             created_at=datetime.fromisoformat(raw["created_at"]),
             updated_at=datetime.fromisoformat(raw["updated_at"]),
         )
@@ -196,55 +254,115 @@ class TicketStore:
 
         Returns:
             a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``
-            (another run), ``"done"`` (finished), ``"busy"`` (a live worker holds it).
+            (another run), ``"done"`` (finished), ``"busy"`` (a live delivery holds it).
         """
         now = self._clock()
+        holder = uuid.uuid4().hex
         result = cast(
             list[str],
-            self._begin(keys=[self.key(ticket)], args=[run, now, now + lease_s, _iso(now)]),
+            self._begin(keys=[self.key(ticket)], args=[run, now, now + lease_s, iso(now), holder]),
         )
         if result[0] != "ok":
             return result[0]
-        return Claim(ticket=ticket, run=run, in_doubt=result[1] == "1", attempts=int(result[2]))
+        return Claim(
+            ticket=ticket,
+            run=run,
+            holder=holder,
+            in_doubt=result[1] == "1",
+            attempts=int(result[2]),
+            fingerprint=result[3],
+            created_at=datetime.fromisoformat(result[4]),
+        )
 
-    def _write(self, ticket: str, run: str, *, attempt: bool, ttl_s: int, **fields: Any) -> bool:
-        fields["updated_at"] = _iso(self._clock())
+    def pending_request(self, ticket: str, run: str) -> dict[str, Any] | None:
+        """The request of an unfinished ticket of ``run``, else None (stale, done, expired)."""
+        text = self._pending(keys=[self.key(ticket)], args=[run])
+        return cast(dict[str, Any], json.loads(text)) if text else None
+
+    def _write(
+        self,
+        claim: Claim,
+        *,
+        attempts: int = 0,
+        ttl_s: int = 0,
+        failed: bool = False,
+        due_at: float | None = None,
+        note: Attempt | None = None,
+        **fields: Any,
+    ) -> bool:
+        now = self._clock()
+        fields["updated_at"] = iso(now)
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
-        done = self._update(keys=[self.key(ticket)], args=[run, int(attempt), ttl_s, *flat])
+        done = self._update(
+            keys=[
+                self.key(claim.ticket),
+                self.failed_key,
+                self.history_key(claim.ticket),
+                self.delayed_key,
+            ],
+            args=[
+                claim.run,
+                claim.holder,
+                attempts,
+                ttl_s,
+                now,
+                int(failed),
+                "" if due_at is None else repr(due_at),
+                note.model_dump_json() if note else "",
+                claim.ticket,
+                *flat,
+            ],
+        )
         return done is not None
 
-    def start_attempt(self, ticket: str, run: str, *, lease_s: float) -> bool:
+    def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
+        """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
+        return self._write(Claim(ticket, run), due_at=due_at)
+
+    def start_attempt(self, claim: Claim, *, lease_s: float) -> bool:
         """Count an attempt and mark the ticket in doubt *before* the create call is sent."""
-        return self._write(
-            ticket, run, attempt=True, ttl_s=0, in_doubt=1, lease_until=self._clock() + lease_s
-        )
+        return self._write(claim, attempts=1, in_doubt=1, lease_until=self._clock() + lease_s)
 
-    def renew(self, ticket: str, run: str, *, lease_s: float) -> bool:
+    def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""
-        return self._write(ticket, run, attempt=False, ttl_s=0, lease_until=self._clock() + lease_s)
+        return self._write(claim, lease_until=self._clock() + lease_s)
 
-    def retrying(self, ticket: str, run: str, error: ErrorPayload, *, in_doubt: bool) -> bool:
-        """Record a failed attempt that will be tried again; release the hold."""
+    def retrying(
+        self,
+        claim: Claim,
+        error: ErrorPayload,
+        *,
+        in_doubt: bool,
+        due_at: float,
+        refund_attempt: bool = False,
+        note: Attempt | None = None,
+    ) -> bool:
+        """Record a failed attempt, release the hold and wait in the delayed set until ``due_at``.
+
+        ``refund_attempt`` gives back the attempt counted by :meth:`start_attempt` (a throttled
+        call costs no attempt).
+        """
         return self._write(
-            ticket,
-            run,
-            attempt=False,
-            ttl_s=0,
+            claim,
+            attempts=-1 if refund_attempt else 0,
+            due_at=due_at,
+            note=note,
             state=TicketState.RETRYING.value,
             error=error.model_dump_json(),
             in_doubt=int(in_doubt),
             lease_until=0,
         )
 
-    def succeed(self, ticket: str, run: str, job_id: str | None, *, reconciled: bool) -> bool:
+    def succeed(
+        self, claim: Claim, job_id: str | None, *, reconciled: bool, note: Attempt | None = None
+    ) -> bool:
         """Record success; the result expires after ``result_ttl_s``."""
         return self._write(
-            ticket,
-            run,
-            attempt=False,
+            claim,
             ttl_s=self._ttl_s,
+            note=note,
             state=TicketState.SUCCEEDED.value,
             job_id=job_id or "",
             error="",
@@ -254,7 +372,12 @@ class TicketStore:
         )
 
     def fail(
-        self, ticket: str, run: str, error: ErrorPayload, *, in_doubt: bool | None = None
+        self,
+        claim: Claim,
+        error: ErrorPayload,
+        *,
+        in_doubt: bool | None = None,
+        note: Attempt | None = None,
     ) -> bool:
         """Record failure with its payload; the result expires after ``result_ttl_s``.
 
@@ -263,25 +386,12 @@ class TicketStore:
         """
         doubt = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
         return self._write(
-            ticket,
-            run,
-            attempt=False,
+            claim,
             ttl_s=self._ttl_s,
+            failed=True,
+            note=note,
             state=TicketState.FAILED.value,
             error=error.model_dump_json(),
             lease_until=0,
             **doubt,
         )
-
-
-def error_payload(exc: Exception) -> ErrorPayload:
-    """The ticket's view of an exception: API errors keep their payload, others their text."""
-    payload = getattr(exc, "payload", None)
-    if callable(payload):
-        return ErrorPayload.model_validate(payload())
-    return ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=f"{type(exc).__name__}: {exc}")
-
-
-def to_json_line(status: TicketStatus, **extra: Any) -> str:
-    """One status as a compact JSON line, with extra fields first (``line`` in bulk output)."""
-    return json.dumps({**extra, **status.to_json()}, separators=(",", ":"))

@@ -118,6 +118,22 @@ class Producer:
         """Many statuses in one round trip; None for unknown tickets."""
         return self.store.get_many(tickets)
 
+    def failed(self, *, limit: int = 1000) -> list[TicketStatus]:
+        """Failed tickets whose results have not expired, the most recent failure first."""
+        return self.store.failed(limit=limit)
+
+    def retry(self, ticket: str) -> Receipt:
+        """Submit a ticket's recorded request again (a re-drive when it failed).
+
+        Returns:
+            the receipt: ``redriven`` for a failed ticket; ``duplicate`` (nothing queued) for
+            one in flight or succeeded.
+
+        Raises:
+            TicketNotFound: unknown ticket, or its result expired.
+        """
+        return self.enqueue(self.store.get(ticket).request)
+
     def wait(
         self,
         tickets: Iterable[str],

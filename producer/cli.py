@@ -169,6 +169,50 @@ def wait(tickets: tuple[str, ...], timeout_s: float, as_json: bool) -> None:
     sys.exit(_wait_exit(statuses))
 
 
+@main.command()
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def failed(limit: int, as_json: bool) -> None:
+    """List failed tickets (most recent first) with their last error."""
+    settings = _settings()
+    with _producer(settings) as producer:
+        tickets = producer.failed(limit=limit)
+    for found in tickets:
+        if as_json:
+            _emit_json(found.to_json())
+        else:
+            click.echo(f"{_describe(found)}  task={found.request.task_name}")
+    if not as_json:
+        err.print(f"{len(tickets)} failed", highlight=False)
+
+
+@main.command()
+@click.argument("tickets", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Re-drive every failed ticket.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def retry(tickets: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
+    """Send failed tickets again (their recorded requests); in-flight ones are left alone."""
+    if bool(tickets) == all_failed:
+        raise click.UsageError("name TICKETs or give --all-failed (not both)")
+    settings = _settings()
+    code = EXIT_OK
+    with _producer(settings) as producer:
+        chosen = [t.ticket for t in producer.failed()] if all_failed else list(tickets)
+        for ticket in chosen:
+            try:
+                receipt = producer.retry(ticket)
+            except TicketNotFound:
+                code = EXIT_NOT_FOUND
+                row: dict[str, str] = {"ticket": ticket, "outcome": "not_found"}
+            else:
+                row = {"ticket": ticket, "outcome": receipt.outcome.value}
+            if as_json:
+                _emit_json(row)
+            else:
+                click.echo(f"{row['ticket']}  {row['outcome']}")
+    sys.exit(code)
+
+
 def _count_lines(path: Path) -> int:
     with path.open("rb") as handle:
         return sum(1 for line in handle if line.strip())
@@ -307,6 +351,12 @@ def worker(concurrency: int, pool: str, loglevel: str, hostname: str | None) -> 
         )
     except SettingsError as exc:
         _fail(str(exc), EXIT_CONFIG)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        _fail(f"Redis at {settings.redis_url} is unreachable: {exc}", EXIT_UNAVAILABLE)
+
+
+def _retry_after(value: str) -> int | None:
+    return None if value.lower() == "none" else int(value)
 
 
 @main.command()
@@ -317,30 +367,73 @@ def worker(concurrency: int, pool: str, loglevel: str, hostname: str | None) -> 
 @click.option("--sk", help="...and this secret key.")
 @click.option("--unknown-instance", multiple=True, help="Answer DBS.200022 for this instance.")
 @click.option("--latency-ms", default=0, show_default=True, type=click.IntRange(min=0))
-@click.option("--fail-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1))
+@click.option(
+    "--fail-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates answered 500 before creating.",
+)
+@click.option(
+    "--created-then-500-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates that create, then answer 500.",
+)
+@click.option(
+    "--drop-after-create-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates that create, then drop the connection.",
+)
+@click.option(
+    "--hang-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates held for --hang-ms, creating nothing, then answered 500.",
+)
+@click.option(
+    "--hang-after-create-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates that create, then hold the answer.",
+)
+@click.option("--hang-ms", default=30_000, show_default=True, type=click.IntRange(min=0))
+@click.option(
+    "--throttle-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates answered 429 APIGW.0308.",
+)
+@click.option(
+    "--retry-after-s", default="2", show_default=True, help="Retry-After of the 429s, or 'none'."
+)
+@click.option(
+    "--in-progress-rate",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Creates answered 409 DBS.200047.",
+)
 @click.option("--seed", type=int, help="Seed of the fault injection, to replay a run.")
 def simulator(
-    host: str,
-    port: int,
-    token: str | None,
-    ak: str | None,
-    sk: str | None,
-    unknown_instance: tuple[str, ...],
-    latency_ms: int,
-    fail_rate: float,
-    seed: int | None,
+    unknown_instance: tuple[str, ...], retry_after_s: str, host: str, port: int, **fields: Any
 ) -> None:
     """Serve a local TaurusDB HTAP endpoint (create and list calls) with fault injection."""
     sim = importlib.import_module("simulator")
-    config = sim.SimulatorConfig(
-        token=token,
-        ak=ak,
-        sk=sk,
-        unknown_instances=frozenset(unknown_instance),
-        latency_ms=latency_ms,
-        fail_rate=fail_rate,
-        seed=seed,
-    )
+    try:
+        config = sim.SimulatorConfig(
+            unknown_instances=frozenset(unknown_instance),
+            retry_after_s=_retry_after(retry_after_s),
+            **fields,
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     sim.serve(config, host=host, port=port)
 
 

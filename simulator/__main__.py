@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from simulator.config import SimulatorConfig
+from simulator.config import FAULT_RATE_FIELDS, SimulatorConfig
 from simulator.server import serve
 
 
@@ -28,11 +28,44 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 400 DBS.200022 for this instance id (repeatable)",
     )
     parser.add_argument("--latency-ms", type=int, default=0, help="delay per call, ms")
-    parser.add_argument(
-        "--fail-rate", type=float, default=0.0, help="fraction of creates answered 500 (0-1)"
+    faults = parser.add_argument_group(
+        "faults", "fractions (0-1) of valid create calls, adding up to at most 1"
+    )
+    for flag, help_text in _RATE_FLAGS:
+        faults.add_argument(flag, type=float, default=0.0, metavar="RATE", help=help_text)
+    faults.add_argument(
+        "--hang-ms", type=int, default=30_000, help="how long a hang lasts, ms (default 30000)"
+    )
+    faults.add_argument(
+        "--retry-after-s",
+        type=_int_or_none,
+        default=2,
+        metavar="N|none",
+        help="Retry-After seconds of a 429; 'none' omits the header (default 2)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault RNG")
     return parser
+
+
+# Each --X-rate flag fills the SimulatorConfig field X_rate (argparse's dest naming).
+_RATE_FLAGS = (
+    ("--fail-rate", "answer 500 before creating"),
+    ("--created-then-500-rate", "create the task, then answer 500"),
+    ("--drop-after-create-rate", "create the task, then close the connection unanswered"),
+    ("--hang-rate", "create nothing, hold the request --hang-ms, then answer 500"),
+    ("--hang-after-create-rate", "create the task, hold the request --hang-ms, then answer"),
+    ("--throttle-rate", "answer 429 APIGW.0308 with Retry-After, create nothing"),
+    ("--in-progress-rate", "answer 409 DBS.200047 (operation in progress), create nothing"),
+)
+
+
+def _int_or_none(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer or 'none': {text!r}") from None
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -47,8 +80,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         sk=args.sk,
         unknown_instances=frozenset(args.unknown_instance),
         latency_ms=args.latency_ms,
-        fail_rate=args.fail_rate,
+        hang_ms=args.hang_ms,
+        retry_after_s=args.retry_after_s,
         seed=args.seed,
+        **{name: getattr(args, name) for name in FAULT_RATE_FIELDS},
     )
 
 

@@ -9,23 +9,36 @@ situation                                   status  error_code      documented?
 bad path id, body, field or query value     400     DBS.280001      code is the simulator's
 instance in ``unknown_instances``           400     DBS.200022      yes (create page example)
 ``task_name`` already exists on instance    409     DBS.280005      no: the simulator's choice
-injected server failure (``fail_rate``)     500     DBS.108000      yes (general error table)
 missing or wrong credentials                401     APIGW.0301      yes (gateway)
 no such route or method                     404     APIGW.0101      gateway's usual answer
+fault ``fail`` or ``created_then_500``      500     DBS.108000      yes (general error table)
+fault ``hang``, once ``hang_ms`` is over    500     DBS.108000      yes (general error table)
+fault ``throttle``                          429     APIGW.0308      yes; ``Retry-After`` is not
+                                                                    documented (sent by default)
+fault ``in_progress``                       409     DBS.200047      yes (one of three codes)
+fault ``drop_after_create``                 none: the connection closes without any answer
+fault ``hang_after_create``                 what the call got (200 or 409), after the hang
 ==========================================  ======  ==============  ==========================
 
 Both the path's HTAP instance and the body's ``source_instance_id`` are looked up in
 ``unknown_instances``. A create call is checked in this order: authentication, path and body,
-unknown instance, injected fault, duplicate name; so a fault never hides a 4xx, and nothing is
-created when a call fails. Every response carries an ``X-Request-Id`` header.
+unknown instance, then one fault (the next scripted step, else the seeded draw), then the
+duplicate-name check; so a fault never hides a 4xx. ``fail``, ``hang``, ``throttle`` and
+``in_progress`` replace the call: nothing is created. ``created_then_500``,
+``drop_after_create`` and ``hang_after_create`` let the call do its work first (create the task,
+or find the name taken) and then lose, or delay, its answer: the client cannot tell which.
+Every response carries an ``X-Request-Id`` header.
+
+Admin routes (no authentication): ``GET /_sim/stats`` (``SimulatorState.snapshot()``),
+``GET /_sim/healthz``, and ``/_sim/script``: ``POST`` a JSON list of fault steps (such as
+``["throttle:12", "ok"]``) to queue them for the next valid create calls, ``GET`` the queue,
+``DELETE`` to empty it. Each answers ``{"script": [steps still queued]}``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -38,8 +51,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.auth import Authenticator, Clock
 from simulator.config import SimulatorConfig
-from simulator.faults import CreateFault, Faults, Sleep
+from simulator.drop import DropConnection, DroppingStarlette
+from simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
 from simulator.state import SimulatorState, Task
+from simulator.validation import (
+    MAX_LIMIT,
+    CreateBody,
+    InvalidParameter,
+    parse_create_body,
+    parse_script,
+    path_ids,
+    query_int,
+)
 
 REPLICATION_PATH = "/v3/{project_id}/instances/{instance_id}/starrocks/databases/replication"
 
@@ -47,100 +70,29 @@ INVALID_PARAMETER = "DBS.280001"
 INSTANCE_NOT_FOUND = "DBS.200022"
 TASK_NAME_EXISTS = "DBS.280005"
 INTERNAL_ERROR = "DBS.108000"
+OPERATION_IN_PROGRESS = "DBS.200047"
+THROTTLED = "APIGW.0308"
 AUTH_FAILED = "APIGW.0301"
 NO_SUCH_API = "APIGW.0101"
 
-_PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
-_INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9]{36}")
-_NAME_RE = re.compile(r"[A-Za-z0-9_]+")
-_DIGITS_RE = re.compile(r"[0-9]{1,9}")  # more digits than that is out of range anyway
-# field -> (min length, max length) for the names of the create body.
-_NAME_LENGTHS = {"source_database": (3, 1024), "target_database": (3, 128), "task_name": (3, 128)}
-_BODY_FIELDS = frozenset({"source_instance_id", "source_node_id", *_NAME_LENGTHS})
-_MAX_LIMIT = 100
-
-
-class _InvalidParameter(Exception):
-    """A request value broke a rule; becomes 400 DBS.280001."""
-
-    def __init__(self, field: str, rule: str) -> None:
-        super().__init__(f"Invalid parameter: {field}: {rule}")
-
-
-@dataclass(frozen=True)
-class _CreateBody:
-    source_instance_id: str
-    source_node_id: str | None
-    source_database: str
-    target_database: str
-    task_name: str
+THROTTLED_MSG = (
+    "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second"
+)
 
 
 def _error(status_code: int, error_code: str, error_msg: str) -> JSONResponse:
     return JSONResponse({"error_code": error_code, "error_msg": error_msg}, status_code=status_code)
 
 
-def _path_ids(request: Request) -> tuple[str, str]:
-    project_id: str = request.path_params["project_id"]
-    instance_id: str = request.path_params["instance_id"]
-    if not _PROJECT_ID_RE.fullmatch(project_id):
-        raise _InvalidParameter("project_id", "must be 32 letters or digits")
-    if not _INSTANCE_ID_RE.fullmatch(instance_id):
-        raise _InvalidParameter("instance_id", "must be 36 letters or digits")
-    return project_id, instance_id
+def _internal_error() -> JSONResponse:
+    return _error(500, INTERNAL_ERROR, "Internal server error.")
 
 
-def _parse_create_body(raw: bytes) -> _CreateBody:
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise _InvalidParameter("body", "must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise _InvalidParameter("body", "must be a JSON object")
-    unknown = sorted(set(body) - _BODY_FIELDS)
-    if unknown:
-        raise _InvalidParameter(unknown[0], "unknown field")
-
-    source_instance_id = body.get("source_instance_id")
-    if source_instance_id is None:
-        raise _InvalidParameter("source_instance_id", "required")
-    if not isinstance(source_instance_id, str) or not _INSTANCE_ID_RE.fullmatch(source_instance_id):
-        raise _InvalidParameter("source_instance_id", "must be 36 letters or digits")
-    # Optional: null is taken as "omitted" (the primary node), as clients often send it so.
-    source_node_id = body.get("source_node_id")
-    if source_node_id is not None and not isinstance(source_node_id, str):
-        raise _InvalidParameter("source_node_id", "must be a string")
-
-    names: dict[str, str] = {}
-    for field, (shortest, longest) in _NAME_LENGTHS.items():
-        value = body.get(field)
-        if value is None:
-            raise _InvalidParameter(field, "required")
-        if not isinstance(value, str) or not shortest <= len(value) <= longest:
-            raise _InvalidParameter(field, f"must be {shortest}-{longest} characters")
-        if not _NAME_RE.fullmatch(value):
-            raise _InvalidParameter(field, "only letters, digits and _ are allowed")
-        names[field] = value
-    return _CreateBody(
-        source_instance_id=source_instance_id,
-        source_node_id=source_node_id,
-        source_database=names["source_database"],
-        target_database=names["target_database"],
-        task_name=names["task_name"],
-    )
-
-
-def _query_int(request: Request, name: str, *, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    rule = f"must be an integer from {low} to {high}" if high else f"must be an integer >= {low}"
-    if not _DIGITS_RE.fullmatch(raw):
-        raise _InvalidParameter(name, rule)
-    value = int(raw)
-    if value < low or (high is not None and value > high):
-        raise _InvalidParameter(name, rule)
-    return value
+def _throttled(retry_after_s: int | None) -> JSONResponse:
+    response = _error(429, THROTTLED, THROTTLED_MSG)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 def _header_text(value: str) -> str:
@@ -182,20 +134,24 @@ def make_app(
     *,
     clock: Clock | None = None,
     sleep: Sleep | None = None,
+    hangs: Hangs | None = None,
 ) -> Starlette:
     """Build the simulator's ASGI app.
 
     Args:
         config: Credentials to accept, unknown instances and faults.
-        state: Store the app writes tasks and counters to; the caller keeps it to inspect.
+        state: Store the app writes tasks and counters to, and reads the fault script from;
+            the caller keeps it to inspect.
         clock: Current time for the ``X-Sdk-Date`` check (aware datetime); tests inject one.
-        sleep: Awaitable sleep used for ``latency_ms``; tests inject one.
+        sleep: Awaitable sleep used for ``latency_ms`` and hangs; tests inject one.
+        hangs: Where hang faults hold requests; the server passes one to release them when it
+            shuts down.
 
     Returns:
         A Starlette app with the create, list and ``/_sim/*`` admin routes.
     """
     authenticator = Authenticator(config, clock=clock)
-    faults = Faults(config, sleep=sleep)
+    faults = Faults(config, sleep=sleep, hangs=hangs)
 
     async def auth_failure(request: Request, body: bytes) -> Response | None:
         if not authenticator.enabled:
@@ -216,20 +172,7 @@ def make_app(
             return _error(400, INSTANCE_NOT_FOUND, "Instance not found.")
         return None
 
-    async def create_task(request: Request) -> Response:
-        await faults.delay()
-        raw = await request.body()
-        if (denied := await auth_failure(request, raw)) is not None:
-            return denied
-        try:
-            project_id, instance_id = _path_ids(request)
-            body = _parse_create_body(raw)
-        except _InvalidParameter as exc:
-            return _error(400, INVALID_PARAMETER, str(exc))
-        if (missing := unknown_instance(instance_id, body.source_instance_id)) is not None:
-            return missing
-        if faults.create_fault() is CreateFault.FAIL:
-            return _error(500, INTERNAL_ERROR, "Internal server error.")
+    def create(project_id: str, instance_id: str, body: CreateBody) -> Response:
         task = Task(
             project_id=project_id,
             instance_id=instance_id,
@@ -244,22 +187,65 @@ def make_app(
             return _error(409, TASK_NAME_EXISTS, "Task name already exists.")
         return JSONResponse({"job_id": task.job_id})
 
+    async def with_fault(step: FaultStep, create_now: Callable[[], Response]) -> Response:
+        fault = step.fault
+        if fault is CreateFault.FAIL:
+            return _internal_error()
+        if fault is CreateFault.THROTTLE:
+            retry_after_s = (
+                config.retry_after_s if step.retry_after_s is None else step.retry_after_s
+            )
+            return _throttled(retry_after_s)
+        if fault is CreateFault.IN_PROGRESS:
+            return _error(409, OPERATION_IN_PROGRESS, "Another operation is in progress.")
+        if fault is CreateFault.HANG:
+            await faults.hang(step)
+            return _internal_error()
+        answer = create_now()
+        if fault is CreateFault.CREATED_THEN_500:
+            return _internal_error()
+        if fault is CreateFault.DROP_AFTER_CREATE:
+            return DropConnection()
+        if fault is CreateFault.HANG_AFTER_CREATE:
+            await faults.hang(step)
+        return answer
+
+    async def create_task(request: Request) -> Response:
+        await faults.delay()
+        raw = await request.body()
+        if (denied := await auth_failure(request, raw)) is not None:
+            return denied
+        try:
+            project_id, instance_id = path_ids(request)
+            body = parse_create_body(raw)
+        except InvalidParameter as exc:
+            return _error(400, INVALID_PARAMETER, str(exc))
+        if (missing := unknown_instance(instance_id, body.source_instance_id)) is not None:
+            return missing
+        # Draw even when the script decides: valid call N always meets seeded draw N.
+        drawn = faults.create_fault()
+        step = state.next_scripted() or FaultStep(drawn)
+        state.record_fault(step.fault)
+        return await with_fault(step, lambda: create(project_id, instance_id, body))
+
     async def create_route(request: Request) -> Response:
         # Counted on arrival, so calls that fail later (401, 400, 500) are counted too.
         state.record_create_call()
         response = await create_task(request)
-        state.record_create_answer(response.status_code)
+        if not isinstance(response, DropConnection):
+            state.record_create_answer(response.status_code)
         return response
 
     async def list_route(request: Request) -> Response:
+        state.record_list_call()
         await faults.delay()
         if (denied := await auth_failure(request, await request.body())) is not None:
             return denied
         try:
-            project_id, instance_id = _path_ids(request)
-            limit = _query_int(request, "limit", default=_MAX_LIMIT, low=1, high=_MAX_LIMIT)
-            offset = _query_int(request, "offset", default=0, low=0, high=None)
-        except _InvalidParameter as exc:
+            project_id, instance_id = path_ids(request)
+            limit = query_int(request, "limit", default=MAX_LIMIT, low=1, high=MAX_LIMIT)
+            offset = query_int(request, "offset", default=0, low=0, high=None)
+        except InvalidParameter as exc:
             return _error(400, INVALID_PARAMETER, str(exc))
         if (missing := unknown_instance(instance_id)) is not None:
             return missing
@@ -277,13 +263,25 @@ def make_app(
     async def healthz_route(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
+    async def script_route(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                steps = parse_script(await request.body())
+            except InvalidParameter as exc:
+                return _error(400, INVALID_PARAMETER, str(exc))
+            return JSONResponse({"script": state.script(steps)})
+        if request.method == "DELETE":
+            state.clear_script()
+        return JSONResponse({"script": state.scripted()})
+
     routes = [
         Route(REPLICATION_PATH, create_route, methods=["POST"]),
         Route(REPLICATION_PATH, list_route, methods=["GET"]),
         Route("/_sim/stats", stats_route, methods=["GET"]),
         Route("/_sim/healthz", healthz_route, methods=["GET"]),
+        Route("/_sim/script", script_route, methods=["GET", "POST", "DELETE"]),
     ]
-    return Starlette(
+    return DroppingStarlette(
         routes=routes,
         middleware=[Middleware(_RequestIdMiddleware)],
         exception_handlers={404: _no_such_api, 405: _no_such_api},

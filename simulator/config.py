@@ -5,15 +5,30 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-# Every fault probability the config carries. A later fault (created-then-500, a drop, a hang,
-# a 429) adds its field to the dataclass and its name here: range checks and the "rates add up
-# to at most 1" rule then cover it, because one seeded draw per call picks at most one fault.
-FAULT_RATE_FIELDS: tuple[str, ...] = ("fail_rate",)
+# Every fault probability the config carries, in the fixed order one seeded draw stacks them
+# (append new ones at the end so existing seeds keep replaying the same faults). Each name here
+# also needs an entry in faults.FAULT_OF_RATE; range checks and "rates add up to at most 1"
+# then cover it, because one draw per valid create call picks at most one fault.
+FAULT_RATE_FIELDS: tuple[str, ...] = (
+    "fail_rate",
+    "created_then_500_rate",
+    "drop_after_create_rate",
+    "hang_rate",
+    "hang_after_create_rate",
+    "throttle_rate",
+    "in_progress_rate",
+)
+
+# 0.1 + 0.2 + 0.7 is 1.0000000000000002 in floats: such a config is meant to add up to 1.
+_SUM_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
 class SimulatorConfig:
     """Settings of one simulated TaurusDB HTAP endpoint.
+
+    Every ``*_rate`` is the fraction (0..1) of valid create calls (authenticated, well-formed,
+    known instances) that get that fault; together they add up to at most 1.
 
     Attributes:
         token: If set, a request may authenticate with ``X-Auth-Token`` equal to it.
@@ -21,7 +36,17 @@ class SimulatorConfig:
         sk: Secret key matching ``ak``.
         unknown_instances: StarRocks instance ids answered 400 ``DBS.200022`` (not found).
         latency_ms: Delay added to every create and list call, in milliseconds.
-        fail_rate: Fraction (0..1) of valid create calls answered 500 before anything is created.
+        fail_rate: Answer 500 ``DBS.108000`` before anything is created.
+        created_then_500_rate: Create the task, then answer 500 ``DBS.108000``.
+        drop_after_create_rate: Create the task, then close the connection without any answer.
+        hang_rate: Create nothing, hold the request ``hang_ms``, then answer 500.
+        hang_after_create_rate: Create the task, hold the request ``hang_ms``, then answer
+            what the create call got (200 with the job id, or 409 for a duplicate name).
+        hang_ms: How long a hang holds the request, in milliseconds.
+        throttle_rate: Answer 429 ``APIGW.0308`` (with ``Retry-After``); create nothing.
+        retry_after_s: ``Retry-After`` seconds sent with a 429; ``None`` omits the header.
+        in_progress_rate: Answer 409 ``DBS.200047`` (another operation in progress); create
+            nothing.
         seed: Seed of the fault RNG; ``None`` draws a fresh one (not reproducible).
 
     Raises:
@@ -35,6 +60,14 @@ class SimulatorConfig:
     unknown_instances: frozenset[str] = frozenset()
     latency_ms: int = 0
     fail_rate: float = 0.0
+    created_then_500_rate: float = 0.0
+    drop_after_create_rate: float = 0.0
+    hang_rate: float = 0.0
+    hang_after_create_rate: float = 0.0
+    hang_ms: int = 30_000
+    throttle_rate: float = 0.0
+    retry_after_s: int | None = 2
+    in_progress_rate: float = 0.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -51,16 +84,24 @@ class SimulatorConfig:
         object.__setattr__(self, "unknown_instances", frozenset(self.unknown_instances))
         if not all(isinstance(i, str) for i in self.unknown_instances):
             raise ValueError("unknown_instances: every id must be a string")
-        if not _is_int(self.latency_ms) or self.latency_ms < 0:
-            raise ValueError("latency_ms: must be an integer >= 0")
+        for name in ("latency_ms", "hang_ms"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be an integer >= 0")
+        if self.retry_after_s is not None and (
+            not _is_int(self.retry_after_s) or self.retry_after_s < 0
+        ):
+            raise ValueError("retry_after_s: must be an integer >= 0 or None")
         if self.seed is not None and not _is_int(self.seed):
             raise ValueError("seed: must be an integer or None")
         for name in FAULT_RATE_FIELDS:
             rate = getattr(self, name)
             if not _is_number(rate) or not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name}: must be a number between 0 and 1")
-        if sum(self.fault_rates().values()) > 1.0:
-            raise ValueError(f"{'+'.join(FAULT_RATE_FIELDS)}: fault rates must add up to <= 1")
+        rates = self.fault_rates()
+        total = sum(rates.values())
+        if total > 1.0 + _SUM_TOLERANCE:
+            used = "+".join(name for name, rate in rates.items() if rate > 0)
+            raise ValueError(f"{used}: fault rates must add up to <= 1 (they add up to {total:g})")
 
     def fault_rates(self) -> dict[str, float]:
         """Return every fault rate by field name, in the fixed order faults are drawn."""

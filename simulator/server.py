@@ -15,6 +15,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from simulator.app import make_app
 from simulator.config import SimulatorConfig
+from simulator.faults import Hangs
 from simulator.state import SimulatorState
 
 LOOPBACK = "127.0.0.1"
@@ -42,6 +43,24 @@ def _uvicorn_config(
     )
 
 
+class _Server(uvicorn.Server):
+    """A uvicorn server that ends hang faults when it shuts down.
+
+    uvicorn waits for every running request before it exits; a request held by a 30 s hang
+    would hold the shutdown that long.
+    """
+
+    def __init__(self, config: uvicorn.Config, hangs: Hangs) -> None:
+        super().__init__(config)
+        self._hangs = hangs
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Held requests then answer at once (the connection closes after the answer), and any
+        # hang that starts later returns immediately.
+        self._hangs.release()
+        await super().shutdown(sockets)
+
+
 def serve(config: SimulatorConfig, host: str, port: int) -> None:
     """Serve a fresh simulator until interrupted (blocking; for the CLI).
 
@@ -50,8 +69,9 @@ def serve(config: SimulatorConfig, host: str, port: int) -> None:
         host: Interface to bind, e.g. ``127.0.0.1`` or ``0.0.0.0`` in a container.
         port: TCP port to bind.
     """
-    app = make_app(config, SimulatorState())
-    uvicorn.Server(_uvicorn_config(app, host=host, port=port)).run()
+    hangs = Hangs()
+    app = make_app(config, SimulatorState(), hangs=hangs)
+    _Server(_uvicorn_config(app, host=host, port=port), hangs).run()
 
 
 class SimulatorServer:
@@ -130,9 +150,10 @@ class SimulatorServer:
             raise
         self._socket = sock
         self._port = sock.getsockname()[1]
-        app = make_app(self.config, self.state)
+        hangs = Hangs()
+        app = make_app(self.config, self.state, hangs=hangs)
         # log_config=None: leave the host process's logging configuration alone.
-        self._server = uvicorn.Server(_uvicorn_config(app, log_config=None))
+        self._server = _Server(_uvicorn_config(app, log_config=None), hangs)
         self._thread = threading.Thread(
             target=self._server.run,
             kwargs={"sockets": [sock]},

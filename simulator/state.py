@@ -1,11 +1,14 @@
-"""The simulator's memory: sync tasks per instance, job ids, and the counters tests assert on."""
+"""The simulator's memory: sync tasks, the counters tests assert on, and scripted faults."""
 
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from simulator.faults import CreateFault, FaultStep
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
 InstanceKey = tuple[str, str]
@@ -45,6 +48,9 @@ class SimulatorState:
 
     Every method takes one lock, so a check-and-create is atomic even when uvicorn and a test
     thread touch the store at the same time.
+
+    It also holds the fault script: steps queued by ``script()`` (or ``POST /_sim/script``)
+    that the next valid create calls consume in order, before falling back to the rates.
     """
 
     def __init__(self) -> None:
@@ -58,6 +64,9 @@ class SimulatorState:
         self._create_calls = 0
         self._created = 0
         self._create_answers: Counter[int] = Counter()
+        self._list_calls = 0
+        self._faults: Counter[CreateFault] = Counter()
+        self._script: deque[FaultStep] = deque()
 
     @property
     def create_calls(self) -> int:
@@ -71,10 +80,65 @@ class SimulatorState:
         with self._lock:
             return self._created
 
+    @property
+    def list_calls(self) -> int:
+        """Every GET that reached the list route, whatever it was answered."""
+        with self._lock:
+            return self._list_calls
+
     def create_answers(self) -> dict[int, int]:
-        """Return how many create calls got each HTTP status."""
+        """Return how many create calls got each HTTP status (a dropped call gets none)."""
         with self._lock:
             return dict(self._create_answers)
+
+    def faults_injected(self) -> dict[str, int]:
+        """Return how many create calls got each fault, by fault name (``"throttle"``, ...)."""
+        with self._lock:
+            return {fault.value: n for fault, n in self._faults.items()}
+
+    def record_list_call(self) -> None:
+        """Count one GET to the list route; called as soon as it arrives."""
+        with self._lock:
+            self._list_calls += 1
+
+    def record_fault(self, fault: CreateFault) -> None:
+        """Count one injected fault (``CreateFault.NONE`` is not a fault and is ignored)."""
+        if fault is not CreateFault.NONE:
+            with self._lock:
+                self._faults[fault] += 1
+
+    def script(self, steps: Iterable[str | CreateFault | FaultStep]) -> list[str]:
+        """Queue faults for the next valid create calls, one step per call, in order.
+
+        Args:
+            steps: ``FaultStep`` texts such as ``"throttle:12"``, ``"hang"`` or ``"ok"`` (no
+                fault), or ``CreateFault``/``FaultStep`` values.
+
+        Returns:
+            Every step still queued, as text, the new ones last.
+
+        Raises:
+            ValueError: A step is invalid; the message names it and nothing is queued.
+        """
+        parsed = [FaultStep.of(step) for step in steps]
+        with self._lock:
+            self._script.extend(parsed)
+            return [str(step) for step in self._script]
+
+    def scripted(self) -> list[str]:
+        """Return the steps still queued, as text, next first."""
+        with self._lock:
+            return [str(step) for step in self._script]
+
+    def clear_script(self) -> None:
+        """Drop every queued step; create calls go back to the rates."""
+        with self._lock:
+            self._script.clear()
+
+    def next_scripted(self) -> FaultStep | None:
+        """Take the next queued step, or return None when the script is empty."""
+        with self._lock:
+            return self._script.popleft() if self._script else None
 
     def record_create_call(self) -> None:
         """Count one POST to the create route; called as soon as it arrives."""
@@ -135,15 +199,19 @@ class SimulatorState:
     def snapshot(self) -> dict[str, Any]:
         """Return a JSON-able summary for ``GET /_sim/stats``.
 
-        Small on purpose (benchmarks create many tasks): counters, tasks per instance, and every
-        task created more than once, which should always be an empty list.
+        Small on purpose (benchmarks create many tasks): counters (calls, creations, answers by
+        status, injected faults by name), the queued script, tasks per instance, and every task
+        created more than once, which should always be an empty list.
         """
         with self._lock:
             return {
                 "create_calls": self._create_calls,
                 "created": self._created,
+                "list_calls": self._list_calls,
                 "tasks": sum(len(t) for t in self._tasks.values()),
                 "create_answers": {str(k): v for k, v in sorted(self._create_answers.items())},
+                "faults": {f.value: n for f, n in sorted(self._faults.items(), key=_by_value)},
+                "script": [str(step) for step in self._script],
                 "instances": [
                     {"project_id": p, "instance_id": i, "tasks": len(t)}
                     for (p, i), t in self._tasks.items()
@@ -154,3 +222,7 @@ class SimulatorState:
                     if c > 1
                 ],
             }
+
+
+def _by_value(item: tuple[CreateFault, int]) -> str:
+    return item[0].value

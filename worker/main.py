@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from common.connections import make_redis
 from common.settings import Settings
+from worker.preflight import check_eviction_policy
 from worker.tasks import make_worker_app
 
 Pool = Literal["threads", "prefork", "solo"]
@@ -23,9 +25,16 @@ def run_worker(
     Threads are the default pool: the work is waiting on HTTP, not computing.
 
     Raises:
-        SettingsError: the endpoint or another setting a worker needs is missing or wrong.
+        SettingsError: the endpoint or another setting a worker needs is missing or wrong, or
+            the Redis may evict keys.
+        redis.ConnectionError: Redis is unreachable at start.
     """
     app = make_worker_app(settings)
+    client = make_redis(settings)
+    try:
+        check_eviction_policy(client, allow_evicting=settings.allow_evicting_redis)
+    finally:
+        client.close()
     argv = [
         "worker",
         f"--concurrency={concurrency}",

@@ -2,20 +2,28 @@
 
 The order of steps is what keeps a task from being created twice:
 
-1. validate the message again (it is untrusted input, like any other);
+1. validate the message again (it is untrusted input, like any other), and check that it is
+   the request its ticket recorded;
 2. claim the ticket: a stale run, a finished ticket or a live holder means do nothing;
 3. if an earlier attempt may have created the task (``in_doubt``), ask the list call first;
 4. mark the ticket in doubt, *then* POST; only an answer proving nothing was created clears it.
+
+A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
+message is acknowledged. It fails when its attempts or its deadline run out; when it is in
+doubt by then, one more delivery looks first, so a task that exists is never reported failed.
 """
 
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from common.errors import Ambiguous, ApiError, Permanent, Rejected, RequestInvalid
-from common.models import ErrorPayload
+from common.errors import Ambiguous, ApiError, Permanent, Rejected, RequestInvalid, Throttled
+from common.models import Attempt, ErrorPayload, ReplicationRequest
 from common.models import parse_request as validate
 from common.settings import Settings
 from common.store import Claim, TicketStore
@@ -26,11 +34,29 @@ from worker.client import TaurusClient
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the task wrapper does next: nothing more, or run again after ``delay_s``."""
+    """What became of one delivery: finished, waiting ``delay_s`` for a retry, or skipped."""
 
     kind: Literal["finished", "retry", "skipped"]
     delay_s: float = 0.0
     reason: str = ""
+
+
+def _note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = None) -> Attempt:
+    return Attempt.model_validate(
+        {
+            "at": datetime.now(UTC),
+            "call": call,
+            "outcome": outcome,
+            "http_status": exc.http_status if exc else None,
+            "error_code": exc.error_code if exc else None,
+            "request_id": exc.request_id if exc else None,
+        }
+    )
+
+
+def _invalid(store: TicketStore, claim: Claim, why: str, reason: str) -> Outcome:
+    store.fail(claim, ErrorPayload(error_code="HTAP_SYNC.INVALID", error_msg=why))
+    return Outcome("finished", reason=reason)
 
 
 def process_ticket(
@@ -42,62 +68,89 @@ def process_ticket(
     store: TicketStore,
     settings: Settings,
     rng: random.Random,
+    clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Carry one delivery of a ticket's message as far as it goes."""
     try:
         request = validate(payload)
     except RequestInvalid as exc:
-        store.fail(ticket, run, ErrorPayload(error_code="HTAP_SYNC.INVALID", error_msg=str(exc)))
-        return Outcome("finished", reason="invalid message")
+        return _invalid(store, Claim(ticket, run), str(exc), "invalid message")
     if ticket_id(request.project_id, request.instance_id, request.task_name) != ticket:
-        store.fail(
-            ticket,
-            run,
-            ErrorPayload(error_code="HTAP_SYNC.INVALID", error_msg="message names another ticket"),
+        return _invalid(
+            store, Claim(ticket, run), "message names another ticket", "ticket mismatch"
         )
-        return Outcome("finished", reason="ticket mismatch")
 
     claim = store.begin(ticket, run, lease_s=settings.lease_s)
     if not isinstance(claim, Claim):
         return Outcome("skipped", reason=claim)
+    if claim.fingerprint != request.fingerprint():
+        why = "message differs from the request its ticket recorded"
+        return _invalid(store, claim, why, "request mismatch")
 
     sent = False
     try:
         if claim.in_doubt:
-            store.renew(ticket, run, lease_s=settings.lease_s)
-            existing = client.find_replication(request)
-            if existing is not None:
-                if existing.matches(request):
-                    store.succeed(ticket, run, None, reconciled=True)
-                    return Outcome("finished", reason="reconciled")
+            finished = _reconcile(request, claim, client=client, store=store, settings=settings)
+            if finished is not None:
+                return finished
+            if _out_of_budget(claim, settings, clock):
                 store.fail(
-                    ticket,
-                    run,
+                    claim,
                     ErrorPayload(
-                        error_code="HTAP_SYNC.NAME_TAKEN",
-                        error_msg=f"a task named {request.task_name} already exists on the"
-                        " instance with another database pair",
+                        error_code="HTAP_SYNC.EXHAUSTED",
+                        error_msg=f"gave up after {claim.attempts} attempts and"
+                        f" {_age_s(claim, clock):.0f} s; the task does not exist",
                     ),
+                    in_doubt=False,
+                    note=_note("list", "absent"),
                 )
-                return Outcome("finished", reason="name taken")
-            if claim.attempts >= settings.max_attempts:
-                store.fail(
-                    ticket,
-                    run,
-                    ErrorPayload(
-                        error_code="HTAP_SYNC.ATTEMPTS_EXHAUSTED",
-                        error_msg=f"{claim.attempts} attempts failed and the task does not exist",
-                    ),
-                )
-                return Outcome("finished", reason="attempts exhausted")
-        if not store.start_attempt(ticket, run, lease_s=settings.lease_s):
+                return Outcome("finished", reason="budget exhausted")
+        if not store.start_attempt(claim, lease_s=settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         sent = True
         created = client.create_replication(request)
     except ApiError as exc:
-        return _after_error(exc, claim, sent=sent, store=store, settings=settings, rng=rng)
-    store.succeed(ticket, run, created.job_id, reconciled=False)
+        return _after_error(
+            exc, claim, sent=sent, store=store, settings=settings, rng=rng, clock=clock
+        )
+    store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
     return Outcome("finished", reason="created")
+
+
+def _reconcile(
+    request: ReplicationRequest,
+    claim: Claim,
+    *,
+    client: TaurusClient,
+    store: TicketStore,
+    settings: Settings,
+) -> Outcome | None:
+    """Ask the list call whether an earlier attempt created the task; None: it did not."""
+    store.renew(claim, lease_s=settings.lease_s)
+    existing = client.find_replication(request)
+    if existing is None:
+        return None
+    if existing.matches(request):
+        store.succeed(claim, None, reconciled=True, note=_note("list", "found"))
+        return Outcome("finished", reason="reconciled")
+    store.fail(
+        claim,
+        ErrorPayload(
+            error_code="HTAP_SYNC.NAME_TAKEN",
+            error_msg=f"a task named {request.task_name} already exists on the instance"
+            " with another database pair",
+        ),
+        note=_note("list", "found"),
+    )
+    return Outcome("finished", reason="name taken")
+
+
+def _age_s(claim: Claim, clock: Callable[[], float]) -> float:
+    return clock() - claim.created_at.timestamp() if claim.created_at else 0.0
+
+
+def _out_of_budget(claim: Claim, settings: Settings, clock: Callable[[], float]) -> bool:
+    return claim.attempts >= settings.max_attempts or _age_s(claim, clock) >= settings.deadline_s
 
 
 def _after_error(
@@ -108,33 +161,37 @@ def _after_error(
     store: TicketStore,
     settings: Settings,
     rng: random.Random,
+    clock: Callable[[], float],
 ) -> Outcome:
+    call: Literal["create", "list"] = "create" if sent else "list"
+    note = _note(call, "error", exc)
+    payload = ErrorPayload.model_validate(exc.payload())
     # A "name exists" refusal while in doubt is our own earlier attempt: look again, later.
     name_exists_after_doubt = (
         isinstance(exc, Rejected) and exc.http_status == 409 and claim.in_doubt
     )
     if isinstance(exc, Permanent) and not name_exists_after_doubt:
         # A refusal of our create proves it created nothing; one of the list call proves less.
-        proven = False if sent else None
-        error = ErrorPayload.model_validate(exc.payload())
-        store.fail(claim.ticket, claim.run, error, in_doubt=proven)
+        store.fail(claim, payload, in_doubt=False if sent else None, note=note)
         return Outcome("finished", reason=type(exc).__name__)
-    attempts = claim.attempts + int(sent)
+    # Waiting out the gateway's throttling costs no attempt.
+    refund = sent and isinstance(exc, Throttled)
+    attempts = claim.attempts + int(sent) - int(refund)
     in_doubt = claim.in_doubt or (sent and (isinstance(exc, Ambiguous) or name_exists_after_doubt))
-    payload = ErrorPayload.model_validate(exc.payload())
-    if attempts >= settings.max_attempts and not in_doubt:
-        # Not in doubt here means this attempt's answer proved nothing was created: record it,
-        # or start_attempt's flag would make a re-drive reconcile for nothing.
-        store.fail(claim.ticket, claim.run, payload, in_doubt=False)
-        return Outcome("finished", reason="attempts exhausted")
-    # Out of attempts but in doubt: one more delivery looks before it reports a failure, so a
-    # task that exists is never reported as failed.
-    store.retrying(claim.ticket, claim.run, payload, in_doubt=in_doubt)
+    spent = attempts >= settings.max_attempts or _age_s(claim, clock) >= settings.deadline_s
+    if spent and not in_doubt:
+        # Not in doubt here means the answers proved nothing was created: record it, or a
+        # re-drive would reconcile for nothing.
+        store.fail(claim, payload, in_doubt=False, note=note)
+        return Outcome("finished", reason="budget exhausted")
     delay = backoff_s(
         max(attempts, 1),
         base_s=settings.backoff_base_s,
         max_s=settings.backoff_max_s,
         rng=rng,
         retry_after_s=exc.retry_after_s,
+    )
+    store.retrying(
+        claim, payload, in_doubt=in_doubt, due_at=clock() + delay, refund_attempt=refund, note=note
     )
     return Outcome("retry", delay_s=delay, reason=type(exc).__name__)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery import Celery, Task
-from celery.signals import worker_process_shutdown, worker_shutdown
+import redis
+from celery import Celery
+from celery.exceptions import Reject
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
 
 from common.celery_app import CREATE_REPLICATION, make_celery
+from common.connections import make_redis, make_store
+from common.delayed import DelayedSet
+from common.models import ErrorPayload
 from common.settings import Settings
+from common.store import Claim
+from worker.mover import DelayedMover
 from worker.process import process_ticket
 from worker.runtime import Runtime
 
@@ -17,41 +25,82 @@ log = logging.getLogger("htap_sync.worker")
 
 
 def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celery:
-    """The Celery app with the create task registered, for ``celery worker`` to run."""
+    """The Celery app with the create task registered, for ``celery worker`` to run.
+
+    Raises:
+        SettingsError: no endpoint.
+    """
+    settings.require_endpoint  # noqa: B018 - fail at start, not at the first message
     app = make_celery(settings)
     runtime = runtime or Runtime(settings)
-    settings.require_endpoint  # noqa: B018 - fail at start, not at the first message
-    # A countdown message waits unacknowledged in the worker; past the visibility timeout Redis
-    # would deliver it again, so waits stay well under it.
-    max_countdown_s = settings.visibility_timeout_s / 2
 
     @app.task(
         name=CREATE_REPLICATION,
-        bind=True,
         acks_late=True,
         reject_on_worker_lost=True,
         ignore_result=True,
-        max_retries=None,
     )
-    def create_replication(self: Task[Any, Any], ticket: str, run: str, request: Any) -> str:
+    def create_replication(ticket: str, run: str, request: Any) -> str:
         parts = runtime.get()
-        outcome = process_ticket(
+        try:
+            outcome = process_ticket(
+                ticket,
+                run,
+                request,
+                client=parts.client,
+                store=parts.store,
+                settings=settings,
+                rng=parts.rng,
+            )
+            if outcome.kind == "skipped" and outcome.reason == "busy":
+                # Held by a live delivery, or by one that died: look again once its lease ends.
+                parts.store.defer(ticket, run, due_at=time.time() + settings.lease_s)
+        except redis.RedisError as exc:
+            # The store is unreachable: give the message back; it is also restored from the
+            # broker's unacked set after the visibility timeout if this requeue cannot happen.
+            log.warning("ticket %s: Redis unavailable (%s); message given back", ticket, exc)
+            raise Reject(str(exc), requeue=True) from exc
+        except Exception as exc:
+            # A bug must not leave a ticket running forever: fail it visibly (re-drivable).
+            log.exception("ticket %s: unexpected error", ticket)
+            error = ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=type(exc).__name__)
+            parts.store.fail(Claim(ticket, run), error)
+            raise
+        log.info(
+            "ticket %s: %s (%s)%s",
             ticket,
-            run,
-            request,
-            client=parts.client,
-            store=parts.store,
-            settings=settings,
-            rng=parts.rng,
+            outcome.kind,
+            outcome.reason,
+            f", next attempt in {outcome.delay_s:.2f} s" if outcome.kind == "retry" else "",
         )
-        log.info("ticket %s: %s (%s)", ticket, outcome.kind, outcome.reason)
-        if outcome.kind == "retry":
-            raise self.retry(countdown=min(outcome.delay_s, max_countdown_s), max_retries=None)
         return outcome.kind
+
+    def _queue(ticket: str, run: str, request: dict[str, Any]) -> None:
+        app.send_task(
+            CREATE_REPLICATION,
+            kwargs={"ticket": ticket, "run": run, "request": request},
+            queue=settings.queue,
+        )
+
+    movers: list[DelayedMover] = []
+
+    def _ready(**_: Any) -> None:
+        client = make_redis(settings)
+        mover = DelayedMover(
+            DelayedSet(client, key_prefix=settings.key_prefix), make_store(settings, client), _queue
+        )
+        mover.start()
+        movers.append(mover)
 
     def _close(**_: Any) -> None:
         runtime.close()
 
+    def _shutdown(**_: Any) -> None:
+        for mover in movers:
+            mover.stop()
+        runtime.close()
+
+    worker_ready.connect(_ready, weak=False)
     worker_process_shutdown.connect(_close, weak=False)
-    worker_shutdown.connect(_close, weak=False)
+    worker_shutdown.connect(_shutdown, weak=False)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -61,12 +62,17 @@ class ScriptedApi:
 
     def __init__(self) -> None:
         self.creates: deque[Answer] = deque()
+        self.lists: deque[Answer] = deque()
         self.listed: list[dict[str, str]] = []
         self.seen: list[httpx.Request] = []
 
     def answer_creates(self, *answers: Answer) -> None:
         """Queue answers for the next create calls, in order."""
         self.creates.extend(answers)
+
+    def answer_lists(self, *answers: Answer) -> None:
+        """Queue answers for the next list calls; when none is left, the list shows ``listed``."""
+        self.lists.extend(answers)
 
     def show(self, request: dict[str, str], **changes: str) -> None:
         """Make the list call report the task of ``request`` (with some fields changed)."""
@@ -89,6 +95,11 @@ class ScriptedApi:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
+        if request.method == "GET" and self.lists:
+            listed = self.lists.popleft()
+            if isinstance(listed, httpx.Response):
+                return listed
+            raise listed("scripted transport failure", request=request)
         if request.method == "GET":
             body = {"total_count": str(len(self.listed)), "replications": list(self.listed)}
             return httpx.Response(200, json=body, headers={"X-Request-Id": "req-list"})
@@ -136,9 +147,11 @@ class Rig:
 
     def __post_init__(self) -> None:
         self.rng = random.Random(SEED)
+        self.clock: Callable[[], float] = time.time
 
     def use_clock(self, clock: FakeClock) -> None:
         """Swap in a store on the same keys whose time is ``clock`` (before any submit)."""
+        self.clock = clock
         self.store = TicketStore(
             self.redis,
             key_prefix=self.settings.key_prefix,
@@ -163,6 +176,7 @@ class Rig:
             store=self.store,
             settings=self.settings,
             rng=self.rng,
+            clock=self.clock,
         )
 
     def status(self, message: Message) -> TicketStatus:
@@ -459,8 +473,9 @@ def test_a_worker_that_died_mid_attempt_is_reconciled_first(
     rig.use_clock(clock)
     msg = rig.submit()
     lease_s = rig.settings.lease_s
-    assert isinstance(rig.store.begin(msg.ticket, msg.run, lease_s=lease_s), Claim)
-    assert rig.store.start_attempt(msg.ticket, msg.run, lease_s=lease_s)
+    claim = rig.store.begin(msg.ticket, msg.run, lease_s=lease_s)
+    assert isinstance(claim, Claim)
+    assert rig.store.start_attempt(claim, lease_s=lease_s)
     # ...and the worker dies here, its POST possibly processed by the API.
     assert rig.deliver(msg) == Outcome("skipped", reason="busy")
 
@@ -579,14 +594,18 @@ def test_retryable_answers_retry_without_doubt_and_post_again_unlisted(
 
     delay_s = first_jitter_s(rig.settings) if retry_after_s is None else retry_after_s
     assert rig.deliver(msg) == Outcome("retry", delay_s=delay_s, reason=reason)
+    spent = 0 if reason == "Throttled" else 1  # waiting out throttling costs no attempt
     status = rig.status(msg)
-    assert (status.state, status.error, status.attempts) == (TicketState.RETRYING, error, 1)
+    assert (status.state, status.error, status.attempts) == (TicketState.RETRYING, error, spent)
     assert not rig.in_doubt(msg)
+    # The wait is in the durable delayed set, due after the delay.
+    due = rig.redis.zscore(rig.store.delayed_key, f"{msg.ticket}:{msg.run}")
+    assert due is not None and due == pytest.approx(time.time() + delay_s, abs=5)
 
     rig.api.answer_creates(created("job-7"))
     assert rig.deliver(msg) == Outcome("finished", reason="created")
     assert rig.api.methods == ["POST", "POST"]  # no list call in between
-    assert (rig.status(msg).job_id, rig.status(msg).attempts) == ("job-7", 2)
+    assert (rig.status(msg).job_id, rig.status(msg).attempts) == ("job-7", spent + 1)
 
 
 def test_a_permanent_refusal_fails_at_once_and_a_redrive_posts_unlisted(rig: Rig) -> None:
@@ -615,7 +634,7 @@ def test_a_permanent_refusal_fails_at_once_and_a_redrive_posts_unlisted(rig: Rig
     assert rig.ttl_s(msg) == -1
     # The failed run's leftovers can neither act nor write.
     assert rig.deliver(msg) == Outcome("skipped", reason="stale")
-    assert not rig.store.fail(msg.ticket, msg.run, ErrorPayload(error_msg="late"))
+    assert not rig.store.fail(Claim(msg.ticket, msg.run), ErrorPayload(error_msg="late"))
 
     rig.api.answer_creates(created("job-8"))
     assert rig.deliver(replace(msg, run=run)) == Outcome("finished", reason="created")
@@ -633,57 +652,87 @@ def test_5xx_every_time_fails_after_max_attempts_and_one_last_look(rig: Rig) -> 
 
     outcomes = [rig.deliver(msg) for _ in range(4)]
     assert [o.kind for o in outcomes] == ["retry", "retry", "retry", "finished"]
-    assert outcomes[-1].reason == "attempts exhausted"
+    assert outcomes[-1].reason == "budget exhausted"
     assert rig.api.methods == ["POST", "GET", "POST", "GET", "POST", "GET"]
     status = rig.status(msg)
     assert status.state is TicketState.FAILED
     assert status.error is not None
-    assert status.error.error_code == "HTAP_SYNC.ATTEMPTS_EXHAUSTED"
+    assert status.error.error_code == "HTAP_SYNC.EXHAUSTED"
     assert status.attempts == 3
+    assert [(a.call, a.outcome) for a in status.history] == [("create", "error")] * 3 + [
+        ("list", "absent")
+    ]
     assert_result_ttl(rig, msg)
+    # The last look proved the task absent: a re-drive need not look again.
+    assert not rig.in_doubt(msg)
 
     assert rig.deliver(msg) == Outcome("skipped", reason="done")
     assert len(rig.api.seen) == 6
 
 
+def test_past_the_deadline_a_ticket_in_doubt_looks_once_more_then_fails(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """Past the deadline, a ticket in doubt is listed (reconciled if found), never posted."""
+    rig.use_clock(clock)
+    found, absent = rig.submit(task_name="found_late"), rig.submit(task_name="absent_late")
+    rig.api.answer_creates(*(refused(502, "DBS.108000", "Bad gateway") for _ in "12"))
+    assert rig.deliver(found).kind == "retry"
+    assert rig.deliver(absent).kind == "retry"
+    clock.advance(rig.settings.deadline_s + 1)
+    rig.api.show(found.payload)
+    assert rig.deliver(found) == Outcome("finished", reason="reconciled")
+    assert rig.deliver(absent) == Outcome("finished", reason="budget exhausted")
+    assert rig.api.methods == ["POST", "POST", "GET", "GET"]
+    status = rig.status(absent)
+    assert status.error is not None and status.error.error_code == "HTAP_SYNC.EXHAUSTED"
+
+
 def test_redriving_a_ticket_that_failed_in_doubt_lists_first(rig: Rig) -> None:
-    """A failed ticket that may have created its task is looked up before any new POST."""
+    """A ticket that failed while its task may exist is looked up before any new POST."""
     msg = rig.submit()
-    rig.api.answer_creates(*(refused(503, "DBS.108000", "Internal server error.") for _ in "123"))
-    for _ in range(4):
-        rig.deliver(msg)
+    rig.api.answer_creates(refused(503, "DBS.108000", "Internal server error."))
+    # The list call is refused for good (say, the IAM policy lacks the list action).
+    rig.api.answer_lists(refused(403, "DBS.200001", "No permission."))
+    assert rig.deliver(msg).kind == "retry"
+    assert rig.deliver(msg) == Outcome("finished", reason="Rejected")
     assert rig.status(msg).state is TicketState.FAILED
     assert rig.in_doubt(msg)
 
     _, run, what = rig.store.submit(parse_request(msg.payload))
     assert what is Submitted.REDRIVEN
-    rig.api.show(msg.payload)  # one of the 503s did create it after all
+    rig.api.show(msg.payload)  # the 503 did create it after all
     assert rig.deliver(replace(msg, run=run)) == Outcome("finished", reason="reconciled")
-    assert rig.api.methods[6:] == ["GET"]
+    assert rig.api.methods == ["POST", "GET", "GET"]
     assert rig.status(msg).reconciled
 
 
-def test_429_every_time_fails_after_max_attempts_without_listing(rig: Rig) -> None:
-    """With 429 on every create, the ticket fails with the 429 after exactly 3 POSTs, no list."""
+def test_throttling_costs_no_attempt_and_ends_only_at_the_deadline(
+    rig: Rig, clock: FakeClock
+) -> None:
+    """429s are waited out without spending attempts or listing; the deadline ends them."""
+    rig.use_clock(clock)
     msg = rig.submit()
-    rig.api.answer_creates(*(refused(429, "APIGW.0308", "Too many requests") for _ in "123"))
+    throttled = [refused(429, "APIGW.0308", "Too many requests") for _ in range(5)]
+    rig.api.answer_creates(*throttled)
 
-    outcomes = [rig.deliver(msg) for _ in range(3)]
-    assert [o.kind for o in outcomes] == ["retry", "retry", "finished"]
-    assert outcomes[-1].reason == "attempts exhausted"
-    assert rig.api.methods == ["POST", "POST", "POST"]
+    outcomes = [rig.deliver(msg) for _ in range(4)]
+    assert [o.kind for o in outcomes] == ["retry"] * 4  # more than max_attempts (3)
+    assert rig.status(msg).attempts == 0
+    clock.advance(rig.settings.deadline_s + 1)
+    assert rig.deliver(msg) == Outcome("finished", reason="budget exhausted")
+    assert rig.api.methods == ["POST"] * 5
     status = rig.status(msg)
     assert status.state is TicketState.FAILED
     assert status.error is not None
     assert (status.error.http_status, status.error.error_code) == (429, "APIGW.0308")
-    assert status.attempts == 3
     # Every answer proved nothing was created, so a re-drive posts without looking first.
     assert not rig.in_doubt(msg)
     _, run, what = rig.store.submit(parse_request(msg.payload))
     assert what is Submitted.REDRIVEN
     rig.api.answer_creates(created("job-9"))
     assert rig.deliver(replace(msg, run=run)) == Outcome("finished", reason="created")
-    assert rig.api.methods == ["POST", "POST", "POST", "POST"]
+    assert rig.api.methods == ["POST"] * 6
 
 
 # -- untrusted messages, late writers ------------------------------------------------------------
@@ -736,22 +785,25 @@ def test_late_writers_cannot_undo_a_result(rig: Rig, finish: str) -> None:
     """After a ticket finished, every write of the same run is refused and the result stands."""
     msg = rig.submit()
     lease_s = rig.settings.lease_s
-    assert isinstance(rig.store.begin(msg.ticket, msg.run, lease_s=lease_s), Claim)
-    assert rig.store.start_attempt(msg.ticket, msg.run, lease_s=lease_s)
+    claim = rig.store.begin(msg.ticket, msg.run, lease_s=lease_s)
+    assert isinstance(claim, Claim)
+    assert rig.store.start_attempt(claim, lease_s=lease_s)
     error = ErrorPayload(http_status=400, error_code="DBS.280001", error_msg="bad")
     if finish == "succeed":
-        assert rig.store.succeed(msg.ticket, msg.run, "job-12", reconciled=False)
+        assert rig.store.succeed(claim, "job-12", reconciled=False)
     else:
-        assert rig.store.fail(msg.ticket, msg.run, error, in_doubt=False)
+        assert rig.store.fail(claim, error, in_doubt=False)
     before = rig.status(msg)
 
     late = ErrorPayload(error_msg="late writer")
-    assert rig.store.fail(msg.ticket, msg.run, late) is False
-    assert rig.store.fail(msg.ticket, msg.run, late, in_doubt=True) is False
-    assert rig.store.retrying(msg.ticket, msg.run, late, in_doubt=True) is False
-    assert rig.store.succeed(msg.ticket, msg.run, "job-late", reconciled=True) is False
-    assert rig.store.start_attempt(msg.ticket, msg.run, lease_s=lease_s) is False
-    assert rig.store.renew(msg.ticket, msg.run, lease_s=lease_s) is False
+    for writer in (claim, Claim(msg.ticket, msg.run)):  # the holder, and anyone
+        assert rig.store.fail(writer, late) is False
+        assert rig.store.fail(writer, late, in_doubt=True) is False
+        assert rig.store.retrying(writer, late, in_doubt=True, due_at=0.0) is False
+        assert rig.store.succeed(writer, "job-late", reconciled=True) is False
+        assert rig.store.start_attempt(writer, lease_s=lease_s) is False
+        assert rig.store.renew(writer, lease_s=lease_s) is False
+        assert rig.store.defer(msg.ticket, msg.run, due_at=0.0) is False
 
     after = rig.status(msg)
     assert after == before

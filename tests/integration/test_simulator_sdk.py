@@ -1,9 +1,15 @@
-"""The simulator over loopback, driven by the official Huawei Cloud SDK (signing included)."""
+"""The simulator over loopback: driven by the official Huawei Cloud SDK (signing included), and
+its faults that need a real socket (a dropped connection, a hang, a stop during a hang)."""
 
 from __future__ import annotations
 
+import json
+import logging
 import re
-from collections.abc import Iterator
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -17,6 +23,7 @@ from huaweicloudsdkgaussdb.v3 import (
 )
 
 from simulator import SimulatorConfig, SimulatorServer
+from simulator.server import LOOPBACK
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +34,7 @@ INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
 MISSING_INSTANCE = "ffffffffffffffffffffffffffffffffin17"
 SOURCE = "1a2b3c4d5e6f708192a3b4c5d6e7f809in07"
 HEX32 = re.compile(r"[0-9a-f]{32}")
+CREATE_PATH = f"/v3/{PROJECT}/instances/{INSTANCE}/starrocks/databases/replication"
 
 
 @pytest.fixture
@@ -161,3 +169,130 @@ def test_server_stop_is_idempotent() -> None:
     server.stop()
     with pytest.raises(RuntimeError):
         _ = server.url
+
+
+def test_sdk_sees_a_scripted_throttle_then_succeeds(server: SimulatorServer) -> None:
+    """A throttle scripted over HTTP reaches the SDK as 429 APIGW.0308; the next call succeeds."""
+    scripted = httpx.post(f"{server.url}/_sim/script", json=["throttle:12"], trust_env=False)
+    assert scripted.json() == {"script": ["throttle:12"]}
+    client = sdk_client(server)
+    with pytest.raises(ClientRequestException) as raised:
+        client.create_star_rocks_data_replication(create_request())
+    assert (raised.value.status_code, raised.value.error_code) == (429, "APIGW.0308")
+    assert HEX32.fullmatch(client.create_star_rocks_data_replication(create_request()).job_id)
+    assert server.state.faults_injected() == {"throttle": 1}
+    assert server.state.creates_for(PROJECT, INSTANCE, "task_orders_001") == 1
+
+
+# --- faults that need a real connection -----------------------------------------------------
+
+
+def create_body(task_name: str) -> dict[str, str]:
+    """A valid create body for ``task_name``."""
+    return {
+        "source_instance_id": SOURCE,
+        "source_database": "src_db",
+        "target_database": "tgt_db",
+        "task_name": task_name,
+    }
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def raw_exchange(port: int, task_name: str) -> bytes:
+    """POST a create over a bare socket; return every byte received until the server closes."""
+    payload = json.dumps(create_body(task_name)).encode()
+    head = (
+        f"POST {CREATE_PATH} HTTP/1.1\r\nHost: {LOOPBACK}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    received = b""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        sock.sendall(head.encode() + payload)
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received
+
+
+def test_drop_after_create_closes_without_any_answer(caplog: pytest.LogCaptureFixture) -> None:
+    """drop_after_create: the task exists, the server sends zero bytes, and logs no error."""
+    with SimulatorServer(SimulatorConfig(drop_after_create_rate=1.0)) as server:
+        with (
+            httpx.Client(base_url=server.url, timeout=5, trust_env=False) as client,
+            pytest.raises(httpx.RemoteProtocolError, match="without sending a response"),
+        ):
+            client.post(CREATE_PATH, json=create_body("task_a"))
+        assert raw_exchange(server.port, "task_b") == b""  # not even a status line
+        assert server.state.created == 2
+        assert server.state.creates_for(PROJECT, INSTANCE, "task_a") == 1
+        assert server.state.faults_injected() == {"drop_after_create": 2}
+        assert server.state.create_answers() == {}
+        # The server itself carries on.
+        assert httpx.get(f"{server.url}/_sim/healthz", trust_env=False).status_code == 200
+    # uvicorn would log "ASGI callable returned without starting response." (and try a 500)
+    # had the app returned before the server saw the connection close.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_hang_outlasts_a_shorter_client_timeout() -> None:
+    """hang: a client timing out before hang_ms sees a read timeout, and nothing was created."""
+    with SimulatorServer(SimulatorConfig(hang_rate=1.0, hang_ms=2000)) as server:
+        with (
+            httpx.Client(base_url=server.url, timeout=0.1, trust_env=False) as client,
+            pytest.raises(httpx.ReadTimeout),
+        ):
+            client.post(CREATE_PATH, json=create_body("task_a"))
+        wait_until(lambda: server.state.faults_injected() == {"hang": 1}, "the hang")
+        assert server.state.created == 0
+
+
+def test_scripted_hangs_answer_after_hang_ms() -> None:
+    """Scripted over HTTP: hang:200 answers 500 after 200 ms, hang_after_create:200 answers 200."""
+    with (
+        SimulatorServer() as server,
+        httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client,
+    ):
+        client.post("/_sim/script", json=["hang:200", "hang_after_create:200"])
+        for name, status in (("task_a", 500), ("task_b", 200)):
+            started = time.monotonic()
+            response = client.post(CREATE_PATH, json=create_body(name))
+            assert time.monotonic() - started >= 0.19  # 10 ms slack for the loop's clock
+            assert response.status_code == status, response.text
+        assert [t.task_name for t in server.state.tasks(PROJECT, INSTANCE)] == ["task_b"]
+
+
+def test_stop_is_prompt_while_a_request_hangs() -> None:
+    """A 30 s hang neither blocks other requests nor stop(); the held client gets its answer."""
+    server = SimulatorServer(SimulatorConfig(hang_after_create_rate=1.0))  # hang_ms 30 000
+    server.start()
+    url = server.url
+    answers: list[int] = []
+
+    def post() -> None:
+        with httpx.Client(base_url=url, timeout=60, trust_env=False) as client:
+            answers.append(client.post(CREATE_PATH, json=create_body("task_a")).status_code)
+
+    poster = threading.Thread(target=post)
+    poster.start()
+    try:
+        # Answered while the create is held: the hang does not block the server.
+        wait_until(
+            lambda: (
+                httpx.get(f"{url}/_sim/stats", trust_env=False).json()["faults"]
+                == {"hang_after_create": 1}
+            ),
+            "the hang",
+        )
+        started = time.monotonic()
+    finally:
+        server.stop()
+    assert time.monotonic() - started < 5
+    poster.join(timeout=10)
+    assert answers == [200]  # released early, it gets the true answer of its create
+    assert server.state.creates_for(PROJECT, INSTANCE, "task_a") == 1

@@ -272,11 +272,12 @@ def test_unknown_source_instance_is_400_not_found() -> None:
 
 
 def test_list_empty_instance() -> None:
-    """An instance without tasks lists total_count "0" and no replications."""
-    client, _ = client_for()
+    """An instance without tasks lists total_count "0" and no replications; the call counts."""
+    client, state = client_for()
     response = client.get(PATH)
     assert response.status_code == 200
     assert response.json() == {"total_count": "0", "replications": []}
+    assert (state.list_calls, state.create_calls) == (1, 0)
 
 
 def test_list_shows_tasks_in_creation_order() -> None:
@@ -383,6 +384,7 @@ def test_stats_is_the_state_snapshot() -> None:
     assert stats["create_calls"] == 2
     assert stats["created"] == 1
     assert stats["create_answers"] == {"200": 1, "409": 1}
+    assert (stats["list_calls"], stats["faults"], stats["script"]) == (0, {}, [])
     assert stats["instances"] == [{"project_id": PROJECT, "instance_id": INSTANCE, "tasks": 1}]
     assert stats["created_more_than_once"] == []
 
@@ -560,6 +562,13 @@ def test_snapshot_is_json() -> None:
         ({"fail_rate": 1.01}, "fail_rate"),
         ({"fail_rate": float("nan")}, "fail_rate"),
         ({"fail_rate": "0.5"}, "fail_rate"),
+        *(({name: 1.5}, name) for name in FAULT_RATE_FIELDS),
+        ({"fail_rate": 0.5, "in_progress_rate": 0.6}, "fail_rate+in_progress_rate"),
+        ({"hang_ms": -1}, "hang_ms"),
+        ({"hang_ms": 0.5}, "hang_ms"),
+        ({"retry_after_s": -1}, "retry_after_s"),
+        ({"retry_after_s": 2.5}, "retry_after_s"),
+        ({"retry_after_s": True}, "retry_after_s"),
         ({"seed": "1"}, "seed"),
         ({"token": ""}, "token"),
         ({"ak": "AK"}, "ak/sk"),
@@ -584,7 +593,7 @@ def test_config_hides_secrets_and_freezes_instances() -> None:
     )
     assert "tok-secret" not in repr(config) and "sk-secret" not in repr(config)
     assert config.unknown_instances == frozenset({INSTANCE})
-    assert config.fault_rates() == {"fail_rate": 0.0}
+    assert config.fault_rates() == dict.fromkeys(FAULT_RATE_FIELDS, 0.0)
 
 
 # --- CLI ----------------------------------------------------------------------------------
@@ -612,6 +621,22 @@ def test_cli_arguments_build_the_config() -> None:
             "5",
             "--fail-rate",
             "0.25",
+            "--created-then-500-rate",
+            "0.1",
+            "--drop-after-create-rate",
+            "0.05",
+            "--hang-rate",
+            "0.04",
+            "--hang-after-create-rate",
+            "0.03",
+            "--throttle-rate",
+            "0.2",
+            "--in-progress-rate",
+            "0.02",
+            "--hang-ms",
+            "1500",
+            "--retry-after-s",
+            "12",
             "--seed",
             "3",
         ]
@@ -624,8 +649,23 @@ def test_cli_arguments_build_the_config() -> None:
         unknown_instances=frozenset({INSTANCE, OTHER_INSTANCE}),
         latency_ms=5,
         fail_rate=0.25,
+        created_then_500_rate=0.1,
+        drop_after_create_rate=0.05,
+        hang_rate=0.04,
+        hang_after_create_rate=0.03,
+        hang_ms=1500,
+        throttle_rate=0.2,
+        retry_after_s=12,
+        in_progress_rate=0.02,
         seed=3,
     )
+
+
+def test_cli_defaults_and_retry_after_none() -> None:
+    """Without fault options the config has no faults; --retry-after-s none omits the header."""
+    assert config_from_args(build_parser().parse_args([])) == SimulatorConfig()
+    args = build_parser().parse_args(["--retry-after-s", "none"])
+    assert config_from_args(args).retry_after_s is None
 
 
 def test_cli_rejects_invalid_config(capsys: pytest.CaptureFixture[str]) -> None:
@@ -634,3 +674,21 @@ def test_cli_rejects_invalid_config(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--fail-rate", "2"])
     assert exited.value.code == 2
     assert "fail_rate" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--throttle-rate", "0.6", "--hang-rate", "0.5"], "hang_rate+throttle_rate:"),
+        (["--hang-ms", "-1"], "hang_ms:"),
+        (["--retry-after-s", "soon"], "--retry-after-s"),
+    ],
+)
+def test_cli_rejects_invalid_fault_options(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fault options that break a config rule exit with status 2 and say which."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

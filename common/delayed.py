@@ -1,0 +1,94 @@
+"""The durable delayed set: tickets waiting for their next attempt, in a Redis sorted set.
+
+A wait longer than the broker's visibility timeout must not sit in the broker: Celery on Redis
+would deliver an unacknowledged countdown message again. So a ticket that waits is recorded
+here (member ``ticket:run``, score = when it is due, atomically with its ``retrying`` state) and
+its message is acknowledged. Movers in every worker move due members back into the queue.
+
+A mover *claims* due members by pushing their score ``claim_s`` into the future, sends them, and
+removes them only if the score is still its claim. A mover that dies mid-way leaves members that
+fall due again after ``claim_s``: nothing is lost, and the ticket store drops any duplicate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import redis
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+return due
+"""
+
+_RELEASE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed member of the delayed set."""
+
+    ticket: str
+    run: str
+    claim: str  # the score the claim wrote
+
+
+def delayed_key(key_prefix: str) -> str:
+    """The sorted set's key."""
+    return f"{key_prefix}:delayed"
+
+
+class DelayedSet:
+    """Claims and releases due tickets. Scheduling happens in the ticket store's retry script.
+
+    Args:
+        client: a ``decode_responses=True`` redis-py client.
+        key_prefix: the deployment's key prefix.
+        clock: seconds since the epoch; injected in tests.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, key_prefix: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._redis = client
+        self.key = delayed_key(key_prefix)
+        self._clock = clock
+        self._claim = client.register_script(_CLAIM)
+        self._release = client.register_script(_RELEASE)
+
+    def claim_due(self, *, limit: int = 100, claim_s: float = 60.0) -> list[Due]:
+        """Take up to ``limit`` due members for ``claim_s`` seconds."""
+        now = self._clock()
+        claim = repr(float(now + claim_s))
+        members = cast(list[str], self._claim(keys=[self.key], args=[now, claim, limit]))
+        out = []
+        for member in members:
+            ticket, _, run = member.partition(":")
+            out.append(Due(ticket=ticket, run=run, claim=claim))
+        return out
+
+    def release(self, due: Due) -> bool:
+        """Remove a member that was sent, unless it was rescheduled meanwhile."""
+        member = f"{due.ticket}:{due.run}"
+        return bool(self._release(keys=[self.key], args=[member, due.claim]))
+
+    def depth(self) -> int:
+        """How many tickets wait."""
+        return int(self._redis.zcard(self.key))
+
+    def next_due_in_s(self) -> float | None:
+        """Seconds until the earliest member is due (negative when overdue); None when empty."""
+        first = self._redis.zrange(self.key, 0, 0, withscores=True)
+        if not first:
+            return None
+        return float(first[0][1]) - self._clock()

@@ -1,0 +1,120 @@
+"""The durable delayed set and its mover, on real Redis with an injected clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.connections import make_redis
+from common.delayed import DelayedSet
+from common.models import ErrorPayload, parse_request
+from common.settings import Settings
+from common.store import Claim, TicketStore
+from tests.conftest import request_data
+from worker.mover import DelayedMover
+
+ERROR = ErrorPayload(http_status=503, error_code="DBS.108000", error_msg="down")
+
+
+class Clock:
+    """Seconds since the epoch that move only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A fresh controllable clock."""
+    return Clock()
+
+
+@pytest.fixture
+def parts(settings: Settings, clock: Clock) -> tuple[TicketStore, DelayedSet]:
+    """A store and a delayed set on the test's keys, both on the injected clock."""
+    client = make_redis(settings)
+    store = TicketStore(client, key_prefix=settings.key_prefix, result_ttl_s=60, clock=clock)
+    return store, DelayedSet(client, key_prefix=settings.key_prefix, clock=clock)
+
+
+def _waiting(store: TicketStore, name: str, due_at: float) -> Claim:
+    ticket, run, _ = store.submit(parse_request(request_data(task_name=name)))
+    claim = store.begin(ticket, run, lease_s=10)
+    assert isinstance(claim, Claim)
+    assert store.retrying(claim, ERROR, in_doubt=False, due_at=due_at)
+    return claim
+
+
+def test_members_are_claimed_only_when_due_and_only_once(
+    parts: tuple[TicketStore, DelayedSet], clock: Clock
+) -> None:
+    """A waiting ticket is not claimable before it is due, and one claim hides it from others."""
+    store, delayed = parts
+    claim = _waiting(store, "due_later", clock.now + 30)
+    assert delayed.depth() == 1
+    assert delayed.claim_due() == []
+    assert delayed.next_due_in_s() == pytest.approx(30)
+    clock.now += 30
+    (due,) = delayed.claim_due(claim_s=60)
+    assert (due.ticket, due.run) == (claim.ticket, claim.run)
+    assert delayed.claim_due() == []  # claimed: another mover does not get it
+    assert delayed.release(due)
+    assert delayed.depth() == 0
+
+
+def test_a_claim_that_is_never_released_falls_due_again(
+    parts: tuple[TicketStore, DelayedSet], clock: Clock
+) -> None:
+    """A mover that dies after claiming loses nothing: the member is due again after claim_s."""
+    store, delayed = parts
+    _waiting(store, "mover_died", clock.now)
+    assert len(delayed.claim_due(claim_s=60)) == 1
+    clock.now += 59
+    assert delayed.claim_due(claim_s=60) == []
+    clock.now += 2
+    assert len(delayed.claim_due(claim_s=60)) == 1
+
+
+def test_release_keeps_a_member_rescheduled_meanwhile(
+    parts: tuple[TicketStore, DelayedSet], clock: Clock
+) -> None:
+    """If the ticket was rescheduled after the claim, releasing the old claim keeps the new wait."""
+    store, delayed = parts
+    claim = _waiting(store, "rescheduled", clock.now)
+    (due,) = delayed.claim_due()
+    again = store.begin(claim.ticket, claim.run, lease_s=10)
+    assert isinstance(again, Claim)
+    assert store.retrying(again, ERROR, in_doubt=False, due_at=clock.now + 100)
+    assert not delayed.release(due)
+    assert delayed.depth() == 1
+
+
+def test_mover_requeues_due_tickets_and_drops_stale_ones(
+    parts: tuple[TicketStore, DelayedSet], clock: Clock
+) -> None:
+    """The mover sends each due, unfinished ticket once with its recorded request."""
+    store, delayed = parts
+    live = _waiting(store, "still_waiting", clock.now)
+    stale = _waiting(store, "redriven_since", clock.now)
+    finished = _waiting(store, "finished_since", clock.now)
+    later = _waiting(store, "not_yet", clock.now + 500)
+    # A failed-then-re-driven ticket has a new run: its old member is stale.
+    claim = store.begin(stale.ticket, stale.run, lease_s=10)
+    assert isinstance(claim, Claim)
+    store.fail(claim, ERROR)
+    store.submit(parse_request(request_data(task_name="redriven_since")))
+    claim = store.begin(finished.ticket, finished.run, lease_s=10)
+    assert isinstance(claim, Claim)
+    store.succeed(claim, "job", reconciled=False)
+
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    mover = DelayedMover(delayed, store, lambda t, r, req: sent.append((t, r, req)))
+    assert mover.run_once() == 1
+    assert sent == [(live.ticket, live.run, request_data(task_name="still_waiting"))]
+    assert delayed.depth() == 1  # only the one not yet due is left
+    assert delayed.next_due_in_s() == pytest.approx(500)
+    assert later.ticket != live.ticket
