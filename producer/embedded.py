@@ -68,6 +68,7 @@ class Service:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
+        self.killed = False
         self.process = subprocess.Popen(
             list(argv),
             env=dict(env) if env is not None else None,
@@ -83,13 +84,15 @@ class Service:
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of the process's output, for error messages."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
     def kill(self) -> None:
         """SIGKILL: the process dies mid-work, as a crashed host would."""
         if self.alive():
+            self.killed = True
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
@@ -112,10 +115,18 @@ class RedisServer(Service):
     Args:
         log_dir: where its log, and its data when ``appendonly`` is on, go.
         appendonly: turn AOF persistence on (restart tests).
+        appendfsync: when the AOF is synced to disk (``always`` loses nothing on a crash).
         port: a fixed port (to restart on the same one); a free one when omitted.
     """
 
-    def __init__(self, log_dir: Path, *, appendonly: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        *,
+        appendonly: bool = False,
+        appendfsync: str = "everysec",
+        port: int | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         argv = [
@@ -128,6 +139,8 @@ class RedisServer(Service):
             "",
             "--appendonly",
             "yes" if appendonly else "no",
+            "--appendfsync",
+            appendfsync,
             "--dir",
             str(log_dir),
             "--maxmemory-policy",

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from common.settings import Settings
 from simulator import SimulatorServer
@@ -200,3 +201,59 @@ def test_demo_shows_job_ids(tmp_path: Path) -> None:
     assert {entry["state"] for entry in lines} == {"succeeded"}
     assert all(str(entry["job_id"]) in result.stdout for entry in lines)
     assert "succeeded 50, failed 0" in result.stderr
+
+
+def test_worker_refuses_an_evicting_redis(tmp_path: Path, settings: Settings) -> None:
+    """A worker will not start on a Redis that may evict keys, unless told it may."""
+    from producer.embedded import RedisServer
+
+    server = RedisServer(tmp_path).wait_ready()
+    try:
+        redis.Redis.from_url(server.url).config_set("maxmemory-policy", "allkeys-lru")
+        env = {"HTAP_SYNC_REDIS_URL": server.url}
+        refused = htap_sync(settings, "worker", env=env)
+        assert refused.returncode == 78
+        assert "HTAP_SYNC_REDIS_URL" in refused.stderr and "noeviction" in refused.stderr
+        # With the operator's consent it starts (and is then stopped).
+        from producer.embedded import Service, wait_until
+
+        full = {**os.environ, **settings.environ(), **env, "HTAP_SYNC_ALLOW_EVICTING_REDIS": "1"}
+        worker = Service(
+            "evicting-ok",
+            [sys.executable, "-m", "producer.cli", "worker"],
+            env=full,
+            log_dir=tmp_path,
+        )
+        try:
+            wait_until(lambda: "ready" in worker.log_tail(), timeout_s=60, what="worker")
+        finally:
+            assert worker.stop() in (0, -15)
+    finally:
+        server.stop()
+
+
+def test_failed_lists_and_retry_redrives(
+    settings: Settings, simulator: SimulatorServer, start_worker: WorkerFactory
+) -> None:
+    """`failed` shows failed tickets with their errors; `retry` sends them again."""
+    flags = [
+        f"--{k.replace('_', '-')}={v}" for k, v in request_data(task_name="fails_once").items()
+    ]
+    simulator.state.script(["in_progress"] * 3)  # three refusals exhaust max_attempts=3
+    ticket = json.loads(htap_sync(settings, "enqueue", *flags, "--json").stdout)["ticket"]
+    worker = start_worker(concurrency=1)
+    assert htap_sync(settings, "wait", ticket, "--timeout-s", "60").returncode == 1
+    listed = htap_sync(settings, "failed", "--json")
+    assert listed.returncode == 0
+    (entry,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (entry["ticket"], entry["state"]) == (ticket, "failed")
+    assert entry["error"]["error_code"] == "DBS.200047"
+    assert [a["http_status"] for a in entry["history"]] == [409, 409, 409]
+
+    again = htap_sync(settings, "retry", "--all-failed", "--json")
+    assert again.returncode == 0
+    assert json.loads(again.stdout) == {"ticket": ticket, "outcome": "redriven"}
+    assert htap_sync(settings, "wait", ticket, "--timeout-s", "60").returncode == 0
+    assert htap_sync(settings, "failed", "--json").stdout == ""
+    assert htap_sync(settings, "retry", "tk_" + "0" * 32).returncode == 4
+    assert worker.alive()
