@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint types unit integration install clean
+.PHONY: demo test lint types unit integration bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ integration: $(STAMP)
 # Lint, types, then every test. pytest exits 5 when it collects nothing: that fails here too.
 test: lint types
 	$(BIN)/pytest
+
+# Benchmarks print ratios against a reference measured in the same run (see bench/).
+bench: $(STAMP)
+	$(BIN)/python -m bench.rate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from common.keys import Keys
 from common.settings import Settings
 
 # Producers send by this name; they never import the worker's code.
@@ -37,7 +38,7 @@ def make_celery(settings: Settings) -> Celery:
             "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout_s / 4)),
             "unacked_restore_throttle": 1,
             # Every broker key under the deployment's prefix, like the ticket store's.
-            "global_keyprefix": f"{settings.key_prefix}:",
+            "global_keyprefix": Keys(settings.key_prefix).broker_prefix,
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,

@@ -19,6 +19,8 @@ from typing import cast
 
 import redis
 
+from common.keys import Keys
+
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
@@ -43,11 +45,6 @@ class Due:
     claim: str  # the score the claim wrote
 
 
-def delayed_key(key_prefix: str) -> str:
-    """The sorted set's key."""
-    return f"{key_prefix}:delayed"
-
-
 class DelayedSet:
     """Claims and releases due tickets. Scheduling happens in the ticket store's retry script.
 
@@ -61,7 +58,7 @@ class DelayedSet:
         self, client: redis.Redis, *, key_prefix: str, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = client
-        self.key = delayed_key(key_prefix)
+        self.key = Keys(key_prefix).delayed
         self._clock = clock
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)

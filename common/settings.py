@@ -106,6 +106,24 @@ class Settings(BaseSettings):
         description="Let workers start on a Redis whose maxmemory-policy may evict keys"
         " (queued requests could be lost).",
     )
+    rate_limit_per_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Create calls per second for the whole fleet (all workers, all hosts),"
+        " per endpoint and project. The list call has a bucket of its own at the same rate.",
+    )
+    rate_burst: int = Field(
+        default=10, ge=1, description="Calls the bucket lets through at once after a pause."
+    )
+    breaker_threshold: int = Field(
+        default=20, ge=1, description="Consecutive server failures that open the breaker."
+    )
+    breaker_cooldown_s: float = Field(
+        default=30.0, gt=0, description="How long the breaker stays open before probing."
+    )
+    breaker_probes: int = Field(
+        default=3, ge=1, description="Probe calls, all successful, that close the breaker."
+    )
     queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
         default="htap-sync", description="Name of the Celery queue."
     )

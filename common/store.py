@@ -28,8 +28,8 @@ from typing import Any, cast
 
 import redis
 
-from common.delayed import delayed_key
 from common.errors import TicketConflict, TicketNotFound
+from common.keys import Keys
 from common.models import Attempt, ErrorPayload, ReplicationRequest, TicketState, TicketStatus
 from common.tickets import ticket_id
 
@@ -150,12 +150,12 @@ class TicketStore:
         result_ttl_s: int,
         clock: Clock = time.time,
     ) -> None:
-        self._redis = client
-        self._prefix = key_prefix
+        self.redis = client
         self._ttl_s = result_ttl_s
         self._clock = clock
-        self.failed_key = f"{key_prefix}:failed"
-        self.delayed_key = delayed_key(key_prefix)
+        self.keys = Keys(key_prefix)
+        self.failed_key = self.keys.failed
+        self.delayed_key = self.keys.delayed
         self._submit = client.register_script(_SUBMIT)
         self._begin = client.register_script(_BEGIN)
         self._update = client.register_script(_UPDATE.replace("HISTORY_LIMIT", str(HISTORY_LIMIT)))
@@ -163,11 +163,11 @@ class TicketStore:
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
-        return f"{self._prefix}:ticket:{ticket}"
+        return self.keys.ticket(ticket)
 
     def history_key(self, ticket: str) -> str:
         """The Redis key of a ticket's attempt history."""
-        return f"{self._prefix}:history:{ticket}"
+        return self.keys.history(ticket)
 
     # -- producer side -------------------------------------------------------------------------
 
@@ -213,7 +213,7 @@ class TicketStore:
     def get_many(self, tickets: Iterable[str]) -> dict[str, TicketStatus | None]:
         """Statuses of many tickets in one round trip; None for unknown ones."""
         tickets = list(tickets)
-        pipe = self._redis.pipeline(transaction=False)
+        pipe = self.redis.pipeline(transaction=False)
         for ticket in tickets:
             pipe.hgetall(self.key(ticket))
             pipe.lrange(self.history_key(ticket), 0, -1)
@@ -226,8 +226,8 @@ class TicketStore:
 
     def failed(self, *, limit: int = 1000) -> list[TicketStatus]:
         """Failed tickets, most recent failure first (expired ones are dropped from the index)."""
-        self._redis.zremrangebyscore(self.failed_key, "-inf", self._clock() - self._ttl_s)
-        tickets = cast(list[str], self._redis.zrevrange(self.failed_key, 0, limit - 1))
+        self.redis.zremrangebyscore(self.failed_key, "-inf", self._clock() - self._ttl_s)
+        tickets = cast(list[str], self.redis.zrevrange(self.failed_key, 0, limit - 1))
         found = self.get_many(tickets)
         return [s for s in found.values() if s is not None and s.state is TicketState.FAILED]
 
@@ -320,6 +320,11 @@ class TicketStore:
     def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
         """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
         return self._write(Claim(ticket, run), due_at=due_at)
+
+    def postpone(self, claim: Claim, *, due_at: float) -> bool:
+        """Release the hold without an attempt; the ticket waits in the delayed set."""
+        state = TicketState.RETRYING if claim.attempts else TicketState.QUEUED
+        return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
 
     def start_attempt(self, claim: Claim, *, lease_s: float) -> bool:
         """Count an attempt and mark the ticket in doubt *before* the create call is sent."""

@@ -38,6 +38,7 @@ from common.settings import Settings, load_settings
 from producer.api import Producer
 from producer.bulk import BulkReport, fill_statuses, submit_rows
 from producer.bulk_file import Format, read_rows
+from producer.inspect import fleet_view
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 EXIT_UNAVAILABLE, EXIT_CONFIG = 69, 78
@@ -211,6 +212,34 @@ def retry(tickets: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
             else:
                 click.echo(f"{row['ticket']}  {row['outcome']}")
     sys.exit(code)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def inspect(as_json: bool) -> None:
+    """Show the queue, waiting and failed tickets, effective rates and breakers."""
+    settings = _settings()
+    with _producer(settings) as producer:
+        view = fleet_view(producer.store.redis, settings)
+    if as_json:
+        _emit_json(view)
+        return
+    q, d = view["queue"], view["delayed"]
+    click.echo(f"queue {q['name']}: {q['depth']} queued, {q['unacknowledged']} being worked on")
+    click.echo(
+        f"waiting in the delayed set: {d['depth']}"
+        + (f" (next due in {d['next_due_in_s']} s)" if d["next_due_in_s"] is not None else "")
+    )
+    click.echo(f"failed: {view['failed']}")
+    for r in view["rate_limits"]:
+        blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
+        click.echo(
+            f"rate {r['endpoint']} {r['project_id']} {r['api']}: {r['effective_per_s']}"
+            f" of {r['configured_per_s']} calls/s{blocked}"
+        )
+    for b in view["breakers"]:
+        open_for = f", open for {b['open_for_s']} s" if b["state"] == "open" else ""
+        click.echo(f"breaker {b['endpoint']}: {b['state']} (opened {b['opened']} times){open_for}")
 
 
 def _count_lines(path: Path) -> int:
@@ -420,6 +449,12 @@ def _retry_after(value: str) -> int | None:
     type=click.FloatRange(0, 1),
     help="Creates answered 409 DBS.200047.",
 )
+@click.option(
+    "--rate-limit-per-s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="The gateway's own limit: creates per second per project, 429 beyond.",
+)
+@click.option("--rate-limit-burst", type=click.IntRange(min=1), help="Burst of that limit.")
 @click.option("--seed", type=int, help="Seed of the fault injection, to replay a run.")
 def simulator(
     unknown_instance: tuple[str, ...], retry_after_s: str, host: str, port: int, **fields: Any

@@ -44,6 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="Retry-After seconds of a 429; 'none' omits the header (default 2)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault RNG")
+    limit = parser.add_argument_group(
+        "gateway rate limit",
+        "a token bucket per project on valid create calls; beyond it: 429 APIGW.0308 "
+        "with Retry-After (change it at run time with PUT /_sim/rate-limit)",
+    )
+    limit.add_argument(
+        "--rate-limit-per-s",
+        type=float,
+        default=None,
+        metavar="RATE",
+        help="create calls per second per project (default: no limit)",
+    )
+    limit.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="calls a project may make at once (default: max(1, ceil(RATE)))",
+    )
     return parser
 
 
@@ -83,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         hang_ms=args.hang_ms,
         retry_after_s=args.retry_after_s,
         seed=args.seed,
+        rate_limit_per_s=args.rate_limit_per_s,
+        rate_limit_burst=args.rate_limit_burst,
         **{name: getattr(args, name) for name in FAULT_RATE_FIELDS},
     )
 

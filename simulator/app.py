@@ -15,6 +15,8 @@ fault ``fail`` or ``created_then_500``      500     DBS.108000      yes (general
 fault ``hang``, once ``hang_ms`` is over    500     DBS.108000      yes (general error table)
 fault ``throttle``                          429     APIGW.0308      yes; ``Retry-After`` is not
                                                                     documented (sent by default)
+over the rate limit (``rate_limit_per_s``)  429     APIGW.0308      yes; ``Retry-After`` (>= 1 s)
+                                                                    is the simulator's choice
 fault ``in_progress``                       409     DBS.200047      yes (one of three codes)
 fault ``drop_after_create``                 none: the connection closes without any answer
 fault ``hang_after_create``                 what the call got (200 or 409), after the hang
@@ -22,17 +24,26 @@ fault ``hang_after_create``                 what the call got (200 or 409), afte
 
 Both the path's HTAP instance and the body's ``source_instance_id`` are looked up in
 ``unknown_instances``. A create call is checked in this order: authentication, path and body,
-unknown instance, then one fault (the next scripted step, else the seeded draw), then the
-duplicate-name check; so a fault never hides a 4xx. ``fail``, ``hang``, ``throttle`` and
-``in_progress`` replace the call: nothing is created. ``created_then_500``,
-``drop_after_create`` and ``hang_after_create`` let the call do its work first (create the task,
-or find the name taken) and then lose, or delay, its answer: the client cannot tell which.
-Every response carries an ``X-Request-Id`` header.
+unknown instance, the gateway's rate limit, then one fault (the next scripted step, else the
+seeded draw), then the duplicate-name check; so neither the rate limit nor a fault hides a 4xx.
 
-Admin routes (no authentication): ``GET /_sim/stats`` (``SimulatorState.snapshot()``),
-``GET /_sim/healthz``, and ``/_sim/script``: ``POST`` a JSON list of fault steps (such as
-``["throttle:12", "ok"]``) to queue them for the next valid create calls, ``GET`` the queue,
-``DELETE`` to empty it. Each answers ``{"script": [steps still queued]}``.
+``fail``, ``hang``, ``throttle`` and ``in_progress`` replace the call: nothing is created.
+``created_then_500``, ``drop_after_create`` and ``hang_after_create`` let the call do its work
+first (create the task, or find the name taken) and then lose, or delay, its answer: the client
+cannot tell which. Every response carries an ``X-Request-Id`` header.
+
+The rate limit (``simulator.ratelimit``: a token bucket per project, changeable at run time)
+sits after the 4xx checks although the real gateway throttles before the service sees the
+body: so a client's permanent error is never masked as a retryable 429, and only valid calls
+count towards the rate. Every call that reaches it is logged with its arrival time
+(``SimulatorState.create_call_times``). A call it throttles creates nothing, gets
+``Retry-After`` = the whole seconds until the project's next token (at least 1), is counted in
+``throttled_by_limit`` (not among the faults), and neither draws from the seeded fault RNG nor
+takes a scripted step: the seeded faults and the script apply to admitted calls only, in order,
+however many calls the limit throttled in between. The configured latency is added before
+any of these checks, so a throttled call is delayed like any other.
+
+Admin routes (``/_sim/*``, no authentication) are described in ``simulator.admin``.
 """
 
 from __future__ import annotations
@@ -49,50 +60,34 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from simulator.admin import admin_routes
 from simulator.auth import Authenticator, Clock
 from simulator.config import SimulatorConfig
 from simulator.drop import DropConnection, DroppingStarlette
+from simulator.errors import (
+    AUTH_FAILED,
+    INSTANCE_NOT_FOUND,
+    INVALID_PARAMETER,
+    NO_SUCH_API,
+    OPERATION_IN_PROGRESS,
+    TASK_NAME_EXISTS,
+    error,
+    internal_error,
+    throttled,
+)
 from simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
+from simulator.ratelimit import Monotonic, RateLimiter
 from simulator.state import SimulatorState, Task
 from simulator.validation import (
     MAX_LIMIT,
     CreateBody,
     InvalidParameter,
     parse_create_body,
-    parse_script,
     path_ids,
     query_int,
 )
 
 REPLICATION_PATH = "/v3/{project_id}/instances/{instance_id}/starrocks/databases/replication"
-
-INVALID_PARAMETER = "DBS.280001"
-INSTANCE_NOT_FOUND = "DBS.200022"
-TASK_NAME_EXISTS = "DBS.280005"
-INTERNAL_ERROR = "DBS.108000"
-OPERATION_IN_PROGRESS = "DBS.200047"
-THROTTLED = "APIGW.0308"
-AUTH_FAILED = "APIGW.0301"
-NO_SUCH_API = "APIGW.0101"
-
-THROTTLED_MSG = (
-    "The throttling threshold has been reached: policy user over ratelimit,limit:200,time:1 second"
-)
-
-
-def _error(status_code: int, error_code: str, error_msg: str) -> JSONResponse:
-    return JSONResponse({"error_code": error_code, "error_msg": error_msg}, status_code=status_code)
-
-
-def _internal_error() -> JSONResponse:
-    return _error(500, INTERNAL_ERROR, "Internal server error.")
-
-
-def _throttled(retry_after_s: int | None) -> JSONResponse:
-    response = _error(429, THROTTLED, THROTTLED_MSG)
-    if retry_after_s is not None:
-        response.headers["Retry-After"] = str(retry_after_s)
-    return response
 
 
 def _header_text(value: str) -> str:
@@ -125,7 +120,7 @@ class _RequestIdMiddleware:
 
 async def _no_such_api(request: Request, exc: Exception) -> Response:
     # The gateway matches method and path together: a wrong method is just another unknown API.
-    return _error(404, NO_SUCH_API, "The API does not exist or has not been published.")
+    return error(404, NO_SUCH_API, "The API does not exist or has not been published.")
 
 
 def make_app(
@@ -135,6 +130,8 @@ def make_app(
     clock: Clock | None = None,
     sleep: Sleep | None = None,
     hangs: Hangs | None = None,
+    monotonic: Monotonic | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Starlette:
     """Build the simulator's ASGI app.
 
@@ -146,12 +143,19 @@ def make_app(
         sleep: Awaitable sleep used for ``latency_ms`` and hangs; tests inject one.
         hangs: Where hang faults hold requests; the server passes one to release them when it
             shuts down.
+        monotonic: Monotonic seconds for the rate limit and the arrival times; defaults to
+            ``time.monotonic`` (tests inject one). Only used without ``rate_limiter``.
+        rate_limiter: The gateway's rate limit, whose clock is then used; the server passes
+            one to change it at run time. Defaults to one built from ``config``.
 
     Returns:
         A Starlette app with the create, list and ``/_sim/*`` admin routes.
     """
+    if rate_limiter is not None and monotonic is not None:
+        raise ValueError("monotonic: give it to the RateLimiter passed as rate_limiter")
     authenticator = Authenticator(config, clock=clock)
     faults = Faults(config, sleep=sleep, hangs=hangs)
+    limiter = rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic)
 
     async def auth_failure(request: Request, body: bytes) -> Response | None:
         if not authenticator.enabled:
@@ -165,11 +169,11 @@ def make_app(
         )
         if reason is None:
             return None
-        return _error(401, AUTH_FAILED, f"Incorrect IAM authentication information: {reason}")
+        return error(401, AUTH_FAILED, f"Incorrect IAM authentication information: {reason}")
 
     def unknown_instance(*instance_ids: str) -> Response | None:
         if any(i in config.unknown_instances for i in instance_ids):
-            return _error(400, INSTANCE_NOT_FOUND, "Instance not found.")
+            return error(400, INSTANCE_NOT_FOUND, "Instance not found.")
         return None
 
     def create(project_id: str, instance_id: str, body: CreateBody) -> Response:
@@ -184,26 +188,26 @@ def make_app(
             job_id=uuid.uuid4().hex,
         )
         if not state.create_task(task):
-            return _error(409, TASK_NAME_EXISTS, "Task name already exists.")
+            return error(409, TASK_NAME_EXISTS, "Task name already exists.")
         return JSONResponse({"job_id": task.job_id})
 
     async def with_fault(step: FaultStep, create_now: Callable[[], Response]) -> Response:
         fault = step.fault
         if fault is CreateFault.FAIL:
-            return _internal_error()
+            return internal_error()
         if fault is CreateFault.THROTTLE:
             retry_after_s = (
                 config.retry_after_s if step.retry_after_s is None else step.retry_after_s
             )
-            return _throttled(retry_after_s)
+            return throttled(retry_after_s)
         if fault is CreateFault.IN_PROGRESS:
-            return _error(409, OPERATION_IN_PROGRESS, "Another operation is in progress.")
+            return error(409, OPERATION_IN_PROGRESS, "Another operation is in progress.")
         if fault is CreateFault.HANG:
             await faults.hang(step)
-            return _internal_error()
+            return internal_error()
         answer = create_now()
         if fault is CreateFault.CREATED_THEN_500:
-            return _internal_error()
+            return internal_error()
         if fault is CreateFault.DROP_AFTER_CREATE:
             return DropConnection()
         if fault is CreateFault.HANG_AFTER_CREATE:
@@ -219,9 +223,14 @@ def make_app(
             project_id, instance_id = path_ids(request)
             body = parse_create_body(raw)
         except InvalidParameter as exc:
-            return _error(400, INVALID_PARAMETER, str(exc))
+            return error(400, INVALID_PARAMETER, str(exc))
         if (missing := unknown_instance(instance_id, body.source_instance_id)) is not None:
             return missing
+        # Before the fault: a throttled call takes no draw and no scripted step.
+        admission = limiter.admit(project_id)
+        state.record_create_arrival(admission.at, admitted=admission.admitted)
+        if not admission.admitted and admission.limit is not None:
+            return throttled(admission.retry_after_s, admission.limit.text)
         # Draw even when the script decides: valid call N always meets seeded draw N.
         drawn = faults.create_fault()
         step = state.next_scripted() or FaultStep(drawn)
@@ -246,7 +255,7 @@ def make_app(
             limit = query_int(request, "limit", default=MAX_LIMIT, low=1, high=MAX_LIMIT)
             offset = query_int(request, "offset", default=0, low=0, high=None)
         except InvalidParameter as exc:
-            return _error(400, INVALID_PARAMETER, str(exc))
+            return error(400, INVALID_PARAMETER, str(exc))
         if (missing := unknown_instance(instance_id)) is not None:
             return missing
         total, page = state.page(project_id, instance_id, limit=limit, offset=offset)
@@ -257,29 +266,10 @@ def make_app(
         }
         return JSONResponse(payload)
 
-    async def stats_route(request: Request) -> Response:
-        return JSONResponse(state.snapshot())
-
-    async def healthz_route(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
-    async def script_route(request: Request) -> Response:
-        if request.method == "POST":
-            try:
-                steps = parse_script(await request.body())
-            except InvalidParameter as exc:
-                return _error(400, INVALID_PARAMETER, str(exc))
-            return JSONResponse({"script": state.script(steps)})
-        if request.method == "DELETE":
-            state.clear_script()
-        return JSONResponse({"script": state.scripted()})
-
     routes = [
         Route(REPLICATION_PATH, create_route, methods=["POST"]),
         Route(REPLICATION_PATH, list_route, methods=["GET"]),
-        Route("/_sim/stats", stats_route, methods=["GET"]),
-        Route("/_sim/healthz", healthz_route, methods=["GET"]),
-        Route("/_sim/script", script_route, methods=["GET", "POST", "DELETE"]),
+        *admin_routes(state, limiter),
     ]
     return DroppingStarlette(
         routes=routes,

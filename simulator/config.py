@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from simulator.ratelimit import RateLimit
+
 # Every fault probability the config carries, in the fixed order one seeded draw stacks them
 # (append new ones at the end so existing seeds keep replaying the same faults). Each name here
 # also needs an entry in faults.FAULT_OF_RATE; range checks and "rates add up to at most 1"
@@ -48,6 +50,11 @@ class SimulatorConfig:
         in_progress_rate: Answer 409 ``DBS.200047`` (another operation in progress); create
             nothing.
         seed: Seed of the fault RNG; ``None`` draws a fresh one (not reproducible).
+        rate_limit_per_s: The gateway's own limit on create calls per second, per project
+            (a token bucket; see ``simulator.ratelimit``); ``None`` means no limit. Beyond it
+            a valid create call is answered 429 ``APIGW.0308`` with ``Retry-After``.
+        rate_limit_burst: The bucket size: calls a project may make at once; ``None`` means
+            ``max(1, ceil(rate_limit_per_s))``. Needs ``rate_limit_per_s``.
 
     Raises:
         ValueError: A field is out of range; the message names the field.
@@ -69,6 +76,8 @@ class SimulatorConfig:
     retry_after_s: int | None = 2
     in_progress_rate: float = 0.0
     seed: int | None = None
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("token", "ak", "sk"):
@@ -93,6 +102,7 @@ class SimulatorConfig:
             raise ValueError("retry_after_s: must be an integer >= 0 or None")
         if self.seed is not None and not _is_int(self.seed):
             raise ValueError("seed: must be an integer or None")
+        self.rate_limit()  # raises for an out-of-range limit
         for name in FAULT_RATE_FIELDS:
             rate = getattr(self, name)
             if not _is_number(rate) or not 0.0 <= rate <= 1.0:
@@ -102,6 +112,18 @@ class SimulatorConfig:
         if total > 1.0 + _SUM_TOLERANCE:
             used = "+".join(name for name, rate in rates.items() if rate > 0)
             raise ValueError(f"{used}: fault rates must add up to <= 1 (they add up to {total:g})")
+
+    def rate_limit(self) -> RateLimit | None:
+        """Return the rate limit to start with (the default burst filled in), or None.
+
+        Raises:
+            ValueError: ``rate_limit_per_s`` or ``rate_limit_burst`` is out of range.
+        """
+        return RateLimit.of(
+            self.rate_limit_per_s,
+            self.rate_limit_burst,
+            names=("rate_limit_per_s", "rate_limit_burst"),
+        )
 
     def fault_rates(self) -> dict[str, float]:
         """Return every fault rate by field name, in the fixed order faults are drawn."""

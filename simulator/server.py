@@ -16,6 +16,7 @@ from uvicorn.config import LOGGING_CONFIG
 from simulator.app import make_app
 from simulator.config import SimulatorConfig
 from simulator.faults import Hangs
+from simulator.ratelimit import RateLimit, RateLimiter
 from simulator.state import SimulatorState
 
 LOOPBACK = "127.0.0.1"
@@ -82,6 +83,9 @@ class SimulatorServer:
         with SimulatorServer(SimulatorConfig(ak="AK", sk="SK")) as server:
             httpx.get(f"{server.url}/_sim/healthz")
             assert server.state.created == 0
+
+    The gateway's rate limit starts as the config's and can be changed at any time, running
+    or not, with ``set_rate_limit`` (it keeps its buckets across a stop and a start).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class SimulatorServer:
         """
         self.config = config or SimulatorConfig()
         self.state = state or SimulatorState()
+        self.rate_limiter = RateLimiter(self.config.rate_limit())
         self._requested_port = port
         self._startup_timeout_s = startup_timeout_s
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -122,6 +127,26 @@ class SimulatorServer:
         if self._port is None:
             raise RuntimeError("SimulatorServer is not running")
         return self._port
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The gateway's rate limit in force, None when create calls are not limited."""
+        return self.rate_limiter.limit
+
+    def set_rate_limit(self, per_s: float | None, burst: int | None = None) -> None:
+        """Change the gateway's rate limit from now on; thread-safe.
+
+        Same as ``PUT /_sim/rate-limit``. Each project's bucket keeps the tokens it has, capped
+        to the new burst, and refills at the new rate (see ``simulator.ratelimit``).
+
+        Args:
+            per_s: Create calls a second per project; None removes the limit.
+            burst: Bucket size; None means ``max(1, ceil(per_s))``.
+
+        Raises:
+            ValueError: Out of range; the limit stays as it was.
+        """
+        self.rate_limiter.set_limit(per_s, burst)
 
     @property
     def url(self) -> str:
@@ -151,7 +176,7 @@ class SimulatorServer:
         self._socket = sock
         self._port = sock.getsockname()[1]
         hangs = Hangs()
-        app = make_app(self.config, self.state, hangs=hangs)
+        app = make_app(self.config, self.state, hangs=hangs, rate_limiter=self.rate_limiter)
         # log_config=None: leave the host process's logging configuration alone.
         self._server = _Server(_uvicorn_config(app, log_config=None), hangs)
         self._thread = threading.Thread(

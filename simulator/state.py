@@ -8,6 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from simulator.arrivals import ARRIVALS_CAP, ArrivalLog
+from simulator.arrivals import max_in_window as max_in_window
+from simulator.arrivals import observed_rate as observed_rate
 from simulator.faults import CreateFault, FaultStep
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
@@ -51,10 +54,18 @@ class SimulatorState:
 
     It also holds the fault script: steps queued by ``script()`` (or ``POST /_sim/script``)
     that the next valid create calls consume in order, before falling back to the rates.
+
+    And it logs when each valid create call arrived and whether the gateway's rate limit
+    admitted it (``create_call_times``; measure them with ``max_in_window`` and
+    ``observed_rate``, importable from here).
     """
 
-    def __init__(self) -> None:
-        """Create an empty store."""
+    def __init__(self, *, arrivals_cap: int = ARRIVALS_CAP) -> None:
+        """Create an empty store.
+
+        Args:
+            arrivals_cap: How many arrival times ``create_call_times`` keeps (the latest).
+        """
         self._lock = threading.Lock()
         # dicts keep insertion order, which is the creation order the list call reports.
         self._tasks: dict[InstanceKey, dict[str, Task]] = {}
@@ -67,6 +78,8 @@ class SimulatorState:
         self._list_calls = 0
         self._faults: Counter[CreateFault] = Counter()
         self._script: deque[FaultStep] = deque()
+        self._arrivals = ArrivalLog(arrivals_cap)
+        self._throttled_by_limit = 0
 
     @property
     def create_calls(self) -> int:
@@ -85,6 +98,37 @@ class SimulatorState:
         """Every GET that reached the list route, whatever it was answered."""
         with self._lock:
             return self._list_calls
+
+    @property
+    def throttled_by_limit(self) -> int:
+        """Create calls answered 429 by the rate limit (injected ``throttle`` faults aside)."""
+        with self._lock:
+            return self._throttled_by_limit
+
+    def record_create_arrival(self, at: float, *, admitted: bool) -> None:
+        """Log a create call that passed auth and validation and met the rate limit.
+
+        Args:
+            at: Its arrival time on the rate limiter's monotonic clock, in seconds.
+            admitted: False if the rate limit answered it 429.
+        """
+        with self._lock:
+            self._arrivals.add(at, admitted=admitted)
+            if not admitted:
+                self._throttled_by_limit += 1
+
+    def create_call_times(self, admitted_only: bool = True) -> list[float]:
+        """Return the arrival times of valid create calls, in arrival order.
+
+        Args:
+            admitted_only: Only the calls the rate limit admitted (the default); False adds
+                the throttled ones.
+
+        Only the latest ``arrivals_cap`` of each kind are kept. The times are monotonic
+        seconds (``time.monotonic`` unless the app was given another clock).
+        """
+        with self._lock:
+            return self._arrivals.times(admitted_only=admitted_only)
 
     def create_answers(self) -> dict[int, int]:
         """Return how many create calls got each HTTP status (a dropped call gets none)."""
@@ -200,8 +244,11 @@ class SimulatorState:
         """Return a JSON-able summary for ``GET /_sim/stats``.
 
         Small on purpose (benchmarks create many tasks): counters (calls, creations, answers by
-        status, injected faults by name), the queued script, tasks per instance, and every task
-        created more than once, which should always be an empty list.
+        status, injected faults by name, 429s of the rate limit), the queued script, tasks per
+        instance, every task created more than once (which should always be an empty list),
+        and the arrival measures of the whole run: ``observed_rate`` and ``max_in_1s`` of the
+        admitted create calls, ``observed_rate_all`` and ``max_in_1s_all`` of every call the
+        rate limit saw (see ``simulator.arrivals``; a rate is null when infinite).
         """
         with self._lock:
             return {
@@ -211,6 +258,8 @@ class SimulatorState:
                 "tasks": sum(len(t) for t in self._tasks.values()),
                 "create_answers": {str(k): v for k, v in sorted(self._create_answers.items())},
                 "faults": {f.value: n for f, n in sorted(self._faults.items(), key=_by_value)},
+                "throttled_by_limit": self._throttled_by_limit,
+                **self._arrivals.summary(),
                 "script": [str(step) for step in self._script],
                 "instances": [
                     {"project_id": p, "instance_id": i, "tasks": len(t)}

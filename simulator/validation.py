@@ -1,4 +1,4 @@
-"""Checking request values: path ids, the create body, paging and fault scripts."""
+"""Checking request values: path ids, the create body, paging, fault scripts, rate limits."""
 
 from __future__ import annotations
 
@@ -122,3 +122,28 @@ def parse_script(raw: bytes) -> list[FaultStep]:
         except ValueError as exc:
             raise InvalidParameter(f"body[{index}]", str(exc)) from None
     return parsed
+
+
+def parse_rate_limit(raw: bytes) -> tuple[float | None, int | None]:
+    """Parse a ``PUT /_sim/rate-limit`` body: ``{"per_s": N or null, "burst": N or null}``.
+
+    ``per_s`` is required (null removes the limit, so an empty object cannot do it by
+    mistake); ``burst`` may be left out. Only types are checked here: the limiter checks ranges.
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidParameter("body", "must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise InvalidParameter("body", "must be a JSON object")
+    unknown = sorted(set(body) - {"per_s", "burst"})
+    if unknown:
+        raise InvalidParameter(unknown[0], "unknown field")
+    if "per_s" not in body:
+        raise InvalidParameter("per_s", "required (null removes the limit)")
+    per_s, burst = body["per_s"], body.get("burst")
+    if per_s is not None and (not isinstance(per_s, (int, float)) or isinstance(per_s, bool)):
+        raise InvalidParameter("per_s", "must be a number or null")
+    if burst is not None and (not isinstance(burst, int) or isinstance(burst, bool)):
+        raise InvalidParameter("burst", "must be an integer or null")
+    return per_s, burst

@@ -30,13 +30,17 @@ from common.store import Claim, TicketStore
 from common.tickets import ticket_id
 from worker.backoff import backoff_s
 from worker.client import TaurusClient
+from worker.gate import OPEN_GATE, CallGate, MustWait
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one delivery: finished, waiting ``delay_s`` for a retry, or skipped."""
+    """What became of one delivery: finished, retrying or waiting (for ``delay_s``), skipped.
 
-    kind: Literal["finished", "retry", "skipped"]
+    ``waiting`` is a wait for the rate limit or the breaker: it cost no attempt.
+    """
+
+    kind: Literal["finished", "retry", "waiting", "skipped"]
     delay_s: float = 0.0
     reason: str = ""
 
@@ -68,9 +72,15 @@ def process_ticket(
     store: TicketStore,
     settings: Settings,
     rng: random.Random,
+    gate: CallGate | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """Carry one delivery of a ticket's message as far as it goes."""
+    """Carry one delivery of a ticket's message as far as it goes.
+
+    ``gate`` (the fleet's rate limit and breaker) is passed before every API call; None lets
+    every call through (tests of the rest of the logic).
+    """
+    gate = gate or OPEN_GATE
     try:
         request = validate(payload)
     except RequestInvalid as exc:
@@ -90,7 +100,9 @@ def process_ticket(
     sent = False
     try:
         if claim.in_doubt:
-            finished = _reconcile(request, claim, client=client, store=store, settings=settings)
+            finished = _reconcile(
+                request, claim, client=client, store=store, settings=settings, gate=gate
+            )
             if finished is not None:
                 return finished
             if _out_of_budget(claim, settings, clock):
@@ -105,10 +117,19 @@ def process_ticket(
                     note=_note("list", "absent"),
                 )
                 return Outcome("finished", reason="budget exhausted")
+        gate.before_call(request.project_id, "create")
         if not store.start_attempt(claim, lease_s=settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         sent = True
-        created = client.create_replication(request)
+        try:
+            created = client.create_replication(request)
+        except ApiError as exc:
+            gate.after_call(request.project_id, "create", exc)
+            raise
+        gate.after_call(request.project_id, "create", None)
+    except MustWait as wait:
+        store.postpone(claim, due_at=clock() + wait.wait_s)
+        return Outcome("waiting", delay_s=wait.wait_s, reason=wait.reason)
     except ApiError as exc:
         return _after_error(
             exc, claim, sent=sent, store=store, settings=settings, rng=rng, clock=clock
@@ -124,10 +145,17 @@ def _reconcile(
     client: TaurusClient,
     store: TicketStore,
     settings: Settings,
+    gate: CallGate,
 ) -> Outcome | None:
     """Ask the list call whether an earlier attempt created the task; None: it did not."""
+    gate.before_call(request.project_id, "list")
     store.renew(claim, lease_s=settings.lease_s)
-    existing = client.find_replication(request)
+    try:
+        existing = client.find_replication(request)
+    except ApiError as exc:
+        gate.after_call(request.project_id, "list", exc)
+        raise
+    gate.after_call(request.project_id, "list", None)
     if existing is None:
         return None
     if existing.matches(request):

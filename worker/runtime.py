@@ -16,7 +16,10 @@ import httpx
 from common.connections import make_redis, make_store
 from common.settings import Settings
 from common.store import TicketStore
+from worker.breaker import RedisBreakerStore
+from worker.bucket import RedisBucketStore
 from worker.client import TaurusClient, make_http
+from worker.gate import Gate
 
 
 @dataclass
@@ -27,6 +30,7 @@ class Collaborators:
     client: TaurusClient
     store: TicketStore
     rng: random.Random
+    gate: Gate
 
 
 class Runtime:
@@ -44,11 +48,13 @@ class Runtime:
         with self._lock:
             if self._parts is None or self._pid != os.getpid():
                 http = make_http(self.settings, self._transport)
+                client = make_redis(self.settings)
                 self._parts = Collaborators(
                     http=http,
                     client=TaurusClient(http, language=self.settings.language),
-                    store=make_store(self.settings, make_redis(self.settings)),
+                    store=make_store(self.settings, client),
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
+                    gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),
                 )
                 self._pid = os.getpid()
             return self._parts

@@ -51,6 +51,7 @@ def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celer
                 store=parts.store,
                 settings=settings,
                 rng=parts.rng,
+                gate=parts.gate,
             )
             if outcome.kind == "skipped" and outcome.reason == "busy":
                 # Held by a live delivery, or by one that died: look again once its lease ends.
@@ -71,7 +72,7 @@ def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celer
             ticket,
             outcome.kind,
             outcome.reason,
-            f", next attempt in {outcome.delay_s:.2f} s" if outcome.kind == "retry" else "",
+            f", again in {outcome.delay_s:.2f} s" if outcome.kind in ("retry", "waiting") else "",
         )
         return outcome.kind
 

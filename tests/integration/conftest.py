@@ -82,6 +82,9 @@ def settings(
             "backoff_base_s": 0.05,
             "backoff_max_s": 0.5,
             "max_attempts": 3,
+            # Tests of other guarantees must not be paced by the fleet's rate limit.
+            "rate_limit_per_s": 1000,
+            "rate_burst": 1000,
             **settings_overrides,
         },
         env_file=None,

@@ -30,6 +30,8 @@ FAST_FAULTS: dict[str, Any] = {
     "backoff_max_s": 0.5,
     "max_attempts": 50,
     "deadline_s": 600,
+    "rate_limit_per_s": 1000,
+    "rate_burst": 1000,
 }
 
 

@@ -82,7 +82,7 @@ def test_invalid_request_is_refused_before_the_queue(
     with pytest.raises(RequestInvalid) as info:
         producer.enqueue(bad)
     assert [e["field"] for e in info.value.errors] == ["task_name"]
-    redis = producer.store._redis
+    redis = producer.store.redis
     assert redis.keys(f"{settings.key_prefix}*") == []  # no ticket, no queue, nothing
     assert simulator.state.create_calls == 0
 

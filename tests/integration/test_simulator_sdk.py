@@ -296,3 +296,40 @@ def test_stop_is_prompt_while_a_request_hangs() -> None:
     poster.join(timeout=10)
     assert answers == [200]  # released early, it gets the true answer of its create
     assert server.state.creates_for(PROJECT, INSTANCE, "task_a") == 1
+
+
+def test_sdk_meets_the_gateway_rate_limit_and_its_runtime_change() -> None:
+    """Over the burst the SDK gets 429 APIGW.0308; server.set_rate_limit(None) lifts it at once."""
+    # 0.001 calls/s: no token comes back during the test, whatever the machine's speed.
+    config = SimulatorConfig(ak=AK, sk=SK, rate_limit_per_s=0.001, rate_limit_burst=2)
+    with SimulatorServer(config) as server:
+        client = sdk_client(server)
+        for name in ("task_a", "task_b"):
+            client.create_star_rocks_data_replication(create_request(task_name=name))
+        with pytest.raises(ClientRequestException) as raised:
+            client.create_star_rocks_data_replication(create_request(task_name="task_c"))
+        assert (raised.value.status_code, raised.value.error_code) == (429, "APIGW.0308")
+        assert raised.value.error_msg.endswith("limit:0.001,time:1 second")
+        server.set_rate_limit(None)
+        client.create_star_rocks_data_replication(create_request(task_name="task_c"))
+        assert (server.state.created, server.state.throttled_by_limit) == (3, 1)
+        assert len(server.state.create_call_times(admitted_only=False)) == 4
+
+
+def test_rate_limit_changes_over_http() -> None:
+    """PUT /_sim/rate-limit limits a running simulator; stats count the calls it throttled."""
+    with (
+        SimulatorServer() as server,
+        httpx.Client(base_url=server.url, timeout=10, trust_env=False) as client,
+    ):
+        limit = client.put("/_sim/rate-limit", json={"per_s": 0.001, "burst": 1}).json()
+        assert limit == {"per_s": 0.001, "burst": 1}
+        assert client.post(CREATE_PATH, json=create_body("task_a")).status_code == 200
+        throttled = client.post(CREATE_PATH, json=create_body("task_b"))
+        assert throttled.status_code == 429, throttled.text
+        assert 999 <= int(throttled.headers["Retry-After"]) <= 1000  # the next token, rounded up
+        stats = client.get("/_sim/stats").json()
+        assert (stats["throttled_by_limit"], stats["created"]) == (1, 1)
+        client.put("/_sim/rate-limit", json={"per_s": None})
+        assert server.rate_limit is None
+        assert client.post(CREATE_PATH, json=create_body("task_b")).status_code == 200

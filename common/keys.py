@@ -1,0 +1,59 @@
+"""Every Redis key this project writes, in one place, all under the deployment's prefix."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+class Keys:
+    """Key names of one deployment (``HTAP_SYNC_KEY_PREFIX``).
+
+    The broker's own keys (queue, unacked messages) are under the same prefix too: the Celery
+    app sets kombu's ``global_keyprefix`` to :attr:`broker_prefix`.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    @property
+    def broker_prefix(self) -> str:
+        """What kombu puts before each of its keys."""
+        return f"{self.prefix}:"
+
+    def queue(self, name: str) -> str:
+        """The list holding a Celery queue's messages."""
+        return f"{self.broker_prefix}{name}"
+
+    def ticket(self, ticket: str) -> str:
+        """A ticket's hash."""
+        return f"{self.prefix}:ticket:{ticket}"
+
+    def history(self, ticket: str) -> str:
+        """A ticket's attempt history (a list)."""
+        return f"{self.prefix}:history:{ticket}"
+
+    @property
+    def failed(self) -> str:
+        """The index of failed tickets (a sorted set by failure time)."""
+        return f"{self.prefix}:failed"
+
+    @property
+    def delayed(self) -> str:
+        """The durable delayed set (a sorted set by due time)."""
+        return f"{self.prefix}:delayed"
+
+    def bucket(self, endpoint: str, project_id: str, api: str) -> str:
+        """The rate-limit bucket of one API of one project on one endpoint."""
+        return f"{self.prefix}:rate:{urlsplit(endpoint).netloc}:{project_id}:{api}"
+
+    def buckets(self) -> str:
+        """A pattern matching every bucket."""
+        return f"{self.prefix}:rate:*"
+
+    def breakers(self) -> str:
+        """A pattern matching every breaker."""
+        return f"{self.prefix}:breaker:*"
+
+    def breaker(self, endpoint: str) -> str:
+        """The circuit breaker of one endpoint."""
+        return f"{self.prefix}:breaker:{urlsplit(endpoint).netloc}"

@@ -1,0 +1,67 @@
+"""What the fleet is doing, read from Redis: queue depth, waits, failures, rates, the breaker."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis
+
+from common.keys import Keys
+from common.settings import Settings
+
+
+def _num(value: str | None) -> float:
+    return float(value) if value not in (None, "") else 0.0
+
+
+def fleet_view(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+    """A JSON-ready picture of one deployment (its key prefix) on its Redis.
+
+    Times are read on Redis's clock, the one the rate limit and the breaker use.
+    """
+    keys = Keys(settings.key_prefix)
+    seconds, micros = client.time()
+    now = seconds + micros / 1e6
+    pipe = client.pipeline(transaction=False)
+    pipe.llen(keys.queue(settings.queue))
+    pipe.hlen(f"{keys.broker_prefix}unacked")
+    pipe.zcard(keys.delayed)
+    pipe.zrange(keys.delayed, 0, 0, withscores=True)
+    pipe.zcard(keys.failed)
+    queued, unacked, delayed, first, failed = pipe.execute()
+    view: dict[str, Any] = {
+        "queue": {"name": settings.queue, "depth": queued, "unacknowledged": unacked},
+        "delayed": {
+            "depth": delayed,
+            "next_due_in_s": round(first[0][1] - now, 3) if first else None,
+        },
+        "failed": failed,
+        "rate_limits": [],
+        "breakers": [],
+    }
+    for key in sorted(client.scan_iter(match=keys.buckets(), count=1000)):
+        h = cast(dict[str, str], client.hgetall(key))
+        host, project_id, api = str(key).removeprefix(f"{keys.prefix}:rate:").rsplit(":", 2)
+        view["rate_limits"].append(
+            {
+                "endpoint": host,
+                "project_id": project_id,
+                "api": api,
+                "configured_per_s": settings.rate_limit_per_s,
+                "effective_per_s": round(_num(h.get("rate")), 3),
+                "blocked_for_s": round(max(0.0, _num(h.get("blocked_until")) - now), 3),
+            }
+        )
+    for key in sorted(client.scan_iter(match=keys.breakers(), count=100)):
+        h = cast(dict[str, str], client.hgetall(key))
+        view["breakers"].append(
+            {
+                "endpoint": str(key).removeprefix(f"{keys.prefix}:breaker:"),
+                "state": h.get("state", "closed"),
+                "opened": int(_num(h.get("opened"))),
+                "open_for_s": round(max(0.0, _num(h.get("open_until")) - now), 3)
+                if h.get("state") == "open"
+                else 0.0,
+            }
+        )
+    return view

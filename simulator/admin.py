@@ -1,0 +1,72 @@
+"""The simulator's admin routes under ``/_sim``: no authentication, not part of the real API.
+
+- ``GET /_sim/stats``: ``SimulatorState.snapshot()``.
+- ``GET /_sim/healthz``: ``{"ok": true}``.
+- ``/_sim/script``: ``POST`` a JSON list of fault steps (such as ``["throttle:12", "ok"]``) to
+  queue them for the next valid create calls, ``GET`` the queue, ``DELETE`` to empty it. Each
+  answers ``{"script": [steps still queued]}``.
+- ``/_sim/rate-limit``: ``PUT {"per_s": 50, "burst": 10}`` changes the gateway's rate limit
+  while the simulator runs (``"per_s": null`` removes it, a missing ``burst`` means the
+  default), ``GET`` shows it. Each answers the limit now in force, ``{"per_s", "burst"}``,
+  both null without a limit. In-process, ``SimulatorServer.set_rate_limit`` does the same.
+
+A bad body is answered 400 ``DBS.280001`` and changes nothing.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from simulator.errors import INVALID_PARAMETER, error
+from simulator.ratelimit import RateLimit, RateLimiter
+from simulator.state import SimulatorState
+from simulator.validation import InvalidParameter, parse_rate_limit, parse_script
+
+
+def rate_limit_json(limit: RateLimit | None) -> dict[str, float | int | None]:
+    """The limit as ``/_sim/rate-limit`` answers it."""
+    if limit is None:
+        return {"per_s": None, "burst": None}
+    return {"per_s": limit.per_s, "burst": limit.burst}
+
+
+def admin_routes(state: SimulatorState, rate_limiter: RateLimiter) -> list[Route]:
+    """Return the ``/_sim/*`` routes over ``state`` and ``rate_limiter``."""
+
+    async def stats_route(request: Request) -> Response:
+        return JSONResponse(state.snapshot())
+
+    async def healthz_route(request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def script_route(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                steps = parse_script(await request.body())
+            except InvalidParameter as exc:
+                return error(400, INVALID_PARAMETER, str(exc))
+            return JSONResponse({"script": state.script(steps)})
+        if request.method == "DELETE":
+            state.clear_script()
+        return JSONResponse({"script": state.scripted()})
+
+    async def rate_limit_route(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(rate_limit_json(rate_limiter.limit))
+        try:
+            per_s, burst = parse_rate_limit(await request.body())
+            limit = rate_limiter.set_limit(per_s, burst)
+        except InvalidParameter as exc:
+            return error(400, INVALID_PARAMETER, str(exc))
+        except ValueError as exc:  # out of range: the message starts with the field's name
+            return error(400, INVALID_PARAMETER, f"Invalid parameter: {exc}")
+        return JSONResponse(rate_limit_json(limit))
+
+    return [
+        Route("/_sim/stats", stats_route, methods=["GET"]),
+        Route("/_sim/healthz", healthz_route, methods=["GET"]),
+        Route("/_sim/script", script_route, methods=["GET", "POST", "DELETE"]),
+        Route("/_sim/rate-limit", rate_limit_route, methods=["GET", "PUT"]),
+    ]

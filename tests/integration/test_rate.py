@@ -1,0 +1,108 @@
+"""Kind to the cloud: one rate for the whole fleet, adaptive on 429, and a shared breaker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from common.models import TicketState
+from producer.api import Producer
+from producer.inspect import fleet_view
+from simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
+from tests.conftest import request_data
+from tests.integration.conftest import WorkerFactory
+from tests.integration.harness import TOKEN, wait_for
+
+
+class TestGlobalRate:
+    """Four worker processes share one rate."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        """10 calls/s for the whole fleet, a burst of 5."""
+        return {"rate_limit_per_s": 10, "rate_burst": 5}
+
+    @pytest.mark.timeout(180)
+    def test_four_workers_hold_the_configured_rate(
+        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+    ) -> None:
+        """Over a run of 200 requests the API sees 0.9-1.05 of 10/s, and never more than
+        rate + burst (15) in any one-second window."""
+        receipts = [producer.enqueue(request_data(task_name=f"paced_{i:03d}")) for i in range(200)]
+        workers = [start_worker(concurrency=4) for _ in range(4)]
+        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=120, workers=workers)
+        assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
+        times = simulator.state.create_call_times()
+        assert len(times) == 200
+        rate = observed_rate(times)
+        assert 9.0 <= rate <= 10.5, rate
+        assert max_in_window(times, 1.0) <= 15
+
+
+class TestAdaptiveRate:
+    """The API's own limit is below the configured rate."""
+
+    @pytest.fixture
+    def sim_config(self) -> SimulatorConfig:
+        """A gateway that allows 4 creates a second."""
+        return SimulatorConfig(token=TOKEN, seed=3, rate_limit_per_s=4, rate_limit_burst=4)
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        """We were told 10/s; the gateway disagrees."""
+        return {"rate_limit_per_s": 10, "rate_burst": 5, "max_attempts": 2}
+
+    @pytest.mark.timeout(180)
+    def test_workers_converge_below_the_gateways_limit(
+        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+    ) -> None:
+        """Every ticket succeeds with one attempt (429s cost none, though max_attempts is 2),
+        and the effective rate the fleet settles on is below the gateway's."""
+        receipts = [producer.enqueue(request_data(task_name=f"adapt_{i:03d}")) for i in range(80)]
+        workers = [start_worker(concurrency=4) for _ in range(2)]
+        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=150, workers=workers)
+        assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
+        assert {s.attempts for s in statuses.values()} == {1}
+        assert simulator.state.throttled_by_limit > 0  # the gateway did push back...
+        throttled = sum(1 for s in statuses.values() for a in s.history if a.http_status == 429)
+        assert throttled < 80  # ...and the fleet slowed down instead of hammering it
+        (limit,) = [
+            r
+            for r in fleet_view(producer.store.redis, producer.settings)["rate_limits"]
+            if r["api"] == "create"
+        ]
+        assert limit["effective_per_s"] < 10
+        assert observed_rate(simulator.state.create_call_times()) <= 4.5
+
+
+class TestBreaker:
+    """Sustained server errors open the shared breaker; recovery closes it."""
+
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        """Open after 5 consecutive failures, probe after 2 s."""
+        return {
+            "breaker_threshold": 5,
+            "breaker_cooldown_s": 2,
+            "breaker_probes": 2,
+            "max_attempts": 10,
+        }
+
+    @pytest.mark.timeout(180)
+    def test_breaker_opens_under_a_burst_of_5xx_and_no_ticket_fails(
+        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+    ) -> None:
+        """A burst of 500s opens the breaker (tickets wait), it closes after recovery, and
+        every ticket succeeds, each task created once."""
+        simulator.state.script(["fail"] * 12)
+        receipts = [producer.enqueue(request_data(task_name=f"brk_{i:02d}")) for i in range(30)]
+        workers = [start_worker(concurrency=4) for _ in range(2)]
+        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=120, workers=workers)
+        assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
+        assert simulator.state.created == 30
+        (breaker,) = fleet_view(producer.store.redis, producer.settings)["breakers"]
+        assert breaker["opened"] >= 1
+        assert breaker["state"] == "closed"
+        # While open, calls were held back: far fewer failures than tickets x attempts.
+        assert simulator.state.create_answers().get(500, 0) == 12

@@ -1,0 +1,94 @@
+"""The gate before each API call: short waits sleep, long ones defer, the breaker holds calls."""
+
+from __future__ import annotations
+
+import pytest
+
+from common.errors import Rejected, ServerError, Throttled, TransportError
+from common.settings import Settings, load_settings
+from worker.breaker import MemoryBreakerStore
+from worker.bucket import MemoryBucketStore
+from worker.gate import Gate, MustWait
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+
+
+class Clock:
+    """A clock that moves when the gate sleeps, and only then."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _gate(clock: Clock, **overrides: object) -> Gate:
+    settings: Settings = load_settings(
+        {
+            "endpoint": "https://gaussdb.cn-north-4.myhuaweicloud.com",
+            "rate_limit_per_s": 2,
+            "rate_burst": 1,
+            "breaker_threshold": 2,
+            "breaker_cooldown_s": 30,
+            **overrides,
+        },
+        env_file=None,
+    )
+    return Gate(MemoryBucketStore(clock), MemoryBreakerStore(clock), settings, sleep=clock.sleep)
+
+
+def test_calls_are_paced_by_sleeping_until_their_slot() -> None:
+    """With rate 2/s and burst 1, consecutive calls go out 0.5 s apart, the worker sleeping."""
+    clock = Clock()
+    gate = _gate(clock)
+    for _ in range(4):
+        gate.before_call(PROJECT, "create")
+    assert clock.slept == pytest.approx([0.5, 0.5, 0.5])
+
+
+def test_a_long_wait_defers_instead_of_sleeping() -> None:
+    """A Retry-After longer than the sleep limit makes the gate say 'wait', without sleeping."""
+    clock = Clock()
+    gate = _gate(clock)
+    gate.before_call(PROJECT, "create")
+    gate.after_call(PROJECT, "create", Throttled("slow down", http_status=429, retry_after_s=40))
+    with pytest.raises(MustWait) as info:
+        gate.before_call(PROJECT, "create")
+    assert info.value.reason == "rate"
+    assert info.value.wait_s == pytest.approx(40)
+    assert clock.slept == []
+    state = gate.bucket(PROJECT)
+    assert state is not None and state.rate == pytest.approx(1.0)  # halved
+
+
+def test_buckets_are_per_project_and_api() -> None:
+    """Another project, or the list call, has a bucket of its own."""
+    clock = Clock()
+    gate = _gate(clock)
+    gate.before_call(PROJECT, "create")
+    gate.before_call("f" * 32, "create")
+    gate.before_call(PROJECT, "list")
+    assert clock.slept == []
+
+
+def test_server_failures_open_the_breaker_and_answers_do_not() -> None:
+    """5xx and transport failures count against the endpoint; 4xx and 429 are answers."""
+    clock = Clock()
+    gate = _gate(clock, rate_limit_per_s=1000, rate_burst=1000)
+    gate.after_call(PROJECT, "create", ServerError("boom", http_status=500))
+    gate.after_call(PROJECT, "create", Rejected("bad", http_status=400))  # resets the count
+    gate.after_call(PROJECT, "create", Throttled("slow", http_status=429))
+    gate.after_call(PROJECT, "create", ServerError("boom", http_status=502))
+    gate.before_call(PROJECT, "create")
+    gate.after_call(PROJECT, "list", TransportError("refused"))
+    with pytest.raises(MustWait) as info:
+        gate.before_call(PROJECT, "create")
+    assert (info.value.reason, info.value.wait_s) == ("breaker", pytest.approx(30))
+    breaker = gate.breaker()
+    assert breaker is not None and (breaker.state, breaker.opened) == ("open", 1)

@@ -1,0 +1,211 @@
+"""One circuit breaker for the whole fleet: the algorithm and its two stores.
+
+Sustained server failures (5xx, timeouts, refused connections) open it for every worker:
+while it is open, tickets wait instead of hammering a failing API and spending attempts.
+After ``cooldown_s`` it half-opens and lets ``probes`` calls through; that many successes
+close it, one failure opens it again. Probes that never report back (a worker died) are
+given out again after ``probe_timeout_s``.
+
+As with the bucket, the transitions are pure functions; :class:`MemoryBreakerStore` runs them
+in-process and :class:`RedisBreakerStore` runs the same steps atomically in Lua.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Literal, cast
+
+import redis
+
+State = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When the breaker opens and how it closes."""
+
+    threshold: int = 20
+    cooldown_s: float = 30.0
+    probes: int = 3
+    probe_timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """A breaker at one moment."""
+
+    state: State = "closed"
+    failures: int = 0  # consecutive, while closed
+    open_until: float = 0.0
+    granted: int = 0  # probes handed out while half open
+    successes: int = 0  # probe successes while half open
+    half_open_at: float = 0.0
+    opened: int = 0  # how many times it opened (for operators)
+
+
+def allow(
+    state: BreakerState | None, policy: BreakerPolicy, now: float
+) -> tuple[BreakerState, float]:
+    """May a call go out? Returns the new state and 0 (yes) or the seconds to wait."""
+    s = state or BreakerState()
+    if s.state == "open":
+        if now < s.open_until:
+            return s, s.open_until - now
+        s = replace(s, state="half_open", granted=0, successes=0, half_open_at=now)
+    if s.state == "half_open":
+        if s.granted >= policy.probes and now - s.half_open_at < policy.probe_timeout_s:
+            return s, max(0.1, policy.probe_timeout_s - (now - s.half_open_at))
+        if s.granted >= policy.probes:  # the probes never reported: hand them out again
+            s = replace(s, granted=0, half_open_at=now)
+        return replace(s, granted=s.granted + 1), 0.0
+    return s, 0.0
+
+
+def record(state: BreakerState | None, policy: BreakerPolicy, now: float, ok: bool) -> BreakerState:
+    """Count the outcome of a call that went out."""
+    s = state or BreakerState()
+    if s.state == "closed":
+        if ok:
+            return replace(s, failures=0)
+        failures = s.failures + 1
+        if failures < policy.threshold:
+            return replace(s, failures=failures)
+        return BreakerState("open", 0, now + policy.cooldown_s, 0, 0, 0.0, s.opened + 1)
+    if s.state == "half_open":
+        if not ok:
+            return BreakerState("open", 0, now + policy.cooldown_s, 0, 0, 0.0, s.opened + 1)
+        if s.successes + 1 >= policy.probes:
+            return BreakerState("closed", opened=s.opened)
+        return replace(s, successes=s.successes + 1)
+    return s  # open: late answers of calls sent before it opened change nothing
+
+
+class MemoryBreakerStore:
+    """Breakers in this process (one worker, tests). Thread-safe.
+
+    Args:
+        clock: the time used when a call passes ``now=None``.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._states: dict[str, BreakerState] = {}
+
+    def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float:
+        """0 when a call may go out, else the seconds to wait."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._states[key], wait = allow(self._states.get(key), policy, now)
+            return wait
+
+    def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None:
+        """Count a call's outcome."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._states[key] = record(self._states.get(key), policy, now, ok)
+
+    def state(self, key: str) -> BreakerState | None:
+        """The breaker as last written."""
+        with self._lock:
+            return self._states.get(key)
+
+
+# allow() and record() above, in Lua. KEYS[1]: the breaker's hash. ARGV: now ('' = Redis's
+# clock), threshold, cooldown, probes, probe timeout, op ('allow' | 'ok' | 'fail').
+_SCRIPT = """
+local now = tonumber(ARGV[1])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local threshold, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3])
+local probes, probe_timeout = tonumber(ARGV[4]), tonumber(ARGV[5])
+local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'open_until', 'granted',
+  'successes', 'half_open_at', 'opened')
+local state = h[1] or 'closed'
+local failures, open_until = tonumber(h[2]) or 0, tonumber(h[3]) or 0
+local granted, successes = tonumber(h[4]) or 0, tonumber(h[5]) or 0
+local half_open_at, opened = tonumber(h[6]) or 0, tonumber(h[7]) or 0
+local wait = 0
+local function open()
+  state, failures, open_until, granted, successes, half_open_at = 'open', 0, now + cooldown, 0, 0, 0
+  opened = opened + 1
+end
+if ARGV[6] == 'allow' then
+  if state == 'open' and now < open_until then
+    wait = open_until - now
+  else
+    if state == 'open' then state, granted, successes, half_open_at = 'half_open', 0, 0, now end
+    if state == 'half_open' then
+      if granted >= probes and now - half_open_at < probe_timeout then
+        wait = math.max(0.1, probe_timeout - (now - half_open_at))
+      else
+        if granted >= probes then granted, half_open_at = 0, now end
+        granted = granted + 1
+      end
+    end
+  end
+elseif state == 'closed' then
+  if ARGV[6] == 'ok' then failures = 0 else
+    failures = failures + 1
+    if failures >= threshold then open() end
+  end
+elseif state == 'half_open' then
+  if ARGV[6] == 'fail' then open() else
+    successes = successes + 1
+    if successes >= probes then
+      state, failures, open_until, granted, successes, half_open_at = 'closed', 0, 0, 0, 0, 0
+    end
+  end
+end
+redis.call('HSET', KEYS[1], 'state', state, 'failures', failures, 'open_until', open_until,
+  'granted', granted, 'successes', successes, 'half_open_at', half_open_at, 'opened', opened)
+redis.call('EXPIRE', KEYS[1], 86400)
+return tostring(wait)
+"""
+
+
+class RedisBreakerStore:
+    """Breakers in Redis, shared by every worker process on every host."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+        self._script = client.register_script(_SCRIPT)
+
+    def _run(self, key: str, policy: BreakerPolicy, now: float | None, op: str) -> float:
+        args: list[str | int | float] = [
+            "" if now is None else repr(now),
+            policy.threshold,
+            policy.cooldown_s,
+            policy.probes,
+            policy.probe_timeout_s,
+            op,
+        ]
+        return float(cast(str, self._script(keys=[key], args=args)))
+
+    def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float:
+        """0 when a call may go out, else the seconds to wait (None: Redis's clock)."""
+        return self._run(key, policy, now, "allow")
+
+    def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None:
+        """Count a call's outcome."""
+        self._run(key, policy, now, "ok" if ok else "fail")
+
+    def state(self, key: str) -> BreakerState | None:
+        """The breaker as last written (for operators)."""
+        h = cast(dict[str, str], self._redis.hgetall(key))
+        if not h:
+            return None
+        return BreakerState(
+            state=cast(State, h["state"]),
+            failures=int(float(h["failures"])),
+            open_until=float(h["open_until"]),
+            granted=int(float(h["granted"])),
+            successes=int(float(h["successes"])),
+            half_open_at=float(h["half_open_at"]),
+            opened=int(float(h["opened"])),
+        )

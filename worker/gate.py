@@ -1,0 +1,165 @@
+"""What a worker passes before each API call: the fleet's rate limit, then its circuit breaker.
+
+Waiting here never costs an attempt. A short wait (a reserved token due within ``max_sleep_s``)
+sleeps in the worker; a longer one (the bucket is blocked by a ``Retry-After``, the rate is far
+below the demand, the breaker is open) raises :class:`MustWait`, and the ticket goes back to
+the durable delayed set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from common.errors import Ambiguous, ApiError, Throttled, TransportError
+from common.keys import Keys
+from common.settings import Settings
+from worker.breaker import BreakerPolicy, BreakerState
+from worker.bucket import BucketPolicy, BucketState, Grant
+
+Api = Literal["create", "list"]
+
+
+class BucketStore(Protocol):
+    """Where token buckets live (memory or Redis)."""
+
+    def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant: ...
+
+    def penalize(
+        self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
+    ) -> None: ...
+
+    def state(self, key: str) -> BucketState | None: ...
+
+
+class BreakerStore(Protocol):
+    """Where circuit breakers live (memory or Redis)."""
+
+    def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float: ...
+
+    def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None: ...
+
+    def state(self, key: str) -> BreakerState | None: ...
+
+
+class CallGate(Protocol):
+    """What the worker's logic needs of a gate."""
+
+    def before_call(self, project_id: str, api: Api) -> None: ...
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None: ...
+
+
+class MustWait(Exception):
+    """The call may not go out now; try again in ``wait_s`` seconds."""
+
+    def __init__(self, wait_s: float, reason: Literal["rate", "breaker"]) -> None:
+        self.wait_s = wait_s
+        self.reason = reason
+        super().__init__(f"wait {wait_s:.2f} s ({reason})")
+
+
+def bucket_policy(settings: Settings) -> BucketPolicy:
+    """The bucket's policy from the settings."""
+    return BucketPolicy(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_burst)
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    """The breaker's policy from the settings."""
+    return BreakerPolicy(
+        threshold=settings.breaker_threshold,
+        cooldown_s=settings.breaker_cooldown_s,
+        probes=settings.breaker_probes,
+        probe_timeout_s=settings.lease_s,
+    )
+
+
+def _failed(exc: ApiError | None) -> bool:
+    # The server failed (5xx, no answer, unreachable); a 4xx or a 429 is a working server.
+    return isinstance(exc, Ambiguous | TransportError)
+
+
+class Gate:
+    """The rate limit and the breaker of one endpoint, per project and API.
+
+    Args:
+        buckets: where the token buckets live.
+        breakers: where the breakers live.
+        settings: the policies, the endpoint and the key prefix.
+        sleep: how short waits are slept (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        buckets: BucketStore,
+        breakers: BreakerStore,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._buckets = buckets
+        self._breakers = breakers
+        self._bucket_policy = bucket_policy(settings)
+        self._breaker_policy = breaker_policy(settings)
+        self._keys = Keys(settings.key_prefix)
+        self._endpoint = settings.require_endpoint
+        self._sleep = sleep
+        self.max_sleep_s = min(5.0, settings.visibility_timeout_s / 4)
+
+    def bucket_key(self, project_id: str, api: Api) -> str:
+        """Redis key of the bucket of one API of one project on this endpoint."""
+        return self._keys.bucket(self._endpoint, project_id, api)
+
+    def breaker_key(self) -> str:
+        """Redis key of this endpoint's breaker (a failing endpoint fails every project)."""
+        return self._keys.breaker(self._endpoint)
+
+    def before_call(self, project_id: str, api: Api) -> None:
+        """Return when the call may go out (after a short sleep, perhaps).
+
+        Raises:
+            MustWait: a long wait; defer the ticket.
+        """
+        key = self.bucket_key(project_id, api)
+        while True:
+            grant = self._buckets.acquire(key, self._bucket_policy)
+            if grant.granted:
+                break
+            if grant.wait_s > self.max_sleep_s:
+                raise MustWait(grant.wait_s, "rate")
+            self._sleep(grant.wait_s)  # until a token is due: never a busy loop
+        wait = self._breakers.allow(self.breaker_key(), self._breaker_policy)
+        if wait > 0:
+            raise MustWait(wait, "breaker")
+        if grant.wait_s > 0:
+            self._sleep(grant.wait_s)
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
+        """Feed a call's outcome to the breaker, and a 429 to the bucket."""
+        self._breakers.record(self.breaker_key(), self._breaker_policy, None, not _failed(error))
+        if isinstance(error, Throttled):
+            self._buckets.penalize(
+                self.bucket_key(project_id, api), self._bucket_policy, None, error.retry_after_s
+            )
+
+    def bucket(self, project_id: str, api: Api = "create") -> BucketState | None:
+        """A bucket's state, for operators."""
+        return self._buckets.state(self.bucket_key(project_id, api))
+
+    def breaker(self) -> BreakerState | None:
+        """The breaker's state, for operators."""
+        return self._breakers.state(self.breaker_key())
+
+
+class OpenGate:
+    """A gate that lets every call through (tests of the logic around it)."""
+
+    def before_call(self, project_id: str, api: Api) -> None:
+        """Always go."""
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
+        """Remember nothing."""
+
+
+OPEN_GATE = OpenGate()
