@@ -50,6 +50,10 @@ class Keys:
         """A pattern matching every bucket."""
         return f"{self.prefix}:rate:*"
 
+    def iam_token(self, identity: str, project_id: str) -> str:
+        """The cached IAM token of one identity (a digest) for one project."""
+        return f"{self.prefix}:iam-token:{identity}:{project_id}"
+
     def breakers(self) -> str:
         """A pattern matching every breaker."""
         return f"{self.prefix}:breaker:*"

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     AnyHttpUrl,
     Field,
     RedisDsn,
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        populate_by_name=True,
     )
 
     redis_url: RedisDsn = Field(
@@ -68,6 +70,25 @@ class Settings(BaseSettings):
     )
     auth_token: SecretStr | None = Field(
         default=None, description="Static IAM token sent as X-Auth-Token."
+    )
+    ak: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}AK", "CLOUD_SDK_AK", "ak"),
+        description="Access key for SDK-HMAC-SHA256 signing (also read from CLOUD_SDK_AK).",
+    )
+    sk: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}SK", "CLOUD_SDK_SK", "sk"),
+        description="Secret key for SDK-HMAC-SHA256 signing (also read from CLOUD_SDK_SK).",
+    )
+    iam_endpoint: AnyHttpUrl | None = Field(
+        default=None,
+        description="IAM endpoint for password tokens, e.g. https://iam.cn-north-4.myhuaweicloud.com.",
+    )
+    iam_user: str | None = Field(default=None, description="IAM user name for password tokens.")
+    iam_password: SecretStr | None = Field(default=None, description="That user's password.")
+    iam_domain: str | None = Field(
+        default=None, description="The account (domain) name the IAM user belongs to."
     )
     language: Literal["en-us", "zh-cn"] = Field(
         default="en-us", description="X-Language header: language of the API's error messages."
@@ -133,17 +154,28 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.endpoint is not None:
-            host = self.endpoint.host
-            if (
-                self.endpoint.scheme == "http"
-                and not is_loopback(host)
-                and not self.allow_insecure_http
-            ):
+        for name in ("endpoint", "iam_endpoint"):
+            url = getattr(self, name)
+            insecure = url is not None and url.scheme == "http" and not is_loopback(url.host)
+            if insecure and not self.allow_insecure_http:
                 raise ValueError(
-                    "endpoint: plain http:// is allowed only on loopback; use https:// or set"
-                    f" {ENV_PREFIX}ALLOW_INSECURE_HTTP=true"
+                    f"{name}: plain http:// is allowed only on loopback; use https:// or"
+                    f" set {ENV_PREFIX}ALLOW_INSECURE_HTTP=true"
                 )
+        if (self.ak is None) != (self.sk is None):
+            raise ValueError(
+                f"ak: {ENV_PREFIX}AK and {ENV_PREFIX}SK (or CLOUD_SDK_AK and CLOUD_SDK_SK) go"
+                " together"
+            )
+        iam = {n: getattr(self, f"iam_{n}") for n in ("endpoint", "user", "password", "domain")}
+        if any(v is not None for v in iam.values()) and any(v is None for v in iam.values()):
+            missing = ", ".join(f"{ENV_PREFIX}IAM_{n.upper()}" for n, v in iam.items() if v is None)
+            raise ValueError(f"iam_endpoint: IAM tokens also need {missing}")
+        if len(self.auth_modes) > 1:
+            raise ValueError(
+                "auth_token: configure exactly one way to authenticate, not "
+                + " and ".join(self.auth_modes)
+            )
         if self.lease_s >= self.visibility_timeout_s:
             raise ValueError(
                 f"visibility_timeout_s: must exceed 2 x {ENV_PREFIX}REQUEST_TIMEOUT_S + 5 s, so"
@@ -171,6 +203,35 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return env
+
+    @property
+    def auth_modes(self) -> list[str]:
+        """The authentication modes configured, named by their variables."""
+        modes = []
+        if self.auth_token is not None:
+            modes.append(f"{ENV_PREFIX}AUTH_TOKEN")
+        if self.ak is not None:
+            modes.append(f"{ENV_PREFIX}AK/{ENV_PREFIX}SK")
+        if self.iam_endpoint is not None:
+            modes.append(f"{ENV_PREFIX}IAM_*")
+        return modes
+
+    def require_auth(self) -> str:
+        """The one configured mode: ``token``, ``aksk`` or ``iam``.
+
+        Raises:
+            SettingsError: none is configured (several are refused when settings are built).
+        """
+        if self.auth_token is not None:
+            return "token"
+        if self.ak is not None:
+            return "aksk"
+        if self.iam_endpoint is not None:
+            return "iam"
+        raise SettingsError(
+            f"{ENV_PREFIX}AUTH_TOKEN, {ENV_PREFIX}AK/{ENV_PREFIX}SK or {ENV_PREFIX}IAM_*:"
+            " a worker needs exactly one way to authenticate; none is configured"
+        )
 
     @property
     def require_endpoint(self) -> str:

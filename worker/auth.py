@@ -1,15 +1,25 @@
-"""Credentials on outgoing requests, as ``httpx.Auth`` (a static IAM token for now)."""
+"""Credentials on outgoing requests, as ``httpx.Auth``: exactly one of three modes.
+
+* a static IAM token (``HTAP_SYNC_AUTH_TOKEN``): :class:`TokenAuth`;
+* AK/SK signing (``HTAP_SYNC_AK``/``HTAP_SYNC_SK``): :class:`worker.signing.AkSkAuth`;
+* IAM password tokens shared by the fleet (``HTAP_SYNC_IAM_*``): :mod:`worker.iam`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 
 import httpx
+import redis
 from pydantic import SecretStr
+
+from common.settings import Settings
+from worker.iam import make_iam_auth
+from worker.signing import AkSkAuth
 
 
 class TokenAuth(httpx.Auth):
-    """Sends an IAM token as ``X-Auth-Token``; the token never appears in ``repr``."""
+    """Sends a static IAM token as ``X-Auth-Token``; the token never appears in ``repr``."""
 
     def __init__(self, token: SecretStr) -> None:
         self._token = token
@@ -21,3 +31,28 @@ class TokenAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return "TokenAuth(token=SecretStr('**********'))"
+
+
+def make_auth(
+    settings: Settings, client: redis.Redis, transport: httpx.BaseTransport | None = None
+) -> tuple[httpx.Auth, list[httpx.Client]]:
+    """The configured mode's auth, and any HTTP client it opened (to close with the worker).
+
+    Raises:
+        SettingsError: no mode is configured.
+    """
+    mode = settings.require_auth()
+    if mode == "token":
+        assert settings.auth_token is not None
+        return TokenAuth(settings.auth_token), []
+    if mode == "aksk":
+        assert settings.ak is not None and settings.sk is not None
+        return AkSkAuth(settings.ak, settings.sk), []
+    iam_http = httpx.Client(
+        base_url=str(settings.iam_endpoint).rstrip("/"),
+        timeout=httpx.Timeout(settings.request_timeout_s),
+        verify=True,
+        transport=transport,
+        headers={"User-Agent": "taurus-htap-sync"},
+    )
+    return make_iam_auth(settings, client, iam_http), [iam_http]

@@ -11,7 +11,6 @@ import httpx
 from common.errors import Ambiguous, ServerError
 from common.models import ReplicationRequest
 from common.settings import Settings
-from worker.auth import TokenAuth
 from worker.classify import error_for, transport_errors
 
 JSON_UTF8 = "application/json;charset=utf-8"
@@ -140,9 +139,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def make_http(settings: Settings, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """The worker process's one httpx client: TLS verified, timeouts and auth from settings."""
-    auth = TokenAuth(settings.auth_token) if settings.auth_token is not None else None
+def make_http(
+    settings: Settings,
+    transport: httpx.BaseTransport | None = None,
+    auth: httpx.Auth | None = None,
+) -> httpx.Client:
+    """The worker process's one httpx client: TLS verified, timeouts from settings."""
     return httpx.Client(
         base_url=settings.require_endpoint,
         timeout=httpx.Timeout(settings.request_timeout_s),

@@ -16,6 +16,7 @@ import httpx
 from common.connections import make_redis, make_store
 from common.settings import Settings
 from common.store import TicketStore
+from worker.auth import make_auth
 from worker.breaker import RedisBreakerStore
 from worker.bucket import RedisBucketStore
 from worker.client import TaurusClient, make_http
@@ -42,13 +43,15 @@ class Runtime:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._parts: Collaborators | None = None
+        self._extra: list[httpx.Client] = []
 
     def get(self) -> Collaborators:
         """This process's collaborators (thread-safe; rebuilt after a fork)."""
         with self._lock:
             if self._parts is None or self._pid != os.getpid():
-                http = make_http(self.settings, self._transport)
                 client = make_redis(self.settings)
+                auth, self._extra = make_auth(self.settings, client)
+                http = make_http(self.settings, self._transport, auth)
                 self._parts = Collaborators(
                     http=http,
                     client=TaurusClient(http, language=self.settings.language),
@@ -64,4 +67,6 @@ class Runtime:
         with self._lock:
             if self._parts is not None and self._pid == os.getpid():
                 self._parts.http.close()
+                for extra in self._extra:
+                    extra.close()
             self._parts = None

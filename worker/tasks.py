@@ -28,9 +28,11 @@ def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celer
     """The Celery app with the create task registered, for ``celery worker`` to run.
 
     Raises:
-        SettingsError: no endpoint.
+        SettingsError: no endpoint, or not exactly one way to authenticate.
     """
-    settings.require_endpoint  # noqa: B018 - fail at start, not at the first message
+    # Fail at start, not at the first message.
+    settings.require_endpoint  # noqa: B018
+    settings.require_auth()
     app = make_celery(settings)
     runtime = runtime or Runtime(settings)
 

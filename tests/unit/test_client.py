@@ -12,6 +12,7 @@ from common.errors import Ambiguous, Rejected, ServerError, Throttled, Transport
 from common.models import parse_request
 from common.settings import load_settings
 from tests.conftest import request_data
+from worker.auth import TokenAuth
 from worker.client import TaurusClient, make_http
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -25,7 +26,8 @@ def _client(handler: Handler, **settings: object) -> TaurusClient:
     s = load_settings(
         {"endpoint": "https://gaussdb.cn-north-4.myhuaweicloud.com", **settings}, env_file=None
     )
-    return TaurusClient(make_http(s, httpx.MockTransport(handler)), language=s.language)
+    auth = TokenAuth(s.auth_token) if s.auth_token else None
+    return TaurusClient(make_http(s, httpx.MockTransport(handler), auth), language=s.language)
 
 
 def test_create_sends_the_documented_request() -> None:
