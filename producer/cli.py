@@ -455,6 +455,16 @@ def _retry_after(value: str) -> int | None:
     help="The gateway's own limit: creates per second per project, 429 beyond.",
 )
 @click.option("--rate-limit-burst", type=click.IntRange(min=1), help="Burst of that limit.")
+@click.option("--iam-domain", help="Serve POST /v3/auth/tokens for this account...")
+@click.option("--iam-user", help="...this IAM user...")
+@click.option("--iam-password", help="...and this password.")
+@click.option(
+    "--token-lifetime-s",
+    default=86400.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Lifetime of issued tokens.",
+)
 @click.option("--seed", type=int, help="Seed of the fault injection, to replay a run.")
 def simulator(
     unknown_instance: tuple[str, ...], retry_after_s: str, host: str, port: int, **fields: Any

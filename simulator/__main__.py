@@ -63,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="calls a project may make at once (default: max(1, ceil(RATE)))",
     )
+    iam = parser.add_argument_group(
+        "IAM password login",
+        "serve POST /v3/auth/tokens for this one account; the tokens it issues are valid "
+        "X-Auth-Token values until they expire",
+    )
+    iam.add_argument("--iam-domain", metavar="ACCOUNT", help="account (domain) name")
+    iam.add_argument("--iam-user", metavar="USER", help="IAM user name")
+    iam.add_argument("--iam-password", metavar="PWD", help="that user's password")
+    iam.add_argument(
+        "--token-lifetime-s",
+        type=float,
+        default=86_400.0,
+        metavar="S",
+        help="seconds an issued token stays valid (default 86400)",
+    )
     return parser
 
 
@@ -104,6 +119,10 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         rate_limit_per_s=args.rate_limit_per_s,
         rate_limit_burst=args.rate_limit_burst,
+        iam_domain=args.iam_domain,
+        iam_user=args.iam_user,
+        iam_password=args.iam_password,
+        token_lifetime_s=args.token_lifetime_s,
         **{name: getattr(args, name) for name in FAULT_RATE_FIELDS},
     )
 

@@ -10,6 +10,7 @@ bad path id, body, field or query value     400     DBS.280001      code is the 
 instance in ``unknown_instances``           400     DBS.200022      yes (create page example)
 ``task_name`` already exists on instance    409     DBS.280005      no: the simulator's choice
 missing or wrong credentials                401     APIGW.0301      yes (gateway)
+expired IAM token                           401     APIGW.0301      yes (gateway)
 no such route or method                     404     APIGW.0101      gateway's usual answer
 fault ``fail`` or ``created_then_500``      500     DBS.108000      yes (general error table)
 fault ``hang``, once ``hang_ms`` is over    500     DBS.108000      yes (general error table)
@@ -43,6 +44,12 @@ takes a scripted step: the seeded faults and the script apply to admitted calls 
 however many calls the limit throttled in between. The configured latency is added before
 any of these checks, so a throttled call is delayed like any other.
 
+Tokens: ``X-Auth-Token`` may be the config's static ``token`` or one issued by the IAM login
+route ``POST /v3/auth/tokens`` (``simulator.iam``, served when an IAM account is configured)
+until it expires; an expired one gets 401 ``APIGW.0301`` "Incorrect IAM authentication
+information: token expired" (counted in ``expired_token_rejections``). Expiry follows the
+injected ``clock``.
+
 Admin routes (``/_sim/*``, no authentication) are described in ``simulator.admin``.
 """
 
@@ -61,7 +68,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.admin import admin_routes
-from simulator.auth import Authenticator, Clock
+from simulator.auth import Authenticator, Clock, utc_now
 from simulator.config import SimulatorConfig
 from simulator.drop import DropConnection, DroppingStarlette
 from simulator.errors import (
@@ -76,6 +83,7 @@ from simulator.errors import (
     throttled,
 )
 from simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
+from simulator.iam import iam_routes
 from simulator.ratelimit import Monotonic, RateLimiter
 from simulator.state import SimulatorState, Task
 from simulator.validation import (
@@ -139,7 +147,8 @@ def make_app(
         config: Credentials to accept, unknown instances and faults.
         state: Store the app writes tasks and counters to, and reads the fault script from;
             the caller keeps it to inspect.
-        clock: Current time for the ``X-Sdk-Date`` check (aware datetime); tests inject one.
+        clock: Current time (aware datetime) for the ``X-Sdk-Date`` check and for issuing and
+            expiring IAM tokens; tests inject one.
         sleep: Awaitable sleep used for ``latency_ms`` and hangs; tests inject one.
         hangs: Where hang faults hold requests; the server passes one to release them when it
             shuts down.
@@ -149,11 +158,12 @@ def make_app(
             one to change it at run time. Defaults to one built from ``config``.
 
     Returns:
-        A Starlette app with the create, list and ``/_sim/*`` admin routes.
+        A Starlette app with the create, list, IAM login and ``/_sim/*`` admin routes.
     """
     if rate_limiter is not None and monotonic is not None:
         raise ValueError("monotonic: give it to the RateLimiter passed as rate_limiter")
-    authenticator = Authenticator(config, clock=clock)
+    clock = clock or utc_now
+    authenticator = Authenticator(config, clock=clock, tokens=state.tokens)
     faults = Faults(config, sleep=sleep, hangs=hangs)
     limiter = rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic)
 
@@ -269,6 +279,7 @@ def make_app(
     routes = [
         Route(REPLICATION_PATH, create_route, methods=["POST"]),
         Route(REPLICATION_PATH, list_route, methods=["GET"]),
+        *iam_routes(config, state.tokens, clock),
         *admin_routes(state, limiter),
     ]
     return DroppingStarlette(

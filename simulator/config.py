@@ -33,7 +33,8 @@ class SimulatorConfig:
     known instances) that get that fault; together they add up to at most 1.
 
     Attributes:
-        token: If set, a request may authenticate with ``X-Auth-Token`` equal to it.
+        token: If set, a request may authenticate with ``X-Auth-Token`` equal to it (a static
+            token that never expires, accepted alongside any token the IAM login issued).
         ak: Access key; with ``sk``, a request may authenticate with ``SDK-HMAC-SHA256``.
         sk: Secret key matching ``ak``.
         unknown_instances: StarRocks instance ids answered 400 ``DBS.200022`` (not found).
@@ -55,6 +56,12 @@ class SimulatorConfig:
             a valid create call is answered 429 ``APIGW.0308`` with ``Retry-After``.
         rate_limit_burst: The bucket size: calls a project may make at once; ``None`` means
             ``max(1, ceil(rate_limit_per_s))``. Needs ``rate_limit_per_s``.
+        iam_domain: Account (domain) name of the one IAM user that may log in with
+            ``POST /v3/auth/tokens``; with ``iam_user`` and ``iam_password``, set all three or
+            none. The tokens that login issues are then valid ``X-Auth-Token`` values.
+        iam_user: IAM user name.
+        iam_password: That user's password.
+        token_lifetime_s: Seconds an issued token stays valid (IAM's own: 24 hours).
 
     Raises:
         ValueError: A field is out of range; the message names the field.
@@ -78,14 +85,24 @@ class SimulatorConfig:
     seed: int | None = None
     rate_limit_per_s: float | None = None
     rate_limit_burst: int | None = None
+    iam_domain: str | None = None
+    iam_user: str | None = None
+    iam_password: str | None = field(default=None, repr=False)
+    token_lifetime_s: float = 86_400.0
 
     def __post_init__(self) -> None:
-        for name in ("token", "ak", "sk"):
+        iam = ("iam_domain", "iam_user", "iam_password")
+        for name in ("token", "ak", "sk", *iam):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value):
                 raise ValueError(f"{name}: must be a non-empty string or None")
         if (self.ak is None) != (self.sk is None):
             raise ValueError("ak/sk: set both or neither")
+        if len({getattr(self, name) is None for name in iam}) > 1:
+            raise ValueError("iam_domain/iam_user/iam_password: set all three or none")
+        lifetime = self.token_lifetime_s
+        if not _is_number(lifetime) or not 0 < lifetime < math.inf:
+            raise ValueError("token_lifetime_s: must be a finite number > 0")
         if isinstance(self.unknown_instances, str):
             # frozenset("abc") would silently become three one-letter ids.
             raise ValueError("unknown_instances: must be a set of ids, not one string")
@@ -112,6 +129,11 @@ class SimulatorConfig:
         if total > 1.0 + _SUM_TOLERANCE:
             used = "+".join(name for name, rate in rates.items() if rate > 0)
             raise ValueError(f"{used}: fault rates must add up to <= 1 (they add up to {total:g})")
+
+    @property
+    def iam_enabled(self) -> bool:
+        """True if an IAM account is configured (the login route is served)."""
+        return self.iam_user is not None
 
     def rate_limit(self) -> RateLimit | None:
         """Return the rate limit to start with (the default burst filled in), or None.

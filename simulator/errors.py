@@ -1,4 +1,4 @@
-"""Error answers: the codes the simulator sends and the ``{error_code, error_msg}`` body."""
+"""Error answers: the API's ``{error_code, error_msg}`` body and its codes, and IAM's body."""
 
 from __future__ import annotations
 
@@ -44,3 +44,16 @@ def throttled(retry_after_s: int | None, limit: str = DEFAULT_GATEWAY_LIMIT) -> 
     if retry_after_s is not None:
         response.headers["Retry-After"] = str(retry_after_s)
     return response
+
+
+# IAM is Keystone-compatible and answers errors in Keystone's shape, not the gateway's.
+_IAM_TITLES = {400: "Bad Request", 401: "Unauthorized"}
+
+
+def iam_error(status_code: int, message: str) -> JSONResponse:
+    """An IAM error answer: ``{"error": {"code": status, "message": ..., "title": ...}}``."""
+    title = _IAM_TITLES[status_code]
+    return JSONResponse(
+        {"error": {"code": status_code, "message": message, "title": title}},
+        status_code=status_code,
+    )

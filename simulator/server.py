@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
 from simulator.app import make_app
+from simulator.auth import Clock
 from simulator.config import SimulatorConfig
 from simulator.faults import Hangs
 from simulator.ratelimit import RateLimit, RateLimiter
@@ -94,6 +95,7 @@ class SimulatorServer:
         *,
         state: SimulatorState | None = None,
         port: int = 0,
+        clock: Clock | None = None,
         startup_timeout_s: float = 10.0,
         shutdown_timeout_s: float = 10.0,
     ) -> None:
@@ -103,6 +105,8 @@ class SimulatorServer:
             config: Simulator settings; defaults to no auth and no faults.
             state: Store to use; defaults to a fresh one (read it back via ``.state``).
             port: Loopback port; 0 picks a free one.
+            clock: Current time (aware datetime) for signature dates and IAM token expiry;
+                defaults to the real UTC time. A test advances its own to expire tokens.
             startup_timeout_s: How long ``start`` waits for the server to answer.
             shutdown_timeout_s: How long ``stop`` waits for a graceful, then a forced, exit.
         """
@@ -110,6 +114,7 @@ class SimulatorServer:
         self.state = state or SimulatorState()
         self.rate_limiter = RateLimiter(self.config.rate_limit())
         self._requested_port = port
+        self._clock = clock
         self._startup_timeout_s = startup_timeout_s
         self._shutdown_timeout_s = shutdown_timeout_s
         self._socket: socket.socket | None = None
@@ -176,7 +181,13 @@ class SimulatorServer:
         self._socket = sock
         self._port = sock.getsockname()[1]
         hangs = Hangs()
-        app = make_app(self.config, self.state, hangs=hangs, rate_limiter=self.rate_limiter)
+        app = make_app(
+            self.config,
+            self.state,
+            clock=self._clock,
+            hangs=hangs,
+            rate_limiter=self.rate_limiter,
+        )
         # log_config=None: leave the host process's logging configuration alone.
         self._server = _Server(_uvicorn_config(app, log_config=None), hangs)
         self._thread = threading.Thread(

@@ -12,6 +12,7 @@ from simulator.arrivals import ARRIVALS_CAP, ArrivalLog
 from simulator.arrivals import max_in_window as max_in_window
 from simulator.arrivals import observed_rate as observed_rate
 from simulator.faults import CreateFault, FaultStep
+from simulator.tokens import IssuedToken, TokenStore
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
 InstanceKey = tuple[str, str]
@@ -58,6 +59,8 @@ class SimulatorState:
     And it logs when each valid create call arrived and whether the gateway's rate limit
     admitted it (``create_call_times``; measure them with ``max_in_window`` and
     ``observed_rate``, importable from here).
+
+    And the tokens the IAM login issued, with its counters (``tokens``, a ``TokenStore``).
     """
 
     def __init__(self, *, arrivals_cap: int = ARRIVALS_CAP) -> None:
@@ -80,6 +83,7 @@ class SimulatorState:
         self._script: deque[FaultStep] = deque()
         self._arrivals = ArrivalLog(arrivals_cap)
         self._throttled_by_limit = 0
+        self.tokens = TokenStore()
 
     @property
     def create_calls(self) -> int:
@@ -104,6 +108,25 @@ class SimulatorState:
         """Create calls answered 429 by the rate limit (injected ``throttle`` faults aside)."""
         with self._lock:
             return self._throttled_by_limit
+
+    @property
+    def logins(self) -> int:
+        """IAM logins answered 201 (each issued a token)."""
+        return self.tokens.logins
+
+    @property
+    def login_failures(self) -> int:
+        """IAM logins answered 400 (malformed body) or 401 (wrong account, user or password)."""
+        return self.tokens.login_failures
+
+    @property
+    def expired_token_rejections(self) -> int:
+        """Create or list calls refused 401 because their IAM token had expired."""
+        return self.tokens.expired_token_rejections
+
+    def tokens_issued(self) -> list[IssuedToken]:
+        """Return every IAM token issued (times, user, project; never the token), in order."""
+        return self.tokens.issued()
 
     def record_create_arrival(self, at: float, *, admitted: bool) -> None:
         """Log a create call that passed auth and validation and met the rate limit.
@@ -248,7 +271,9 @@ class SimulatorState:
         instance, every task created more than once (which should always be an empty list),
         and the arrival measures of the whole run: ``observed_rate`` and ``max_in_1s`` of the
         admitted create calls, ``observed_rate_all`` and ``max_in_1s_all`` of every call the
-        rate limit saw (see ``simulator.arrivals``; a rate is null when infinite).
+        rate limit saw (see ``simulator.arrivals``; a rate is null when infinite); and the IAM
+        counters (``logins``, ``login_failures``, ``expired_token_rejections``) with each issued
+        token's ``expires_at`` (``token_expiries``): never a token itself.
         """
         with self._lock:
             return {
@@ -270,6 +295,7 @@ class SimulatorState:
                     for (p, i, n), c in self._creations.items()
                     if c > 1
                 ],
+                **self.tokens.summary(),
             }
 
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from simulator.faults import FaultStep
 
-_PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
+PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
 _INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9]{36}")
 _NAME_RE = re.compile(r"[A-Za-z0-9_]+")
 _DIGITS_RE = re.compile(r"[0-9]{1,9}")  # more digits than that is out of range anyway
@@ -43,7 +43,7 @@ def path_ids(request: Request) -> tuple[str, str]:
     """Return the checked ``(project_id, instance_id)`` of the path."""
     project_id: str = request.path_params["project_id"]
     instance_id: str = request.path_params["instance_id"]
-    if not _PROJECT_ID_RE.fullmatch(project_id):
+    if not PROJECT_ID_RE.fullmatch(project_id):
         raise InvalidParameter("project_id", "must be 32 letters or digits")
     if not _INSTANCE_ID_RE.fullmatch(instance_id):
         raise InvalidParameter("instance_id", "must be 36 letters or digits")

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -333,3 +334,54 @@ def test_rate_limit_changes_over_http() -> None:
         client.put("/_sim/rate-limit", json={"per_s": None})
         assert server.rate_limit is None
         assert client.post(CREATE_PATH, json=create_body("task_b")).status_code == 200
+
+
+# --- IAM login ------------------------------------------------------------------------------
+
+
+def test_iam_login_over_loopback_and_token_expiry() -> None:
+    """Over loopback: log in with plain httpx, use the token, see it expire, log in again."""
+    now = [datetime(2026, 11, 28, 14, 0, tzinfo=UTC)]
+    config = SimulatorConfig(
+        iam_domain="acme_account", iam_user="sync_bot", iam_password="Pa55-word!"
+    )
+    login = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {
+                        "domain": {"name": "acme_account"},
+                        "name": "sync_bot",
+                        "password": "Pa55-word!",
+                    }
+                },
+            },
+            "scope": {"project": {"id": PROJECT}},
+        }
+    }
+    with (
+        SimulatorServer(config, clock=lambda: now[0]) as running,
+        httpx.Client(base_url=running.url, timeout=5.0, trust_env=False) as client,
+    ):
+        issued = client.post("/v3/auth/tokens", json=login)
+        assert issued.status_code == 201, issued.text
+        assert issued.json()["token"]["expires_at"] == "2026-11-29T14:00:00.000000Z"
+        token = issued.headers["X-Subject-Token"]
+        headers = {"X-Auth-Token": token}
+        created = client.post(CREATE_PATH, json=create_body("task_iam_1"), headers=headers)
+        assert created.status_code == 200, created.text
+
+        now[0] += timedelta(days=1)
+        expired = client.get(CREATE_PATH, headers=headers)
+        assert (expired.status_code, expired.json()["error_code"]) == (401, "APIGW.0301")
+        assert expired.json()["error_msg"].endswith(": token expired")
+
+        renewed = client.post("/v3/auth/tokens", json=login).headers["X-Subject-Token"]
+        assert renewed != token
+        listed = client.get(CREATE_PATH, headers={"X-Auth-Token": renewed})
+        assert listed.json()["total_count"] == "1"
+        wrong = client.post("/v3/auth/tokens", json={**login, "auth": {}})
+        assert wrong.status_code == 400
+    assert (running.state.logins, running.state.login_failures) == (2, 1)
+    assert running.state.expired_token_rejections == 1
