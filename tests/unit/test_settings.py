@@ -95,3 +95,39 @@ def test_secrets_are_hidden_but_passed_to_children() -> None:
         )
         == s
     )
+
+
+def test_sdk_variables_supply_the_key_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLOUD_SDK_AK / CLOUD_SDK_SK, as the SDK's examples use them, select AK/SK mode."""
+    monkeypatch.setenv("CLOUD_SDK_AK", "QTWAOYTTINDUT2QVKYUC")
+    monkeypatch.setenv("CLOUD_SDK_SK", "sk-from-sdk-variable")
+    s = load_settings(env_file=None)
+    assert s.require_auth() == "aksk"
+    assert s.sk is not None and s.sk.get_secret_value() == "sk-from-sdk-variable"
+    assert "sk-from-sdk-variable" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"auth_token": "t", "ak": "a", "sk": "b"}, ["HTAP_SYNC_AUTH_TOKEN", "HTAP_SYNC_AK"]),
+        ({"ak": "a"}, ["HTAP_SYNC_AK", "HTAP_SYNC_SK"]),
+        (
+            {"iam_endpoint": "https://iam.example.com", "iam_user": "u"},
+            ["HTAP_SYNC_IAM_PASSWORD", "HTAP_SYNC_IAM_DOMAIN"],
+        ),
+    ],
+)
+def test_exactly_one_complete_auth_mode(overrides: dict[str, str], named: list[str]) -> None:
+    """Two modes at once, or half a mode, is refused with the variables named."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(overrides, env_file=None)
+    for name in named:
+        assert name in str(info.value)
+
+
+def test_a_worker_needs_an_auth_mode() -> None:
+    """Without any credential, require_auth names the three ways to provide one."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(env_file=None).require_auth()
+    assert "HTAP_SYNC_AUTH_TOKEN" in str(info.value) and "HTAP_SYNC_IAM_" in str(info.value)
