@@ -145,6 +145,26 @@ class Settings(BaseSettings):
     breaker_probes: int = Field(
         default=3, ge=1, description="Probe calls, all successful, that close the breaker."
     )
+    max_queue_depth: int | None = Field(
+        default=None,
+        ge=1,
+        description="Bulk enqueueing waits while the queue holds more messages than this"
+        " (unset: no limit).",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated API keys the HTTP ingress accepts (X-API-Key or"
+        " Authorization: Bearer). Required unless HTAP_SYNC_API_AUTH=off.",
+    )
+    api_auth: Literal["on", "off"] = Field(
+        default="on", description="'off' lets the ingress accept requests without a key."
+    )
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body the ingress reads."
+    )
+    api_max_items: int = Field(
+        default=1000, ge=1, description="Most requests in one POST to the ingress."
+    )
     queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
         default="htap-sync", description="Name of the Celery queue."
     )
@@ -215,6 +235,24 @@ class Settings(BaseSettings):
         if self.iam_endpoint is not None:
             modes.append(f"{ENV_PREFIX}IAM_*")
         return modes
+
+    def ingress_keys(self) -> list[str]:
+        """The API keys of the ingress.
+
+        Raises:
+            SettingsError: authentication is on and no key is configured.
+        """
+        keys = [
+            k.strip()
+            for k in (self.api_keys.get_secret_value() if self.api_keys else "").split(",")
+            if k.strip()
+        ]
+        if self.api_auth == "on" and not keys:
+            raise SettingsError(
+                f"{ENV_PREFIX}API_KEYS: the ingress needs at least one key, or"
+                f" {ENV_PREFIX}API_AUTH=off to accept unauthenticated requests on purpose"
+            )
+        return keys
 
     def require_auth(self) -> str:
         """The one configured mode: ``token``, ``aksk`` or ``iam``.

@@ -36,7 +36,8 @@ from common.tickets import ticket_id
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
 
-# KEYS: ticket, failed index, history. ARGV: fingerprint, run, now (ISO), ticket id.
+# KEYS: ticket, failed index, history, queue. ARGV: fingerprint, run, now (ISO), ticket id,
+# message (pushed onto the queue with the ticket, '' to queue nothing here).
 _SUBMIT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 if state and state ~= 'failed' then
@@ -52,6 +53,7 @@ redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2
   'created_at', ARGV[3], 'updated_at', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('PERSIST', KEYS[3])
+if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[5]) end
 if state then return {'redriven', 'queued'} end
 return {'queued', 'queued'}
 """
@@ -171,33 +173,63 @@ class TicketStore:
 
     # -- producer side -------------------------------------------------------------------------
 
-    def submit(self, request: ReplicationRequest) -> tuple[str, str, Submitted]:
+    def submit(
+        self,
+        request: ReplicationRequest,
+        *,
+        run: str | None = None,
+        queue_key: str = "",
+        message: str = "",
+    ) -> tuple[str, str, Submitted]:
         """Record a request as queued, unless its ticket is taken.
 
+        Args:
+            request: the validated request.
+            run: the run id (a new one when omitted); ``message`` must carry the same.
+            queue_key: the broker list to push ``message`` onto, with the ticket, atomically.
+            message: the broker message, or "" to queue nothing here (the caller sends it).
+
         Returns:
-            ``(ticket, run, what)``; the caller queues a message only when ``what`` is not
-            ``DUPLICATE``, carrying ``run``.
+            ``(ticket, run, what)``; nothing is queued when ``what`` is ``DUPLICATE``.
 
         Raises:
             TicketConflict: a different request holds the name and has not failed.
         """
-        ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
-        run = uuid.uuid4().hex
-        outcome, state = cast(
-            list[str],
-            self._submit(
-                keys=[self.key(ticket), self.failed_key, self.history_key(ticket)],
-                args=[request.fingerprint(), run, iso(self._clock()), ticket],
-            ),
-        )
+        run = run or uuid.uuid4().hex
+        keys, args = self.submit_args(request, run, queue_key, message)
+        outcome, state = cast(list[str], self._submit(keys=keys, args=args))
         if outcome == "conflict":
-            raise TicketConflict(ticket, state)
-        return ticket, run, Submitted(outcome)
+            raise TicketConflict(args[3], state)
+        return args[3], run, Submitted(outcome)
 
-    def abandon(self, ticket: str, run: str, reason: str) -> None:
-        """Fail a ticket whose message could not be queued, so nobody waits on it forever."""
-        error = ErrorPayload(error_code="HTAP_SYNC.ENQUEUE_FAILED", error_msg=reason)
-        self.fail(Claim(ticket, run), error)
+    def submit_args(
+        self, request: ReplicationRequest, run: str, queue_key: str, message: str
+    ) -> tuple[list[str], list[str]]:
+        """The keys and arguments of the submit script (for pipelined submissions)."""
+        ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+        keys = [self.key(ticket), self.failed_key, self.history_key(ticket), queue_key or "_"]
+        args = [request.fingerprint(), run, iso(self._clock()), ticket, message]
+        return keys, args
+
+    def submit_many(
+        self, items: list[tuple[ReplicationRequest, str, str, str]]
+    ) -> list[tuple[str, str, str]]:
+        """Submit many ``(request, run, queue_key, message)`` in one pipelined round trip.
+
+        Returns:
+            ``(ticket, outcome, state)`` for each, outcome ``queued``, ``duplicate``,
+            ``redriven`` or ``conflict`` (nothing raised: the caller reports per item).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        tickets = []
+        for request, run, queue_key, message in items:
+            keys, args = self.submit_args(request, run, queue_key, message)
+            self._submit(keys=keys, args=args, client=pipe)
+            tickets.append(args[3])
+        return [
+            (ticket, str(outcome), str(state))
+            for ticket, (outcome, state) in zip(tickets, pipe.execute(), strict=True)
+        ]
 
     def get(self, ticket: str) -> TicketStatus:
         """The ticket's status.

@@ -3,19 +3,50 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 import redis
 from celery import Celery
 
-from common.celery_app import CREATE_REPLICATION, make_celery
+from common.celery_app import make_celery
 from common.connections import make_redis, make_store
-from common.errors import TicketNotFound
+from common.errors import RequestInvalid, TicketNotFound
+from common.keys import Keys
 from common.models import ReplicationRequest, TicketStatus, parse_request
 from common.settings import Settings
 from common.store import Submitted
+from common.tickets import ticket_id
+from producer.messages import create_message
+
+Accepted = Literal["queued", "duplicate", "redriven"]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one request of :meth:`Producer.enqueue_many`.
+
+    Attributes:
+        index: its position in the input, from 0.
+        status: ``queued``, ``duplicate`` or ``redriven`` (accepted), ``conflict`` or
+            ``invalid`` (not queued).
+        ticket: the ticket (None when invalid).
+        errors: what is wrong, field by field (invalid, conflict).
+        request: the validated request (None when invalid).
+    """
+
+    index: int
+    status: Literal["queued", "duplicate", "redriven", "conflict", "invalid"]
+    ticket: str | None
+    errors: list[dict[str, str]] = field(default_factory=list)
+    request: ReplicationRequest | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """True when the request is (or already was) queued."""
+        return self.status in ("queued", "duplicate", "redriven")
 
 
 @dataclass(frozen=True)
@@ -65,6 +96,8 @@ class Producer:
         self._celery = celery if celery is not None else make_celery(settings)
         self._clock = clock
         self._sleep = sleep
+        self._queue_key = Keys(settings.key_prefix).queue(settings.queue)
+        self.backpressure_poll_s = 0.5
 
     def validate(self, request: ReplicationRequest | Mapping[str, Any]) -> ReplicationRequest:
         """Check a request against the API's rules, filling ``project_id`` from the settings.
@@ -80,31 +113,91 @@ class Producer:
         return parse_request(data)
 
     def enqueue(self, request: ReplicationRequest | Mapping[str, Any]) -> Receipt:
-        """Validate a request, record its ticket and queue it (unless it is already there).
+        """Validate a request, then record its ticket and queue its message in one step.
 
         Raises:
             RequestInvalid: the request breaks a rule; nothing was recorded or queued.
             TicketConflict: another request holds this task name and has not failed.
-            kombu/redis errors: the broker is unreachable; the ticket is then marked failed
-                (``HTAP_SYNC.ENQUEUE_FAILED``) so that it can be submitted again.
+            redis.RedisError: Redis is unreachable; nothing was recorded or queued.
         """
         valid = self.validate(request)
-        ticket, run, outcome = self.store.submit(valid)
-        if outcome is not Submitted.DUPLICATE:
-            try:
-                self._celery.send_task(
-                    CREATE_REPLICATION,
-                    kwargs={
-                        "ticket": ticket,
-                        "run": run,
-                        "request": valid.model_dump(exclude_none=True),
-                    },
-                    queue=self.settings.queue,
-                )
-            except Exception as exc:
-                self.store.abandon(ticket, run, f"could not queue: {type(exc).__name__}")
-                raise
+        run = uuid.uuid4().hex
+        ticket, run, outcome = self.store.submit(
+            valid, run=run, queue_key=self._queue_key, message=self._message(valid, run)
+        )
         return Receipt(ticket=ticket, outcome=outcome, request=valid)
+
+    def _message(self, request: ReplicationRequest, run: str) -> str:
+        ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+        data = request.model_dump(exclude_none=True)
+        return create_message(self._celery, self.settings.queue, ticket, run, data)
+
+    def enqueue_many(
+        self,
+        requests: Iterable[ReplicationRequest | Mapping[str, Any] | RequestInvalid],
+        *,
+        batch_size: int = 500,
+    ) -> Iterator[ItemResult]:
+        """Validate and enqueue many requests, a pipelined batch at a time.
+
+        Each batch is one round trip to Redis, tickets and messages together. When the queue
+        is deeper than ``HTAP_SYNC_MAX_QUEUE_DEPTH``, the next batch waits until workers have
+        drained it (backpressure instead of flooding Redis).
+
+        Yields:
+            one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
+            ones with their errors (never queued), conflicts, and accepted ones with the ticket.
+        """
+        batch: list[tuple[int, ReplicationRequest | RequestInvalid]] = []
+        for index, item in enumerate(requests):
+            if isinstance(item, RequestInvalid):  # already known bad (an unreadable file row)
+                batch.append((index, item))
+                continue
+            try:
+                batch.append((index, self.validate(item)))
+            except RequestInvalid as exc:
+                batch.append((index, exc))
+            if len(batch) >= batch_size:
+                yield from self._flush(batch)
+                batch = []
+        yield from self._flush(batch)
+
+    def _flush(
+        self, batch: list[tuple[int, ReplicationRequest | RequestInvalid]]
+    ) -> Iterator[ItemResult]:
+        valid = [(i, r) for i, r in batch if isinstance(r, ReplicationRequest)]
+        submitted: dict[int, tuple[str, str, str]] = {}
+        if valid:
+            self.wait_for_room()
+            items = []
+            for _, request in valid:
+                run = uuid.uuid4().hex
+                items.append((request, run, self._queue_key, self._message(request, run)))
+            answers = self.store.submit_many(items)
+            submitted = {i: answer for (i, _), answer in zip(valid, answers, strict=True)}
+        for index, entry in batch:
+            if isinstance(entry, RequestInvalid):
+                yield ItemResult(index, "invalid", None, entry.errors)
+                continue
+            ticket, outcome, state = submitted[index]
+            if outcome == "conflict":
+                rule = f"another request holds this task name ({state})"
+                errors = [{"field": "task_name", "rule": rule, "message": f"task_name: {rule}"}]
+                yield ItemResult(index, "conflict", ticket, errors, entry)
+            else:
+                yield ItemResult(index, cast(Accepted, outcome), ticket, [], entry)
+
+    def queue_depth(self) -> int:
+        """Messages waiting in the queue (not yet taken by a worker)."""
+        return int(self._redis.llen(self._queue_key))
+
+    def wait_for_room(self) -> None:
+        """Block while the queue holds more than ``HTAP_SYNC_MAX_QUEUE_DEPTH`` messages."""
+        limit = self.settings.max_queue_depth
+        if limit is None:
+            return
+        while self.queue_depth() > limit:
+            self._sleep(self.backpressure_poll_s)
 
     def status(self, ticket: str) -> TicketStatus:
         """The ticket's current status.

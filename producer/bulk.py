@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import RequestInvalid, TicketConflict
+from common.errors import RequestInvalid
 from common.models import TicketStatus
 from producer.api import Producer
 from producer.bulk_file import Row
@@ -47,33 +47,31 @@ def submit_rows(
     *,
     on_row: Callable[[BulkReport], None] | None = None,
 ) -> BulkReport:
-    """Validate and enqueue each row; bad rows are reported, never queued, never fatal."""
+    """Validate and enqueue each row in pipelined batches; bad rows are reported, never
+    queued, never fatal."""
     report = BulkReport()
-    for row in rows:
+    lines: list[int] = []
+
+    def requests() -> Iterator[Mapping[str, Any] | RequestInvalid]:
+        for row in rows:
+            lines.append(row.line)
+            yield RequestInvalid(row.errors) if row.errors or row.data is None else row.data
+
+    for result in producer.enqueue_many(requests()):
+        entry: dict[str, Any] = {"line": lines[result.index]}
         report.counts["rows"] += 1
-        entry: dict[str, Any] = {"line": row.line}
-        if row.errors or row.data is None:
-            entry.update(state="invalid", errors=row.errors)
+        if result.status == "invalid":
+            entry.update(state="invalid", errors=result.errors)
             report.counts["invalid"] += 1
+        elif result.status == "conflict":
+            entry.update(state="conflict", ticket=result.ticket, errors=result.errors)
+            report.counts["conflict"] += 1
         else:
-            try:
-                receipt = producer.enqueue(row.data)
-            except RequestInvalid as exc:
-                entry.update(state="invalid", errors=exc.errors)
-                report.counts["invalid"] += 1
-            except TicketConflict as exc:
-                rule = f"another request holds this task name ({exc.state})"
-                entry.update(
-                    state="conflict",
-                    ticket=exc.ticket,
-                    errors=[{"field": "task_name", "rule": rule, "message": f"task_name: {rule}"}],
-                )
-                report.counts["conflict"] += 1
-            else:
-                report.tickets[row.line] = receipt.ticket
-                report.counts["accepted"] += 1
-                report.counts[receipt.outcome.value] += 1
-                entry.update(outcome=receipt.outcome.value, ticket=receipt.ticket)
+            assert result.ticket is not None
+            report.tickets[entry["line"]] = result.ticket
+            report.counts["accepted"] += 1
+            report.counts[result.status] += 1
+            entry.update(outcome=result.status, ticket=result.ticket)
         report.lines.append(entry)
         if on_row is not None:
             on_row(report)
