@@ -40,6 +40,7 @@ test: lint types
 # Benchmarks print ratios against a reference measured in the same run (see bench/).
 bench: $(STAMP)
 	$(BIN)/python -m bench.rate
+	$(BIN)/python -m bench.bulk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

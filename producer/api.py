@@ -148,6 +148,8 @@ class Producer:
             one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
             ones with their errors (never queued), conflicts, and accepted ones with the ticket.
         """
+        if self.settings.max_queue_depth is not None:
+            batch_size = min(batch_size, self.settings.max_queue_depth)
         batch: list[tuple[int, ReplicationRequest | RequestInvalid]] = []
         for index, item in enumerate(requests):
             if isinstance(item, RequestInvalid):  # already known bad (an unreadable file row)
@@ -168,7 +170,7 @@ class Producer:
         valid = [(i, r) for i, r in batch if isinstance(r, ReplicationRequest)]
         submitted: dict[int, tuple[str, str, str]] = {}
         if valid:
-            self.wait_for_room()
+            self.wait_for_room(len(valid))
             items = []
             for _, request in valid:
                 run = uuid.uuid4().hex
@@ -191,12 +193,15 @@ class Producer:
         """Messages waiting in the queue (not yet taken by a worker)."""
         return int(self._redis.llen(self._queue_key))
 
-    def wait_for_room(self) -> None:
-        """Block while the queue holds more than ``HTAP_SYNC_MAX_QUEUE_DEPTH`` messages."""
+    def wait_for_room(self, count: int) -> None:
+        """Block until ``count`` more messages fit under ``HTAP_SYNC_MAX_QUEUE_DEPTH``.
+
+        Polls the queue's length every ``backpressure_poll_s`` while workers drain it.
+        """
         limit = self.settings.max_queue_depth
         if limit is None:
             return
-        while self.queue_depth() > limit:
+        while self.queue_depth() + count > limit:
             self._sleep(self.backpressure_poll_s)
 
     def status(self, ticket: str) -> TicketStatus:

@@ -349,7 +349,7 @@ def bulk(
     finally:
         if output:
             handle.close()
-    err.print(_summary(report, wait_), highlight=False)
+    err.print(_summary(report, wait_), highlight=False, soft_wrap=True)
     if wait_:
         unfinished = len(report.tickets) - report.counts["succeeded"] - report.counts["failed"]
         if report.all_succeeded():
@@ -530,7 +530,7 @@ def demo(file_: Path | None, workers: int, output: Path | None) -> None:
         )
         table.add_row(str(entry["line"]), request.get("task_name", "-"), entry["state"], detail)
     out.print(table)
-    err.print(_summary(report, waited=True), highlight=False)
+    err.print(_summary(report, waited=True), highlight=False, soft_wrap=True)
     sys.exit(EXIT_OK if report.all_succeeded() else EXIT_FAILED)
 
 
