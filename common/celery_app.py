@@ -44,6 +44,8 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_routes={CREATE_REPLICATION: {"queue": settings.queue}},
         worker_hijack_root_logger=False,
+        # Task events on, so Flower (and `celery events`) can follow the fleet.
+        worker_send_task_events=True,
         enable_utc=True,
     )
     return app

@@ -165,6 +165,15 @@ class Settings(BaseSettings):
     api_max_items: int = Field(
         default=1000, ge=1, description="Most requests in one POST to the ingress."
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="'json' writes one JSON object per log line."
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Workers serve Prometheus metrics on this port (unset: no metrics server).",
+    )
     queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
         default="htap-sync", description="Name of the Celery queue."
     )

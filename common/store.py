@@ -69,7 +69,7 @@ if state == 'succeeded' or state == 'failed' then return {'done'} end
 if state == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'busy'} end
 redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[3], 'holder', ARGV[5],
   'updated_at', ARGV[4])
-return {'ok', h[4], h[5], h[6], h[7]}
+return {'ok', h[4], h[5], h[6], h[7], state}
 """
 
 # KEYS: ticket, failed index, history, delayed set.
@@ -127,6 +127,7 @@ class Claim:
     attempts: int = 0
     fingerprint: str = ""
     created_at: datetime | None = None
+    prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
 
 
 def iso(epoch: float) -> str:
@@ -304,6 +305,7 @@ class TicketStore:
             attempts=int(result[2]),
             fingerprint=result[3],
             created_at=datetime.fromisoformat(result[4]),
+            prior=TicketState(result[5]),
         )
 
     def pending_request(self, ticket: str, run: str) -> dict[str, Any] | None:
@@ -355,7 +357,8 @@ class TicketStore:
 
     def postpone(self, claim: Claim, *, due_at: float) -> bool:
         """Release the hold without an attempt; the ticket waits in the delayed set."""
-        state = TicketState.RETRYING if claim.attempts else TicketState.QUEUED
+        # Back to what it was: a ticket that has been tried stays "retrying" while it waits.
+        state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
         return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
 
     def start_attempt(self, claim: Claim, *, lease_s: float) -> bool:

@@ -33,12 +33,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from common.errors import RequestInvalid, SettingsError, TicketConflict, TicketNotFound
+from common.fleet import fleet_view
 from common.models import TicketStatus
 from common.settings import Settings, load_settings
 from producer.api import Producer
 from producer.bulk import BulkReport, fill_statuses, submit_rows
 from producer.bulk_file import Format, read_rows
-from producer.inspect import fleet_view
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
 EXIT_UNAVAILABLE, EXIT_CONFIG = 69, 78
@@ -220,7 +220,7 @@ def inspect(as_json: bool) -> None:
     """Show the queue, waiting and failed tickets, effective rates and breakers."""
     settings = _settings()
     with _producer(settings) as producer:
-        view = fleet_view(producer.store.redis, settings)
+        view = fleet_view(producer.store.redis, settings, with_tickets=True)
     if as_json:
         _emit_json(view)
         return
@@ -230,7 +230,11 @@ def inspect(as_json: bool) -> None:
         f"waiting in the delayed set: {d['depth']}"
         + (f" (next due in {d['next_due_in_s']} s)" if d["next_due_in_s"] is not None else "")
     )
-    click.echo(f"failed: {view['failed']}")
+    t = view["tickets"]
+    click.echo(
+        f"tickets: {t['queued']} queued, {t['running']} running, {t['retrying']} retrying,"
+        f" {t['succeeded']} succeeded, {t['failed']} failed"
+    )
     for r in view["rate_limits"]:
         blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
         click.echo(
@@ -382,6 +386,21 @@ def worker(concurrency: int, pool: str, loglevel: str, hostname: str | None) -> 
         _fail(str(exc), EXIT_CONFIG)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         _fail(f"Redis at {settings.redis_url} is unreachable: {exc}", EXIT_UNAVAILABLE)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+def api(host: str, port: int) -> None:
+    """Serve the HTTP ingress: enqueue and look up tickets over JSON (needs HTAP_SYNC_API_KEYS)."""
+    settings = _settings()
+    # Imported here: the other commands need neither Starlette nor uvicorn.
+    from producer.ingress import serve_ingress
+
+    try:
+        serve_ingress(settings, host, port)
+    except SettingsError as exc:
+        _fail(str(exc), EXIT_CONFIG)
 
 
 def _retry_after(value: str) -> int | None:

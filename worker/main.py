@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Literal
 
 from common.connections import make_redis
 from common.settings import Settings
 from worker.preflight import check_eviction_policy
-from worker.tasks import make_worker_app
 
 Pool = Literal["threads", "prefork", "solo"]
 
@@ -29,7 +30,13 @@ def run_worker(
             the Redis may evict keys.
         redis.ConnectionError: Redis is unreachable at start.
     """
-    app = make_worker_app(settings)
+    if pool == "prefork" and settings.metrics_port is not None:
+        # prometheus_client chooses where values live when it is first imported: with prefork,
+        # in files the parent sums (its multiprocess mode), so switch before anything imports it.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="htap-prom-"))
+    from worker.tasks import make_worker_app
+
+    app = make_worker_app(settings, loglevel=loglevel)
     client = make_redis(settings)
     try:
         check_eviction_policy(client, allow_evicting=settings.allow_evicting_redis)

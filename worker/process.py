@@ -15,12 +15,13 @@ doubt by then, one more delivery looks first, so a task that exists is never rep
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from common.errors import Ambiguous, ApiError, Permanent, Rejected, RequestInvalid, Throttled
 from common.models import Attempt, ErrorPayload, ReplicationRequest
@@ -28,9 +29,13 @@ from common.models import parse_request as validate
 from common.settings import Settings
 from common.store import Claim, TicketStore
 from common.tickets import ticket_id
+from worker import metrics
 from worker.backoff import backoff_s
 from worker.client import TaurusClient
 from worker.gate import OPEN_GATE, CallGate, MustWait
+
+log = logging.getLogger("htap_sync.worker")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,51 @@ def _note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = 
             "request_id": exc.request_id if exc else None,
         }
     )
+
+
+def _observed(
+    claim: Claim,
+    api: Literal["create", "list"],
+    call: Callable[[], T],
+    gate: CallGate,
+    project_id: str,
+) -> T:
+    """Make one API call: feed the gate, count it, time it, log it (never a secret)."""
+    started = time.monotonic()
+    error: ApiError | None = None
+    try:
+        return call()
+    except ApiError as exc:
+        error = exc
+        raise
+    finally:
+        gate.after_call(project_id, api, error)
+        status = (
+            str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
+        )
+        outcome = type(error).__name__ if error else "ok"
+        metrics.API_CALLS.labels(api, outcome, status).inc()
+        metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
+        log.info(
+            "ticket %s: %s call %s",
+            claim.ticket,
+            api,
+            outcome,
+            extra={
+                "ticket": claim.ticket,
+                "attempt": claim.attempts + (api == "create"),
+                "api": api,
+                "outcome": outcome,
+                "http_status": error.http_status if error else None,
+                "error_code": error.error_code if error else None,
+                "request_id": error.request_id if error else None,
+            },
+        )
+
+
+def _finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:
+    if claim.created_at is not None:
+        metrics.RESULTS.labels(state).observe(max(0.0, clock() - claim.created_at.timestamp()))
 
 
 def _invalid(store: TicketStore, claim: Claim, why: str, reason: str) -> Outcome:
@@ -116,25 +166,32 @@ def process_ticket(
                     in_doubt=False,
                     note=_note("list", "absent"),
                 )
+                _finished(claim, "failed", clock)
                 return Outcome("finished", reason="budget exhausted")
         gate.before_call(request.project_id, "create")
         if not store.start_attempt(claim, lease_s=settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         sent = True
-        try:
-            created = client.create_replication(request)
-        except ApiError as exc:
-            gate.after_call(request.project_id, "create", exc)
-            raise
-        gate.after_call(request.project_id, "create", None)
+        created = _observed(
+            claim, "create", lambda: client.create_replication(request), gate, request.project_id
+        )
     except MustWait as wait:
         store.postpone(claim, due_at=clock() + wait.wait_s)
+        metrics.WAITS.labels(wait.reason).inc()
+        log.info(
+            "ticket %s: waits %.2f s (%s)",
+            ticket,
+            wait.wait_s,
+            wait.reason,
+            extra={"ticket": ticket, "wait_reason": wait.reason, "delay_s": wait.wait_s},
+        )
         return Outcome("waiting", delay_s=wait.wait_s, reason=wait.reason)
     except ApiError as exc:
         return _after_error(
             exc, claim, sent=sent, store=store, settings=settings, rng=rng, clock=clock
         )
     store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
+    _finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
 
 
@@ -150,17 +207,18 @@ def _reconcile(
     """Ask the list call whether an earlier attempt created the task; None: it did not."""
     gate.before_call(request.project_id, "list")
     store.renew(claim, lease_s=settings.lease_s)
-    try:
-        existing = client.find_replication(request)
-    except ApiError as exc:
-        gate.after_call(request.project_id, "list", exc)
-        raise
-    gate.after_call(request.project_id, "list", None)
+    existing = _observed(
+        claim, "list", lambda: client.find_replication(request), gate, request.project_id
+    )
     if existing is None:
+        metrics.RECONCILIATIONS.labels("absent").inc()
         return None
     if existing.matches(request):
         store.succeed(claim, None, reconciled=True, note=_note("list", "found"))
+        metrics.RECONCILIATIONS.labels("found").inc()
+        _finished(claim, "succeeded", time.time)
         return Outcome("finished", reason="reconciled")
+    metrics.RECONCILIATIONS.labels("name_taken").inc()
     store.fail(
         claim,
         ErrorPayload(
@@ -170,6 +228,7 @@ def _reconcile(
         ),
         note=_note("list", "found"),
     )
+    _finished(claim, "failed", time.time)
     return Outcome("finished", reason="name taken")
 
 
@@ -201,6 +260,7 @@ def _after_error(
     if isinstance(exc, Permanent) and not name_exists_after_doubt:
         # A refusal of our create proves it created nothing; one of the list call proves less.
         store.fail(claim, payload, in_doubt=False if sent else None, note=note)
+        _finished(claim, "failed", clock)
         return Outcome("finished", reason=type(exc).__name__)
     # Waiting out the gateway's throttling costs no attempt.
     refund = sent and isinstance(exc, Throttled)
@@ -211,6 +271,7 @@ def _after_error(
         # Not in doubt here means the answers proved nothing was created: record it, or a
         # re-drive would reconcile for nothing.
         store.fail(claim, payload, in_doubt=False, note=note)
+        _finished(claim, "failed", clock)
         return Outcome("finished", reason="budget exhausted")
     delay = backoff_s(
         max(attempts, 1),
@@ -222,4 +283,5 @@ def _after_error(
     store.retrying(
         claim, payload, in_doubt=in_doubt, due_at=clock() + delay, refund_attempt=refund, note=note
     )
+    metrics.RETRIES.labels(type(exc).__name__).inc()
     return Outcome("retry", delay_s=delay, reason=type(exc).__name__)

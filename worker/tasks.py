@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 import redis
 from celery import Celery
 from celery.exceptions import Reject
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 
 from common.celery_app import CREATE_REPLICATION, make_celery
 from common.connections import make_redis, make_store
 from common.delayed import DelayedSet
+from common.fleet import fleet_view
+from common.logs import configure_logging
 from common.models import ErrorPayload
 from common.settings import Settings
 from common.store import Claim
+from worker.metrics import FleetCollector, serve_metrics
 from worker.mover import DelayedMover
 from worker.process import process_ticket
 from worker.runtime import Runtime
@@ -24,7 +33,9 @@ from worker.runtime import Runtime
 log = logging.getLogger("htap_sync.worker")
 
 
-def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celery:
+def make_worker_app(
+    settings: Settings, runtime: Runtime | None = None, *, loglevel: str = "INFO"
+) -> Celery:
     """The Celery app with the create task registered, for ``celery worker`` to run.
 
     Raises:
@@ -70,11 +81,16 @@ def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celer
             parts.store.fail(Claim(ticket, run), error)
             raise
         log.info(
-            "ticket %s: %s (%s)%s",
+            "ticket %s: %s (%s)",
             ticket,
             outcome.kind,
             outcome.reason,
-            f", again in {outcome.delay_s:.2f} s" if outcome.kind in ("retry", "waiting") else "",
+            extra={
+                "ticket": ticket,
+                "outcome": outcome.kind,
+                "reason": outcome.reason,
+                "delay_s": round(outcome.delay_s, 3),
+            },
         )
         return outcome.kind
 
@@ -103,6 +119,26 @@ def make_worker_app(settings: Settings, runtime: Runtime | None = None) -> Celer
             mover.stop()
         runtime.close()
 
+    def _logging(**_: Any) -> None:
+        # Connected, this replaces Celery's own logging set-up with ours (text or JSON).
+        configure_logging(settings.log_format, loglevel)
+
+    def _metrics(**_: Any) -> None:
+        if settings.metrics_port is not None:
+            client = make_redis(settings)
+            serve_metrics(
+                settings.metrics_port, FleetCollector(lambda: fleet_view(client, settings))
+            )
+
+    def _child_exit(pid: int | None = None, **_: Any) -> None:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
+
+    setup_logging.connect(_logging, weak=False)
+    worker_ready.connect(_metrics, weak=False)
+    worker_process_shutdown.connect(_child_exit, weak=False)
     worker_ready.connect(_ready, weak=False)
     worker_process_shutdown.connect(_close, weak=False)
     worker_shutdown.connect(_shutdown, weak=False)

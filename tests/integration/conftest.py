@@ -107,7 +107,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     """Start ``htap-sync worker`` processes; all are stopped (SIGTERM) after the test."""
     started: list[Service] = []
 
-    def start(concurrency: int = 4, **overrides: Any) -> Service:
+    def start(concurrency: int = 4, pool: str = "threads", **overrides: Any) -> Service:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
         env.update(settings.environ())
         env.update({f"HTAP_SYNC_{k.upper()}": str(v) for k, v in overrides.items()})
@@ -121,6 +121,8 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
                 "worker",
                 "--concurrency",
                 str(concurrency),
+                "--pool",
+                pool,
                 "--hostname",
                 f"{name}-{uuid.uuid4().hex[:6]}@%h",
                 "--loglevel",

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from common.fleet import fleet_view
 from common.models import TicketState
 from producer.api import Producer
-from producer.inspect import fleet_view
 from simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory

@@ -1,4 +1,4 @@
-"""What the fleet is doing, read from Redis: queue depth, waits, failures, rates, the breaker."""
+"""What the fleet is doing, read from Redis: queue depth, waits, failures, rates, breakers."""
 
 from __future__ import annotations
 
@@ -14,10 +14,35 @@ def _num(value: str | None) -> float:
     return float(value) if value not in (None, "") else 0.0
 
 
-def fleet_view(client: redis.Redis, settings: Settings) -> dict[str, Any]:
+def count_tickets(client: redis.Redis, keys: Keys) -> dict[str, int]:
+    """Tickets by state, by scanning their keys (O(tickets): for operators, not for scrapes)."""
+    counts = dict.fromkeys(("queued", "running", "retrying", "succeeded", "failed"), 0)
+    batch: list[str] = []
+
+    def flush() -> None:
+        pipe = client.pipeline(transaction=False)
+        for key in batch:
+            pipe.hget(key, "state")
+        for state in pipe.execute():
+            if state in counts:
+                counts[state] += 1
+        batch.clear()
+
+    for key in client.scan_iter(match=keys.ticket("*"), count=1000):
+        batch.append(key)
+        if len(batch) >= 1000:
+            flush()
+    flush()
+    return counts
+
+
+def fleet_view(
+    client: redis.Redis, settings: Settings, *, with_tickets: bool = False
+) -> dict[str, Any]:
     """A JSON-ready picture of one deployment (its key prefix) on its Redis.
 
     Times are read on Redis's clock, the one the rate limit and the breaker use.
+    ``with_tickets`` adds counts of tickets by state (a scan of every ticket).
     """
     keys = Keys(settings.key_prefix)
     seconds, micros = client.time()
@@ -64,4 +89,6 @@ def fleet_view(client: redis.Redis, settings: Settings) -> dict[str, Any]:
                 else 0.0,
             }
         )
+    if with_tickets:
+        view["tickets"] = count_tickets(client, keys)
     return view
