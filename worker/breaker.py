@@ -12,13 +12,12 @@ in-process and :class:`RedisBreakerStore` runs the same steps atomically in Lua.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, cast
 
 import redis
+
+from worker.memory_state import MemoryStates
 
 State = Literal["closed", "open", "half_open"]
 
@@ -83,35 +82,18 @@ def record(state: BreakerState | None, policy: BreakerPolicy, now: float, ok: bo
     return s  # open: late answers of calls sent before it opened change nothing
 
 
-class MemoryBreakerStore:
-    """Breakers in this process (one worker, tests). Thread-safe.
-
-    Args:
-        clock: the time used when a call passes ``now=None``.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._states: dict[str, BreakerState] = {}
+class MemoryBreakerStore(MemoryStates[BreakerState]):
+    """Breakers in this process (one worker, tests). Thread-safe."""
 
     def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float:
         """0 when a call may go out, else the seconds to wait."""
-        now = self._clock() if now is None else now
-        with self._lock:
-            self._states[key], wait = allow(self._states.get(key), policy, now)
-            return wait
+        at = self.now(now)
+        return self.update(key, lambda state: allow(state, policy, at))
 
     def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None:
         """Count a call's outcome."""
-        now = self._clock() if now is None else now
-        with self._lock:
-            self._states[key] = record(self._states.get(key), policy, now, ok)
-
-    def state(self, key: str) -> BreakerState | None:
-        """The breaker as last written."""
-        with self._lock:
-            return self._states.get(key)
+        at = self.now(now)
+        self.update(key, lambda state: (record(state, policy, at, ok), None))
 
 
 # allow() and record() above, in Lua. KEYS[1]: the breaker's hash. ARGV: now ('' = Redis's

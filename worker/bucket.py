@@ -17,13 +17,12 @@ clock, so every worker on every host shares one bucket. One contract test runs b
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import cast
 
 import redis
+
+from worker.memory_state import MemoryStates
 
 
 @dataclass(frozen=True)
@@ -121,37 +120,20 @@ def penalize(
     )
 
 
-class MemoryBucketStore:
-    """Buckets in this process (one worker, tests). Thread-safe.
-
-    Args:
-        clock: the time used when a call passes ``now=None``.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._states: dict[str, BucketState] = {}
+class MemoryBucketStore(MemoryStates[BucketState]):
+    """Buckets in this process (one worker, tests). Thread-safe."""
 
     def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant:
         """Take or reserve a token of bucket ``key``."""
-        now = self._clock() if now is None else now
-        with self._lock:
-            self._states[key], grant = acquire(self._states.get(key), policy, now)
-            return grant
+        at = self.now(now)
+        return self.update(key, lambda state: acquire(state, policy, at))
 
     def penalize(
         self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
     ) -> None:
         """Record a 429 on bucket ``key``."""
-        now = self._clock() if now is None else now
-        with self._lock:
-            self._states[key] = penalize(self._states.get(key), policy, now, retry_after_s)
-
-    def state(self, key: str) -> BucketState | None:
-        """The bucket as last written."""
-        with self._lock:
-            return self._states.get(key)
+        at = self.now(now)
+        self.update(key, lambda state: (penalize(state, policy, at, retry_after_s), None))
 
 
 # The same steps as _advance/acquire/penalize above, in Lua. KEYS[1]: the bucket's hash.
