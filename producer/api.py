@@ -193,15 +193,17 @@ class Producer:
         """Messages waiting in the queue (not yet taken by a worker)."""
         return int(self._redis.llen(self._queue_key))
 
+    def has_room(self, count: int) -> bool:
+        """True when ``count`` more messages fit under ``HTAP_SYNC_MAX_QUEUE_DEPTH``."""
+        limit = self.settings.max_queue_depth
+        return limit is None or self.queue_depth() + count <= limit
+
     def wait_for_room(self, count: int) -> None:
         """Block until ``count`` more messages fit under ``HTAP_SYNC_MAX_QUEUE_DEPTH``.
 
         Polls the queue's length every ``backpressure_poll_s`` while workers drain it.
         """
-        limit = self.settings.max_queue_depth
-        if limit is None:
-            return
-        while self.queue_depth() + count > limit:
+        while not self.has_room(count):
             self._sleep(self.backpressure_poll_s)
 
     def status(self, ticket: str) -> TicketStatus:

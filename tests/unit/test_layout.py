@@ -89,6 +89,19 @@ def test_compose_settings_are_real_settings() -> None:
     assert settings.require_endpoint == "http://simulator:8090"
 
 
+def test_compose_ingress_starts_with_keys_on_loopback() -> None:
+    """The ingress has the fleet's shared settings plus API keys, published on loopback only."""
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    services = _our_services()
+    ingress = services["ingress"]
+    env = {k: _interpolate(str(v)) for k, v in ingress["environment"].items()}
+    shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
+    assert set(env) <= set(fields) and shared.items() <= env.items()
+    settings = Settings(_env_file=None, **{fields[k]: v for k, v in env.items()})
+    assert settings.ingress_keys()  # with auth on, no key would stop it at start
+    assert all(str(p).startswith("127.0.0.1:") for p in ingress["ports"])
+
+
 def test_compose_redis_keeps_what_it_accepts() -> None:
     """Redis runs with AOF persistence and noeviction, and workers run as two replicas."""
     compose = _compose()

@@ -1,0 +1,396 @@
+"""The HTTP ingress: services in other languages enqueue creation requests and poll tickets.
+
+```
+POST /v1/replications           one request object, or a list of 1..API_MAX_ITEMS of them
+GET  /v1/replications/{ticket}  the ticket's status
+GET  /healthz                   200 when Redis answers PING, else 503      (no key needed)
+GET  /openapi.json              the OpenAPI 3.1 document                   (no key needed)
+```
+
+Every answer is JSON with an ``X-Request-Id``; errors are ``{"errors": [{"field", "rule",
+"message"}]}``, with the model's own messages (the same as the CLI's). A list answers one
+result per item and a status a client can act on: 202 when every item was accepted, 207 when
+some were; when none was, 409 if every item is a conflict, else 422. So a 2xx means something
+was queued and a 4xx that nothing was.
+
+Keys come from ``HTAP_SYNC_API_KEYS`` (``X-API-Key: K`` or ``Authorization: Bearer K``) and
+are compared in constant time against every configured key. Bodies are read as a stream and
+refused (413) as soon as they pass ``HTAP_SYNC_API_MAX_BODY_BYTES``, or at once when their
+``Content-Length`` already does. The app stays thin: the :class:`Producer` validates, dedupes
+and queues; its blocking Redis calls run in Starlette's thread pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import LOGGING_CONFIG
+
+from common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from common.logs import configure_logging
+from common.settings import Settings
+from common.tickets import is_ticket_id
+from producer.api import Producer
+from producer.openapi import build_openapi
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID = "X-Request-Id"
+RETRY_AFTER_S = 1
+BACKPRESSURE_RETRY_S = 5
+REQUESTS = Counter(
+    "htap_sync_ingress_requests_total",
+    "Ingress answers by method and status.",
+    ["method", "status"],
+)
+LATENCY = Histogram("htap_sync_ingress_latency_seconds", "Ingress answer time.", ["method"])
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class Problem(Exception):
+    """An answer other than success: a status and one error naming the part at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        field: str,
+        rule: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.status = status
+        self.errors = [{"field": field, "rule": rule, "message": f"{field}: {rule}"}]
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+    def response(self) -> JSONResponse:
+        """The JSON answer."""
+        return JSONResponse({**self.extra, "errors": self.errors}, self.status, self.headers)
+
+
+def _unavailable() -> Problem:
+    return Problem(
+        503,
+        "redis",
+        "unavailable; nothing, or for a list only part, was queued: send the same body again",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+class RequestIds:
+    """ASGI middleware: an ``X-Request-Id`` on every answer, and JSON even for a crash."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one request, stamping its answer with a fresh id."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        started = False
+
+        begun = time.monotonic()
+        method = str(scope.get("method", ""))
+
+        async def stamped(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                MutableHeaders(scope=message)[REQUEST_ID] = request_id
+                REQUESTS.labels(method, str(message["status"])).inc()
+                LATENCY.labels(method).observe(time.monotonic() - begun)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, stamped)
+        except Exception:
+            # Never a traceback to the caller; the log keeps it, findable by the request id.
+            logger.exception("ingress request %s failed", request_id)
+            if started:
+                raise
+            problem = Problem(500, "server", f"internal error (request id {request_id})")
+            await problem.response()(scope, receive, stamped)
+
+
+class KeyCheck:
+    """Checks a request's API key against every configured key, in constant time."""
+
+    def __init__(self, keys: list[str], *, enabled: bool) -> None:
+        # Digests, so that every comparison is between equal lengths: no length leaks either.
+        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
+        self.enabled = enabled
+
+    @staticmethod
+    def presented(request: Request) -> str | None:
+        """The key the request carries: ``X-API-Key``, else ``Authorization: Bearer``."""
+        key = request.headers.get("x-api-key")
+        if key is not None:
+            return key
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return (value.strip() or None) if scheme.lower() == "bearer" else None
+
+    def matches(self, key: str) -> bool:
+        """True when ``key`` equals a configured key; every key is compared, match or not."""
+        # Starlette decodes header bytes as latin-1: encoding back gives the bytes sent.
+        given = hashlib.sha256(key.encode("latin-1", errors="replace")).digest()
+        found = False
+        for expected in self._digests:
+            found |= hmac.compare_digest(given, expected)
+        return found
+
+    def require(self, request: Request) -> None:
+        """Raise a 401 Problem unless auth is off or the request carries a valid key."""
+        if not self.enabled:
+            return
+        key = self.presented(request)
+        if key is not None and self.matches(key):
+            return
+        rule = "required" if key is None else "not accepted"
+        raise Problem(
+            401,
+            "X-API-Key",
+            f"{rule}: send a valid key as X-API-Key or Authorization: Bearer",
+            headers={"WWW-Authenticate": 'Bearer realm="htap-sync", ApiKey header="X-API-Key"'},
+        )
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """The request's JSON body, read as a stream and refused as soon as it passes ``limit``.
+
+    Raises:
+        Problem: 415 (not JSON), 413 (too large), 400 (malformed).
+    """
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json" and not re.fullmatch(r"application/[^/]+\+json", media):
+        raise Problem(415, "Content-Type", "must be application/json")
+    too_large = Problem(413, "body", f"at most {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise Problem(400, "Content-Length", "not a number of bytes")
+        if int(declared) > limit:
+            # Known too large before a byte of it is read: answer now and drop the connection
+            # rather than receive the rest.
+            too_large.headers["Connection"] = "close"
+            raise too_large
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        raise Problem(400, "body", "the client disconnected before sending all of it") from None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        raise Problem(400, "body", "not valid JSON") from None
+
+
+class Ingress:
+    """The route handlers; each calls the :class:`Producer` and shapes its answer."""
+
+    def __init__(self, settings: Settings, producer: Producer, keys: KeyCheck) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.keys = keys
+        self.openapi = build_openapi(settings)
+
+    async def create(self, request: Request) -> Response:
+        """POST /v1/replications: one request object or a list of them."""
+        self.keys.require(request)
+        data = await read_json(request, self.settings.api_max_body_bytes)
+        if isinstance(data, list):
+            return await self._create_many(data)
+        if not isinstance(data, dict):
+            raise Problem(422, "body", "must be an object or a list of objects")
+        await self._room_for(1)
+        try:
+            receipt = await run_in_threadpool(self.producer.enqueue, data)
+            status = await run_in_threadpool(self.producer.status, receipt.ticket)
+        except RequestInvalid as exc:
+            return JSONResponse({"errors": exc.errors}, 422)
+        except TicketConflict as exc:
+            rule = f"another request holds this task name ({exc.state})"
+            extra = {"ticket": exc.ticket, "state": exc.state}
+            return Problem(409, "task_name", rule, extra=extra).response()
+        body = {"outcome": receipt.outcome.value, **status.to_json()}
+        location = request.url_for("ticket", ticket=receipt.ticket).path
+        return JSONResponse(body, 202, {"Location": location})
+
+    async def _room_for(self, count: int) -> None:
+        """Backpressure: a full queue answers 503 with Retry-After instead of holding the call."""
+        if not await run_in_threadpool(self.producer.has_room, count):
+            raise Problem(
+                503,
+                "queue",
+                "the queue is full; retry later",
+                headers={"Retry-After": str(BACKPRESSURE_RETRY_S)},
+            )
+
+    async def _create_many(self, items: list[Any]) -> Response:
+        limit = self.settings.api_max_items
+        if not 1 <= len(items) <= limit:
+            raise Problem(422, "body", f"a list of 1 to {limit} requests")
+        await self._room_for(len(items))
+        results = await run_in_threadpool(lambda: list(self.producer.enqueue_many(items)))
+        accepted = sum(1 for r in results if r.accepted)
+        if accepted == len(results):
+            status = 202
+        elif accepted:
+            status = 207
+        else:
+            status = 409 if all(r.status == "conflict" for r in results) else 422
+        body = {
+            "results": [
+                {"index": r.index, "status": r.status, "ticket": r.ticket, "errors": r.errors}
+                for r in results
+            ],
+            "accepted": accepted,
+            "rejected": len(results) - accepted,
+        }
+        return JSONResponse(body, status)
+
+    async def ticket(self, request: Request) -> Response:
+        """GET /v1/replications/{ticket}: the ticket's status."""
+        self.keys.require(request)
+        ticket = request.path_params["ticket"]
+        try:
+            if not is_ticket_id(ticket):
+                raise TicketNotFound(ticket)
+            status = await run_in_threadpool(self.producer.status, ticket)
+        except TicketNotFound:
+            raise Problem(404, "ticket", "not found (never submitted, or expired)") from None
+        return JSONResponse(status.to_json())
+
+    async def health(self, request: Request) -> Response:
+        """GET /healthz: whether Redis answers PING."""
+        try:
+            await run_in_threadpool(self.producer.store.redis.ping)
+        except redis.RedisError:
+            headers = {"Retry-After": str(RETRY_AFTER_S)}
+            return JSONResponse({"ok": False, "redis": "unreachable"}, 503, headers)
+        return JSONResponse({"ok": True, "redis": "ok"})
+
+    async def document(self, request: Request) -> Response:
+        """GET /openapi.json."""
+        return JSONResponse(self.openapi)
+
+
+def _answering(endpoint: Endpoint) -> Endpoint:
+    """Turn Problems and an unreachable Redis into JSON answers."""
+
+    async def handle(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except Problem as problem:
+            return problem.response()
+        except redis.RedisError as exc:
+            logger.warning("Redis unavailable: %s: %s", type(exc).__name__, exc)
+            return _unavailable().response()
+
+    return handle
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths (404) and methods (405) as JSON, keeping Starlette's ``Allow`` header."""
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        raise exc
+    if exc.status_code == 405:
+        field, rule = "method", "not allowed on this path"
+    else:
+        field, rule = "path", "no such route" if exc.status_code == 404 else str(exc.detail)
+    return Problem(exc.status_code, field, rule, headers=dict(exc.headers or {})).response()
+
+
+async def _metrics(request: Request) -> Response:
+    """GET /metrics: Prometheus text (no key; expose the port only to the scraper)."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def make_ingress(settings: Settings, producer: Producer) -> Starlette:
+    """The ingress app on a producer (the caller closes it).
+
+    Raises:
+        SettingsError: authentication is on and ``HTAP_SYNC_API_KEYS`` names no key.
+    """
+    keys = KeyCheck(settings.ingress_keys(), enabled=settings.api_auth == "on")
+    ingress = Ingress(settings, producer, keys)
+    routes = [
+        Route("/v1/replications", _answering(ingress.create), methods=["POST"]),
+        Route(
+            "/v1/replications/{ticket}",
+            _answering(ingress.ticket),
+            methods=["GET"],
+            name="ticket",
+        ),
+        Route("/healthz", _answering(ingress.health), methods=["GET"]),
+        Route("/openapi.json", _answering(ingress.document), methods=["GET"]),
+        Route("/metrics", _metrics, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIds)],
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+def ingress_config(
+    app: ASGIApp, *, host: str, port: int, configure_logging: bool = True
+) -> uvicorn.Config:
+    """How uvicorn serves the ingress: plain HTTP/1.1, no websockets, no lifespan.
+
+    Args:
+        configure_logging: let uvicorn set up logging (the CLI); False leaves the host
+            process's logging alone (an ingress embedded in tests or another program).
+    """
+    # ws="none": importing a websockets backend can emit DeprecationWarnings (errors in tests).
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws="none",
+        lifespan="off",
+        log_level="info",
+        log_config=LOGGING_CONFIG if configure_logging else None,
+    )
+
+
+def serve_ingress(settings: Settings, host: str, port: int) -> None:
+    """Serve the ingress until interrupted (blocking; ``htap-sync api``).
+
+    Raises:
+        SettingsError: authentication is on and no key is configured (before anything starts).
+    """
+    settings.ingress_keys()
+    configure_logging(settings.log_format)
+    producer = Producer(settings)
+    try:
+        app = make_ingress(settings, producer)
+        uvicorn.Server(ingress_config(app, host=host, port=port, configure_logging=False)).run()
+    finally:
+        producer.close()
