@@ -38,9 +38,10 @@ test: lint types
 	$(BIN)/pytest
 
 # Benchmarks print ratios against a reference measured in the same run (see bench/).
+# `python -m bench` runs them all and writes BENCHMARKS.md; the bench extra brings aiohttp, psutil.
 bench: $(STAMP)
-	$(BIN)/python -m bench.rate
-	$(BIN)/python -m bench.bulk
+	$(BIN)/python -c 'import aiohttp, psutil' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,71 @@
+"""Run every benchmark, print its tables and write BENCHMARKS.md: ``python -m bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import enqueue, footprint, latency, precision, throughput
+from bench.report import Table, as_text, document, progress
+from producer.embedded import RedisServer
+
+Benchmark = Callable[[str, Path], list[Table]]
+
+# Each gets a redis-server of its own, so no run sees another's keys or queue.
+BENCHMARKS: dict[str, Benchmark] = {
+    "throughput": lambda url, logs: throughput.run(url, logs),
+    "footprint": lambda url, logs: footprint.run(url, logs),
+    "enqueue": lambda url, logs: enqueue.run(url, logs),
+    "precision": lambda url, logs: precision.run(url, logs),
+    "latency": lambda url, logs: latency.run(url, logs),
+}
+
+INTRO = [
+    "Every figure is a ratio to a reference measured in the same run on the machine below:"
+    " `ratio = value / reference value`, and each table says which way is better. Everything"
+    " runs on loopback: a throwaway redis-server per benchmark, the simulator in the"
+    " benchmark's process, workers and raw clients as processes of their own.",
+]
+
+
+def run_one(name: str, benchmark: Benchmark) -> list[Table]:
+    """One benchmark on a redis-server of its own, stopped whatever happens."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        server = RedisServer(Path(tmp)).wait_ready()
+        try:
+            return benchmark(server.url, Path(tmp))
+        finally:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks in order; write the report unless only some ran."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--only", nargs="+", choices=list(BENCHMARKS), help="run these (no report is written)"
+    )
+    parser.add_argument("--output", type=Path, default=Path("BENCHMARKS.md"))
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    tables: list[Table] = []
+    for name, benchmark in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        progress(f"--- {name}")
+        for table in run_one(name, benchmark):
+            tables.append(table)
+            print(as_text(table) + "\n", flush=True)
+    total_s = time.monotonic() - started
+    progress(f"all done in {total_s:.0f} s")
+    if not args.only:
+        args.output.write_text(document(tables, total_s=total_s, intro=INTRO))
+        progress(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""What every benchmark shares: the simulator's token, the ids, requests, settings, child env."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from common.settings import Settings, load_settings
+from simulator import SimulatorConfig, SimulatorServer
+
+TOKEN = "bench-token"
+PROJECT = "0123456789abcdef0123456789abcdef"
+INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
+SOURCE = "1a2b3c4d5e6f708192a3b4c5d6e7f809in07"
+
+
+def request(name: str) -> dict[str, str]:
+    """A valid create request whose databases and task are all called ``name``."""
+    return {
+        "project_id": PROJECT,
+        "instance_id": INSTANCE,
+        "source_instance_id": SOURCE,
+        "source_database": name,
+        "target_database": name,
+        "task_name": name,
+    }
+
+
+def tag(kind: str) -> str:
+    """A fresh name for one run's queue, key prefix and task names (``[a-z0-9_]``)."""
+    return f"{kind}_{uuid.uuid4().hex[:8]}"
+
+
+def our_settings(
+    redis_url: str, endpoint: str, prefix: str, *, rate_per_s: float, burst: int
+) -> Settings:
+    """Settings of our producer and workers for one run, in a queue and key space of its own."""
+    return load_settings(
+        {
+            "redis_url": redis_url,
+            "endpoint": endpoint,
+            "auth_token": TOKEN,
+            "key_prefix": prefix,
+            "queue": prefix,
+            "rate_limit_per_s": rate_per_s,
+            "rate_burst": burst,
+        },
+        env_file=None,
+    )
+
+
+def child_env(extra: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any ``HTAP_SYNC_*``/``BENCH_*``, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HTAP_SYNC_", "BENCH_"))}
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def simulator(latency_ms: int = 0) -> Iterator[SimulatorServer]:
+    """An in-process simulator answering every call after ``latency_ms``; stopped on exit."""
+    server = SimulatorServer(SimulatorConfig(token=TOKEN, latency_ms=latency_ms))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
