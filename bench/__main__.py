@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import enqueue, footprint, latency, precision, throughput
-from bench.report import Table, as_text, document, progress
-from producer.embedded import RedisServer
-
-Benchmark = Callable[[str, Path], list[Table]]
+from bench.report import Benchmark, Table, as_text, document, on_fresh_redis, progress
 
 # Each gets a redis-server of its own, so no run sees another's keys or queue.
 BENCHMARKS: dict[str, Benchmark] = {
@@ -32,16 +27,6 @@ INTRO = [
 ]
 
 
-def run_one(name: str, benchmark: Benchmark) -> list[Table]:
-    """One benchmark on a redis-server of its own, stopped whatever happens."""
-    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            return benchmark(server.url, Path(tmp))
-        finally:
-            server.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks in order; write the report unless only some ran."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -56,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         progress(f"--- {name}")
-        for table in run_one(name, benchmark):
+        for table in on_fresh_redis(name, benchmark):
             tables.append(table)
             print(as_text(table) + "\n", flush=True)
     total_s = time.monotonic() - started

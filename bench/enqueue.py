@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 from bench import bulk
-from bench.report import Row, Table, as_text, progress
-from producer.embedded import RedisServer
+from bench.report import Row, Table, print_alone, progress
 
 
 def run(redis_url: str, logs: Path, *, requests: int = 5000, repeat: int = 3) -> list[Table]:
@@ -44,15 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-enqueue-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            tables = run(server.url, Path(tmp), requests=args.requests, repeat=args.repeat)
-        finally:
-            server.stop()
-    for table in tables:
-        print(as_text(table))
-    return 0
+    return print_alone(
+        "enqueue", lambda url, logs: run(url, logs, requests=args.requests, repeat=args.repeat)
+    )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from statistics import median
@@ -13,9 +12,9 @@ from celery import Celery
 
 from bench.fixtures import INSTANCE, PROJECT, request, simulator, tag
 from bench.procs import SETTLE_S, Usage, bare_worker, created, usage
-from bench.report import Row, Table, as_text, progress, spread
+from bench.report import Row, Table, print_alone, progress, spread
 from bench.throughput import OurRun, run_ours
-from producer.embedded import RedisServer, wait_until
+from producer.embedded import wait_until
 from simulator import SimulatorServer, observed_rate
 from worker.client import replication_path
 
@@ -175,15 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            tables = run(server.url, Path(tmp), requests=args.requests, repeat=args.repeat)
-        finally:
-            server.stop()
-    for table in tables:
-        print(as_text(table))
-    return 0
+    return print_alone(
+        "footprint", lambda url, logs: run(url, logs, requests=args.requests, repeat=args.repeat)
+    )
 
 
 if __name__ == "__main__":

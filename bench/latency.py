@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from bench.fixtures import our_settings, request, simulator, tag
 from bench.procs import created, our_worker
-from bench.report import Row, Table, as_text, progress
+from bench.report import Row, Table, print_alone, progress
 from common.models import TicketState
 from producer.api import Producer
-from producer.embedded import RedisServer, wait_until
+from producer.embedded import wait_until
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -83,15 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--per-second", type=float, default=5.0)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            tables = run(server.url, Path(tmp), requests=args.requests, per_s=args.per_second)
-        finally:
-            server.stop()
-    for table in tables:
-        print(as_text(table))
-    return 0
+    return print_alone(
+        "latency", lambda url, logs: run(url, logs, requests=args.requests, per_s=args.per_second)
+    )
 
 
 if __name__ == "__main__":

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import rate as rate_runs
 from bench.fixtures import simulator
-from bench.report import Row, Table, as_text, progress
-from producer.embedded import RedisServer
+from bench.report import Row, Table, print_alone, progress
 from simulator import SimulatorServer, max_in_window, observed_rate
 
 Run = Callable[[str, SimulatorServer, int, int, float, Path], list[float]]
@@ -77,21 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            tables = run(
-                server.url,
-                Path(tmp),
-                requests=args.requests,
-                rate=args.rate,
-                workers=tuple(args.workers),
-            )
-        finally:
-            server.stop()
-    for table in tables:
-        print(as_text(table))
-    return 0
+    workers = tuple(args.workers)
+    return print_alone(
+        "precision",
+        lambda url, logs: run(url, logs, requests=args.requests, rate=args.rate, workers=workers),
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from producer.embedded import find_redis_server
+from producer.embedded import RedisServer, find_redis_server
 
 COMMAND = "make bench   # = .venv/bin/python -m bench"
 _STARTED = time.monotonic()
@@ -188,3 +190,23 @@ def document(tables: list[Table], *, total_s: float, intro: list[str]) -> str:
     for table in tables:
         lines += ["", as_markdown(table)]
     return "\n".join(lines) + "\n"
+
+
+Benchmark = Callable[[str, Path], list["Table"]]
+
+
+def on_fresh_redis(name: str, benchmark: Benchmark) -> list[Table]:
+    """Run one benchmark on a redis-server of its own, stopped whatever happens."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as tmp:
+        server = RedisServer(Path(tmp)).wait_ready()
+        try:
+            return benchmark(server.url, Path(tmp))
+        finally:
+            server.stop()
+
+
+def print_alone(name: str, benchmark: Benchmark) -> int:
+    """Run one benchmark by itself (its module's ``main``) and print its tables."""
+    for table in on_fresh_redis(name, benchmark):
+        print(as_text(table))
+    return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,10 @@ from statistics import median
 from bench.clients import CLIENTS, Client, run_client
 from bench.fixtures import our_settings, request, simulator, tag
 from bench.procs import SETTLE_S, Usage, created, our_worker, usage
-from bench.report import Row, Table, as_text, progress, spread
+from bench.report import Row, Table, print_alone, progress, spread
 from common.models import TicketState
 from producer.api import Producer
-from producer.embedded import RedisServer, wait_until
+from producer.embedded import wait_until
 from simulator import SimulatorServer, observed_rate
 
 LATENCIES_MS = (0, 50)
@@ -183,21 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        server = RedisServer(Path(tmp)).wait_ready()
-        try:
-            tables = run(
-                server.url,
-                Path(tmp),
-                requests=args.requests,
-                concurrency=args.concurrency,
-                repeat=args.repeat,
-            )
-        finally:
-            server.stop()
-    for table in tables:
-        print(as_text(table))
-    return 0
+    return print_alone(
+        "throughput",
+        lambda url, logs: run(
+            url, logs, requests=args.requests, concurrency=args.concurrency, repeat=args.repeat
+        ),
+    )
 
 
 if __name__ == "__main__":

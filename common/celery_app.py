@@ -19,7 +19,7 @@ def make_celery(settings: Settings) -> Celery:
     """
     app = Celery("htap_sync", broker=str(settings.redis_url), set_as_current=False)
     app.conf.update(
-        # Untrusted input: JSON in, JSON out, never pickle.
+        # Untrusted input: JSON in, JSON out, no other serializer accepted.
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
