@@ -44,8 +44,9 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=settings.queue,
         task_routes={CREATE_REPLICATION: {"queue": settings.queue}},
         worker_hijack_root_logger=False,
-        # Task events on, so Flower (and `celery events`) can follow the fleet.
-        worker_send_task_events=True,
+        # Task events are off unless asked for: with them on, a worker was seen to hang for good
+        # after Redis restarted (celery/kombu 5.7). Flower turns them on remotely when it runs.
+        worker_send_task_events=settings.task_events,
         enable_utc=True,
     )
     return app

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         le=65535,
         description="Workers serve Prometheus metrics on this port (unset: no metrics server).",
     )
+    task_events: bool = Field(
+        default=False,
+        description="Workers send Celery task events from the start (Flower turns them on"
+        " remotely anyway). Off by default: with them on, a worker hung after a Redis restart.",
+    )
     queue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = Field(
         default="htap-sync", description="Name of the Celery queue."
     )
