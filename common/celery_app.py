@@ -37,6 +37,9 @@ def make_celery(settings: Settings) -> Celery:
             # soon after the visibility timeout.
             "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout_s / 4)),
             "unacked_restore_throttle": 1,
+            # The restore holds a mutex key; if Redis dies mid-restore the key survives in the
+            # AOF and, at kombu's default of 300 s, blocks every restore after the restart.
+            "unacked_mutex_expire": max(5, settings.visibility_timeout_s // 4),
             # Every broker key under the deployment's prefix, like the ticket store's.
             "global_keyprefix": Keys(settings.key_prefix).broker_prefix,
         },

@@ -24,4 +24,5 @@ def make_store(settings: Settings, client: redis.Redis | None = None) -> TicketS
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
         result_ttl_s=settings.result_ttl_s,
+        watch_s=settings.visibility_timeout_s,
     )

@@ -79,6 +79,16 @@ class DelayedSet:
         member = f"{due.ticket}:{due.run}"
         return bool(self._release(keys=[self.key], args=[member, due.claim]))
 
+    def server_id(self) -> str:
+        """The Redis server's ``run_id``: it changes whenever Redis restarts."""
+        return str(self._redis.info("server")["run_id"])
+
+    def postpone(self, due: Due, delay_s: float) -> None:
+        """Look at a claimed member again ``delay_s`` from now (unless rescheduled meanwhile)."""
+        member = f"{due.ticket}:{due.run}"
+        self._release(keys=[self.key], args=[member, due.claim])
+        self._redis.zadd(self.key, {member: self._clock() + delay_s}, nx=True)
+
     def depth(self) -> int:
         """How many tickets wait."""
         return int(self._redis.zcard(self.key))

@@ -10,6 +10,11 @@ A ticket is written before its message is queued and read by callers polling for
   was created, so a worker that dies mid-call leaves a ticket the next delivery reconciles.
 * A ticket that waits for its next attempt is put in the durable delayed set in the same
   script that marks it ``retrying``; a failed one is indexed for ``htap-sync failed``.
+* Every unfinished ticket also has a *watchdog* entry in the delayed set: when it is queued
+  and whenever a delivery claims it, its entry moves to "now + lease + ``watch_s``". If no
+  one finishes or reschedules it by then (its message was lost: a Redis crash between the
+  broker's pop and its unacked record loses one), the mover queues it again. A spare wake-up
+  costs one message that the claim turns away; a finished ticket's entry is removed.
 * Each create call and reconciliation is noted in a bounded history.
 
 In-flight tickets never expire; finished ones (and their history) expire after ``result_ttl_s``.
@@ -36,7 +41,8 @@ from common.tickets import ticket_id
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
 
-# KEYS: ticket, failed index, history, queue. ARGV: fingerprint, run, now (ISO), ticket id,
+# KEYS: ticket, failed index, history, queue, delayed set. ARGV: fingerprint, run, now (ISO),
+# ticket id, message, when the watchdog looks if nothing happened (epoch). ARGV[5] is
 # message (pushed onto the queue with the ticket, '' to queue nothing here).
 _SUBMIT = """
 local state = redis.call('HGET', KEYS[1], 'state')
@@ -54,11 +60,13 @@ redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2
 redis.call('ZREM', KEYS[2], ARGV[4])
 redis.call('PERSIST', KEYS[3])
 if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[5]) end
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4] .. ':' .. ARGV[2])
 if state then return {'redriven', 'queued'} end
 return {'queued', 'queued'}
 """
 
-# KEYS: ticket. ARGV: run, now, lease until, now (ISO), holder.
+# KEYS: ticket, delayed set. ARGV: run, now, lease until, now (ISO), holder, watchdog time,
+# ticket id.
 _BEGIN = """
 local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'lease_until', 'in_doubt', 'attempts',
   'request', 'created_at')
@@ -69,6 +77,7 @@ if state == 'succeeded' or state == 'failed' then return {'done'} end
 if state == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'busy'} end
 redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[3], 'holder', ARGV[5],
   'updated_at', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7] .. ':' .. ARGV[1])
 return {'ok', h[4], h[5], h[6], h[7], state}
 """
 
@@ -90,6 +99,7 @@ if ARGV[8] ~= '' then
   redis.call('LTRIM', KEYS[3], -HISTORY_LIMIT, -1)
 end
 if tonumber(ARGV[4]) > 0 then
+  redis.call('ZREM', KEYS[4], ARGV[9] .. ':' .. ARGV[1])
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
   redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
 end
@@ -102,7 +112,7 @@ return attempts
 _PENDING = """
 local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'request')
 if h[2] == ARGV[1] and (h[1] == 'retrying' or h[1] == 'running' or h[1] == 'queued') then
-  return h[3]
+  return {h[1], h[3]}
 end
 return false
 """
@@ -143,6 +153,8 @@ class TicketStore:
         key_prefix: namespace of every key (several deployments can share one Redis).
         result_ttl_s: how long finished tickets stay readable.
         clock: seconds since the epoch; injected in tests.
+        watch_s: how long past its lease (or its submission) an unfinished ticket may go
+            without news before the watchdog queues it again (the visibility timeout).
     """
 
     def __init__(
@@ -151,10 +163,12 @@ class TicketStore:
         *,
         key_prefix: str,
         result_ttl_s: int,
+        watch_s: float = 300.0,
         clock: Clock = time.time,
     ) -> None:
         self.redis = client
         self._ttl_s = result_ttl_s
+        self._watch_s = watch_s
         self._clock = clock
         self.keys = Keys(key_prefix)
         self.failed_key = self.keys.failed
@@ -208,8 +222,15 @@ class TicketStore:
     ) -> tuple[list[str], list[str]]:
         """The keys and arguments of the submit script (for pipelined submissions)."""
         ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
-        keys = [self.key(ticket), self.failed_key, self.history_key(ticket), queue_key or "_"]
-        args = [request.fingerprint(), run, iso(self._clock()), ticket, message]
+        keys = [
+            self.key(ticket),
+            self.failed_key,
+            self.history_key(ticket),
+            queue_key or "_",
+            self.delayed_key,
+        ]
+        now = self._clock()
+        args = [request.fingerprint(), run, iso(now), ticket, message, repr(now + self._watch_s)]
         return keys, args
 
     def submit_many(
@@ -293,7 +314,18 @@ class TicketStore:
         holder = uuid.uuid4().hex
         result = cast(
             list[str],
-            self._begin(keys=[self.key(ticket)], args=[run, now, now + lease_s, iso(now), holder]),
+            self._begin(
+                keys=[self.key(ticket), self.delayed_key],
+                args=[
+                    run,
+                    now,
+                    now + lease_s,
+                    iso(now),
+                    holder,
+                    repr(now + lease_s + self._watch_s),
+                    ticket,
+                ],
+            ),
         )
         if result[0] != "ok":
             return result[0]
@@ -308,10 +340,13 @@ class TicketStore:
             prior=TicketState(result[5]),
         )
 
-    def pending_request(self, ticket: str, run: str) -> dict[str, Any] | None:
-        """The request of an unfinished ticket of ``run``, else None (stale, done, expired)."""
-        text = self._pending(keys=[self.key(ticket)], args=[run])
-        return cast(dict[str, Any], json.loads(text)) if text else None
+    def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
+        """``(state, request)`` of an unfinished ticket of ``run``, else None (stale, done,
+        expired)."""
+        found = cast(list[str] | None, self._pending(keys=[self.key(ticket)], args=[run]))
+        if not found:
+            return None
+        return found[0], cast(dict[str, Any], json.loads(found[1]))
 
     def _write(
         self,

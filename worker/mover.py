@@ -22,7 +22,8 @@ class DelayedMover:
 
     Every worker process runs one; claims keep them from sending the same member twice, and a
     duplicate that slips through (a mover dying between send and release) is dropped by the
-    ticket store's claim.
+    ticket store's claim. Its looks double as a watch on Redis: ``on_recovery`` runs when
+    Redis has restarted (its ``run_id`` changed), however short the outage was.
 
     Args:
         delayed: the delayed set.
@@ -32,34 +33,61 @@ class DelayedMover:
     """
 
     def __init__(
-        self, delayed: DelayedSet, store: TicketStore, send: Send, *, interval_s: float = 0.5
+        self,
+        delayed: DelayedSet,
+        store: TicketStore,
+        send: Send,
+        *,
+        interval_s: float = 0.5,
+        on_recovery: Callable[[], None] | None = None,
+        queue_depth: Callable[[], int] = lambda: 0,
+        watch_s: float = 300.0,
     ) -> None:
         self._delayed = delayed
         self._store = store
         self._send = send
         self._interval_s = interval_s
+        self._on_recovery = on_recovery
+        self._queue_depth = queue_depth
+        self._watch_s = watch_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Move what is due now; returns how many messages were queued."""
         moved = 0
+        depth: int | None = None
         for due in self._delayed.claim_due():
-            request = self._store.pending_request(due.ticket, due.run)
-            if request is not None:
+            pending = self._store.pending_request(due.ticket, due.run)
+            if pending is not None:
+                state, request = pending
+                if state == "queued":
+                    # A watchdog wake-up for a ticket no worker has taken yet: while the queue
+                    # still holds messages, its own is most likely among them; look later.
+                    depth = self._queue_depth() if depth is None else depth
+                    if depth > 0:
+                        self._delayed.postpone(due, self._watch_s)
+                        continue
                 self._send(due.ticket, due.run, request)
                 moved += 1
             self._delayed.release(due)
         return moved
 
     def _loop(self) -> None:
+        server: str | None = None  # Redis's run_id: a new one means Redis restarted
         while not self._stop.is_set():
             try:
                 self.run_once()
                 wait = self._delayed.next_due_in_s()
+                current = self._delayed.server_id()
             except redis.RedisError as exc:  # Redis restarting: keep trying, never die
-                log.warning("delayed set unavailable: %s", exc)
+                log.warning("Redis unavailable: %s", exc)
                 wait = None
+            else:
+                if server is not None and current != server and self._on_recovery is not None:
+                    log.warning("Redis restarted (run_id changed)")
+                    self._on_recovery()
+                server = current
             pause = self._interval_s if wait is None else min(max(wait, 0.01), self._interval_s)
             self._stop.wait(pause)
 

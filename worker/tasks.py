@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -16,11 +18,13 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from celery.worker import state
 
 from common.celery_app import CREATE_REPLICATION, make_celery
 from common.connections import make_redis, make_store
 from common.delayed import DelayedSet
 from common.fleet import fleet_view
+from common.keys import Keys
 from common.logs import configure_logging
 from common.models import ErrorPayload
 from common.settings import Settings
@@ -31,6 +35,24 @@ from worker.process import process_ticket
 from worker.runtime import Runtime
 
 log = logging.getLogger("htap_sync.worker")
+
+
+def restart_worker() -> None:
+    """Stop this worker warmly, then start it again in the same process (as SIGHUP does).
+
+    Celery's Redis consumer can miss a Redis restart: when every slot was busy at the time it
+    was not listening, and afterwards it may never listen again (seen: a worker idle forever
+    with messages in the queue). A fresh start reconnects for sure; messages in flight return
+    after the visibility timeout and their tickets, in doubt, are reconciled before any POST.
+    """
+    log.warning("restarting the worker to reconnect to Redis")
+
+    def again() -> None:
+        # -m producer.cli or the htap-sync script: the command line exactly as it was given.
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
+
+    atexit.register(again)
+    state.should_stop = 0  # type: ignore[assignment]  # an exit code; the stubs say None
 
 
 def make_worker_app(
@@ -106,7 +128,12 @@ def make_worker_app(
     def _ready(**_: Any) -> None:
         client = make_redis(settings)
         mover = DelayedMover(
-            DelayedSet(client, key_prefix=settings.key_prefix), make_store(settings, client), _queue
+            DelayedSet(client, key_prefix=settings.key_prefix),
+            make_store(settings, client),
+            _queue,
+            on_recovery=restart_worker,
+            queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
+            watch_s=settings.visibility_timeout_s,
         )
         mover.start()
         movers.append(mover)

@@ -37,7 +37,9 @@ def clock() -> Clock:
 def parts(settings: Settings, clock: Clock) -> tuple[TicketStore, DelayedSet]:
     """A store and a delayed set on the test's keys, both on the injected clock."""
     client = make_redis(settings)
-    store = TicketStore(client, key_prefix=settings.key_prefix, result_ttl_s=60, clock=clock)
+    store = TicketStore(
+        client, key_prefix=settings.key_prefix, result_ttl_s=60, clock=clock, watch_s=60
+    )
     return store, DelayedSet(client, key_prefix=settings.key_prefix, clock=clock)
 
 
@@ -115,6 +117,32 @@ def test_mover_requeues_due_tickets_and_drops_stale_ones(
     mover = DelayedMover(delayed, store, lambda t, r, req: sent.append((t, r, req)))
     assert mover.run_once() == 1
     assert sent == [(live.ticket, live.run, request_data(task_name="still_waiting"))]
-    assert delayed.depth() == 1  # only the one not yet due is left
-    assert delayed.next_due_in_s() == pytest.approx(500)
+    # Left: the one not yet due, and the watchdog of the re-driven ticket's new run.
+    assert delayed.depth() == 2
+    assert delayed.next_due_in_s() == pytest.approx(60)  # that watchdog (watch_s = 60)
     assert later.ticket != live.ticket
+
+
+def test_the_watchdog_requeues_a_ticket_whose_message_was_lost(
+    parts: tuple[TicketStore, DelayedSet], clock: Clock
+) -> None:
+    """A queued ticket with no message anywhere (lost in a Redis crash) is queued again once
+    its watchdog falls due and the queue is empty; not while the queue still holds messages."""
+    store, delayed = parts
+    ticket, run, _ = store.submit(parse_request(request_data(task_name="lost_message")))
+    sent: list[str] = []
+    depth = [5]
+    mover = DelayedMover(
+        delayed, store, lambda t, r, req: sent.append(t), queue_depth=lambda: depth[0], watch_s=60
+    )
+    assert mover.run_once() == 0  # not due yet
+    clock.now += 61
+    assert mover.run_once() == 0  # due, but the queue is busy: its message may be there
+    assert delayed.depth() == 1
+    depth[0] = 0
+    clock.now += 61
+    assert mover.run_once() == 1 and sent == [ticket]
+    claim = store.begin(ticket, run, lease_s=10)
+    assert isinstance(claim, Claim)
+    store.succeed(claim, "job", reconciled=False)
+    assert delayed.depth() == 0  # a finished ticket leaves no watchdog behind
