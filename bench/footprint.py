@@ -155,8 +155,8 @@ def run(
         [
             "Ours does per task what the bare task does not: validate the message, claim the"
             " ticket (Lua), take a token from the fleet bucket (Lua), check the breaker, mark"
-            " the ticket in doubt, record the outcome with its history, count it in the"
-            " metrics and send Celery task events (on for Flower). The bare task only POSTs.",
+            " the ticket in doubt, record the outcome with its history, keep its watchdog"
+            " entry and count it in the metrics. The bare task only POSTs.",
         ],
     )
     rss = Table(
