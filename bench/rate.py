@@ -9,7 +9,6 @@ when each call arrived. Printed figures are ratios to the configured rate, measu
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -18,33 +17,12 @@ from pathlib import Path
 
 from celery import Celery
 
+from bench.fixtures import INSTANCE, PROJECT, TOKEN, child_env, request
 from common.settings import load_settings
 from producer.api import Producer
 from producer.embedded import RedisServer, Service, wait_until
 from simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
 from worker.client import replication_path
-
-TOKEN = "bench-token"
-PROJECT = "0123456789abcdef0123456789abcdef"
-INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
-SOURCE = "1a2b3c4d5e6f708192a3b4c5d6e7f809in07"
-
-
-def _request(name: str) -> dict[str, str]:
-    return {
-        "project_id": PROJECT,
-        "instance_id": INSTANCE,
-        "source_instance_id": SOURCE,
-        "source_database": name,
-        "target_database": name,
-        "task_name": name,
-    }
-
-
-def _env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HTAP_SYNC_", "BENCH_"))}
-    env.update(extra)
-    return env
 
 
 def _measure(sim: SimulatorServer, before: int, count: int, timeout_s: float) -> list[float]:
@@ -71,14 +49,14 @@ def run_ours(
     )
     producer = Producer(settings)
     for i in range(n):
-        producer.enqueue(_request(f"{prefix.replace('-', '_')}_{i:04d}"))
+        producer.enqueue(request(f"{prefix.replace('-', '_')}_{i:04d}"))
     producer.close()
     before = sim.state.created
     procs = [
         Service(
             f"ours-{workers}-{i}",
             [sys.executable, "-m", "producer.cli", "worker", "--concurrency", "4"],
-            env=_env(settings.environ()),
+            env=child_env(settings.environ()),
             log_dir=logs,
         )
         for i in range(workers)
@@ -98,14 +76,14 @@ def run_celery(
     app = Celery("bench_send", broker=redis_url, set_as_current=False)
     app.conf.task_serializer = "json"
     for i in range(n):
-        body = _request(f"{queue.replace('-', '_')}_{i:04d}")
+        body = request(f"{queue.replace('-', '_')}_{i:04d}")
         body = {k: v for k, v in body.items() if k not in ("project_id", "instance_id")}
         app.send_task(
             "bench.bare_create", args=[replication_path(PROJECT, INSTANCE), body], queue=queue
         )
     app.close()
     before = sim.state.created
-    env = _env(
+    env = child_env(
         {
             "BENCH_REDIS_URL": redis_url,
             "BENCH_ENDPOINT": sim.url,

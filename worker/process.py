@@ -151,7 +151,13 @@ def process_ticket(
     try:
         if claim.in_doubt:
             finished = _reconcile(
-                request, claim, client=client, store=store, settings=settings, gate=gate
+                request,
+                claim,
+                client=client,
+                store=store,
+                settings=settings,
+                gate=gate,
+                clock=clock,
             )
             if finished is not None:
                 return finished
@@ -203,6 +209,7 @@ def _reconcile(
     store: TicketStore,
     settings: Settings,
     gate: CallGate,
+    clock: Callable[[], float],
 ) -> Outcome | None:
     """Ask the list call whether an earlier attempt created the task; None: it did not."""
     gate.before_call(request.project_id, "list")
@@ -216,7 +223,7 @@ def _reconcile(
     if existing.matches(request):
         store.succeed(claim, None, reconciled=True, note=_note("list", "found"))
         metrics.RECONCILIATIONS.labels("found").inc()
-        _finished(claim, "succeeded", time.time)
+        _finished(claim, "succeeded", clock)
         return Outcome("finished", reason="reconciled")
     metrics.RECONCILIATIONS.labels("name_taken").inc()
     store.fail(
@@ -228,7 +235,7 @@ def _reconcile(
         ),
         note=_note("list", "found"),
     )
-    _finished(claim, "failed", time.time)
+    _finished(claim, "failed", clock)
     return Outcome("finished", reason="name taken")
 
 

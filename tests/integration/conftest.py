@@ -15,7 +15,7 @@ from common.settings import Settings, load_settings
 from producer.api import Producer
 from producer.embedded import RedisServer, Service
 from simulator import SimulatorConfig, SimulatorServer
-from tests.integration.harness import TOKEN
+from tests.integration.harness import TOKEN, child_env
 
 pytestmark = pytest.mark.integration
 
@@ -108,9 +108,9 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
     started: list[Service] = []
 
     def start(concurrency: int = 4, pool: str = "threads", **overrides: Any) -> Service:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-        env.update(settings.environ())
-        env.update({f"HTAP_SYNC_{k.upper()}": str(v) for k, v in overrides.items()})
+        env = child_env(
+            settings, **{f"HTAP_SYNC_{k.upper()}": str(v) for k, v in overrides.items()}
+        )
         name = f"worker-{len(started)}"
         service = Service(
             name,

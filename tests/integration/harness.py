@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import pytest
 
 from common.models import TicketStatus
+from common.settings import Settings
 from producer.api import Producer
 from producer.embedded import Service
 
 TOKEN = "integration-test-token"
+
+
+def child_env(settings: Settings | None, **extra: str) -> dict[str, str]:
+    """The environment of a child process: ours without any HTAP_SYNC_*, then ``settings``
+    as HTAP_SYNC_* variables, then ``extra`` (already-named variables)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
+    if settings is not None:
+        env.update(settings.environ())
+    env.update(extra)
+    return env
 
 
 def wait_for(

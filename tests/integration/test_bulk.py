@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from producer.embedded import wait_until
 from simulator import SimulatorServer
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
+from tests.integration.harness import child_env
 
 COLUMNS = list(VALID)
 
@@ -54,8 +54,7 @@ def _generate(path: Path, rows: int, seed: int) -> dict[str, int]:
 def _bulk(
     settings: Settings, *args: str, timeout_s: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-    env.update(settings.environ())
+    env = child_env(settings)
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", "bulk", *args],
         env=env,
@@ -111,7 +110,7 @@ class TestTenThousandRows:
         assert {e.get("outcome") for e in second if "ticket" in e and e["state"] != "conflict"} == {
             "duplicate"
         }
-        wait_until(lambda: all(w.alive() for w in workers), timeout_s=1, what="workers")
+        assert all(w.alive() for w in workers)
         assert simulator.state.create_calls == calls  # nothing new reached the API
 
 
@@ -132,8 +131,7 @@ class TestBackpressure:
         source.write_text(
             "".join(json.dumps(request_data(task_name=f"bp_{i:03d}")) + "\n" for i in range(300))
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-        env.update(settings.environ())
+        env = child_env(settings)
         proc = subprocess.Popen(
             [sys.executable, "-m", "producer.cli", "bulk", str(source)],
             env=env,

@@ -16,16 +16,14 @@ from common.settings import Settings
 from simulator import SimulatorServer
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
+from tests.integration.harness import child_env
 
 
 def htap_sync(
     settings: Settings | None, *args: str, env: dict[str, str] | None = None, timeout_s: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """Run ``htap-sync ARGS`` in a child process with the test's settings in its environment."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-    if settings is not None:
-        full_env.update(settings.environ())
-    full_env.update(env or {})
+    full_env = child_env(settings, **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "producer.cli", *args],
         env=full_env,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from producer.embedded import Service, free_port, wait_until
 from producer.ingress import ingress_config, make_ingress
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
+from tests.integration.harness import child_env
 
 KEY = "ingress-test-key-1"
 SECOND_KEY = "ingress-test-key-2"
@@ -518,10 +518,7 @@ def test_the_app_refuses_to_build_without_keys(settings: Settings, producer: Pro
 
 
 def _cli_env(settings: Settings, **changes: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-    env.update(settings.environ())
-    env.update(changes)
-    return env
+    return child_env(settings, **changes)
 
 
 def test_htap_sync_api_stops_at_start_without_keys(settings: Settings, tmp_path: Path) -> None:

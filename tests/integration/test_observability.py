@@ -14,7 +14,7 @@ from producer.embedded import free_port, wait_until
 from simulator import SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
-from tests.integration.harness import TOKEN, wait_for
+from tests.integration.harness import TOKEN, child_env, wait_for
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -93,7 +93,6 @@ def test_inspect_describes_a_running_fleet(
 ) -> None:
     """`htap-sync inspect --json` shows tickets by state, the failed and waiting ones, the
     effective rate and the breaker, as a fleet runs."""
-    import os
     import subprocess
     import sys
 
@@ -112,8 +111,7 @@ def test_inspect_describes_a_running_fleet(
         request_data(task_name="insp_fails", instance_id="f" * 36, project_id="e" * 32)
     )
     simulator.state.script([])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HTAP_SYNC_")}
-    env.update(producer.settings.environ())
+    env = child_env(producer.settings)
 
     def inspect() -> dict[str, Any]:
         done = subprocess.run(
