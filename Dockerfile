@@ -8,6 +8,7 @@ COPY common ./common
 COPY producer ./producer
 COPY worker ./worker
 COPY simulator ./simulator
+COPY src ./src
 RUN pip install . && useradd --system --uid 10001 htap
 USER htap
 CMD ["htap-sync", "--help"]

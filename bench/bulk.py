@@ -15,10 +15,10 @@ import time
 import uuid
 from pathlib import Path
 
-from common.celery_app import CREATE_REPLICATION, make_celery
-from common.settings import load_settings
-from producer.api import Producer
-from producer.embedded import RedisServer
+from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
+from htap_sync.common.settings import load_settings
+from htap_sync.devstack import RedisServer
+from htap_sync.producer.api import Producer
 
 
 def _requests(n: int, tag: str) -> list[dict[str, str]]:

@@ -16,7 +16,7 @@ import aiohttp
 import httpx
 
 from bench.fixtures import INSTANCE, PROJECT, SOURCE, TOKEN, child_env
-from simulator import SimulatorServer
+from htap_sync.simulator import SimulatorServer
 
 # aiohttp and httpx.AsyncClient: C coroutines on one client. httpx-threads: one sync
 # httpx.Client shared by C threads, as our worker uses httpx (without Celery, Redis or the

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from common.settings import Settings, load_settings
-from simulator import SimulatorConfig, SimulatorServer
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 
 TOKEN = "bench-token"
 PROJECT = "0123456789abcdef0123456789abcdef"

@@ -14,9 +14,9 @@ from bench.fixtures import INSTANCE, PROJECT, request, simulator, tag
 from bench.procs import SETTLE_S, Usage, bare_worker, created, usage
 from bench.report import Row, Table, print_alone, progress, spread
 from bench.throughput import OurRun, run_ours
-from producer.embedded import wait_until
-from simulator import SimulatorServer, observed_rate
-from worker.client import replication_path
+from htap_sync.devstack import wait_until
+from htap_sync.simulator import SimulatorServer, observed_rate
+from htap_sync.worker.client import replication_path
 
 BARE_RATE = "100000/s"
 MIB = 1024 * 1024

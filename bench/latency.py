@@ -11,9 +11,9 @@ from pathlib import Path
 from bench.fixtures import our_settings, request, simulator, tag
 from bench.procs import created, our_worker
 from bench.report import Row, Table, print_alone, progress
-from common.models import TicketState
-from producer.api import Producer
-from producer.embedded import wait_until
+from htap_sync.common.models import TicketState
+from htap_sync.devstack import wait_until
+from htap_sync.producer.api import Producer
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 from bench import rate as rate_runs
 from bench.fixtures import simulator
 from bench.report import Row, Table, print_alone, progress
-from simulator import SimulatorServer, max_in_window, observed_rate
+from htap_sync.simulator import SimulatorServer, max_in_window, observed_rate
 
 Run = Callable[[str, SimulatorServer, int, int, float, Path], list[float]]
 LIMITERS: tuple[tuple[str, Run], ...] = (

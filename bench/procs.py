@@ -9,9 +9,9 @@ from pathlib import Path
 import psutil
 
 from bench.fixtures import TOKEN, child_env
-from common.settings import Settings
-from producer.embedded import Service
-from simulator import SimulatorServer
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import Service
+from htap_sync.simulator import SimulatorServer
 
 # Both kinds of worker log at WARNING: a benchmark of the task, not of the log file.
 LOGLEVEL = "WARNING"
@@ -57,7 +57,7 @@ def our_worker(
     name: str, settings: Settings, logs: Path, *, concurrency: int, pool: str = "threads"
 ) -> Service:
     """``htap-sync worker`` on ``settings`` (its queue, its Redis, its endpoint)."""
-    argv = [sys.executable, "-m", "producer.cli", "worker", f"--concurrency={concurrency}"]
+    argv = [sys.executable, "-m", "htap_sync", "worker", f"--concurrency={concurrency}"]
     argv += [f"--pool={pool}", f"--loglevel={LOGLEVEL}", f"--hostname={name}@%h"]
     return Service(name, argv, env=child_env(settings.environ()), log_dir=logs)
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from celery import Celery
 
 from bench.fixtures import INSTANCE, PROJECT, TOKEN, child_env, request
-from common.settings import load_settings
-from producer.api import Producer
-from producer.embedded import RedisServer, Service, wait_until
-from simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
-from worker.client import replication_path
+from htap_sync.common.settings import load_settings
+from htap_sync.devstack import RedisServer, Service, wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
+from htap_sync.worker.client import replication_path
 
 
 def _measure(sim: SimulatorServer, before: int, count: int, timeout_s: float) -> list[float]:
@@ -55,7 +55,7 @@ def run_ours(
     procs = [
         Service(
             f"ours-{workers}-{i}",
-            [sys.executable, "-m", "producer.cli", "worker", "--concurrency", "4"],
+            [sys.executable, "-m", "htap_sync", "worker", "--concurrency", "4"],
             env=child_env(settings.environ()),
             log_dir=logs,
         )

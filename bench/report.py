@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from producer.embedded import RedisServer, find_redis_server
+from htap_sync.devstack import RedisServer, find_redis_server
 
 COMMAND = "make bench   # = .venv/bin/python -m bench"
 _STARTED = time.monotonic()

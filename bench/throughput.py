@@ -13,10 +13,10 @@ from bench.clients import CLIENTS, Client, run_client
 from bench.fixtures import our_settings, request, simulator, tag
 from bench.procs import SETTLE_S, Usage, created, our_worker, usage
 from bench.report import Row, Table, print_alone, progress, spread
-from common.models import TicketState
-from producer.api import Producer
-from producer.embedded import wait_until
-from simulator import SimulatorServer, observed_rate
+from htap_sync.common.models import TicketState
+from htap_sync.devstack import wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorServer, observed_rate
 
 LATENCIES_MS = (0, 50)
 LABELS: dict[Client, str] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from common.keys import Keys
-from common.settings import Settings
+from htap_sync.common.keys import Keys
+from htap_sync.common.settings import Settings
 
 # Producers send by this name; they never import the worker's code.
 CREATE_REPLICATION = "htap_sync.create_replication"

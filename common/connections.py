@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from common.settings import Settings
-from common.store import TicketStore
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import TicketStore
 
 
 def make_redis(settings: Settings) -> redis.Redis:

@@ -19,7 +19,7 @@ from typing import cast
 
 import redis
 
-from common.keys import Keys
+from htap_sync.common.keys import Keys
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))

@@ -6,8 +6,8 @@ from typing import Any, cast
 
 import redis
 
-from common.keys import Keys
-from common.settings import Settings
+from htap_sync.common.keys import Keys
+from htap_sync.common.settings import Settings
 
 
 def _num(value: str | None) -> float:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from common.errors import RequestInvalid
+from htap_sync.common.errors import RequestInvalid
 
 # The documented rules (taurus-api.md section 1), as text users read in error messages.
 RULES: dict[str, str] = {

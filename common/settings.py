@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from common.errors import SettingsError
+from htap_sync.common.errors import SettingsError
 
 ENV_PREFIX = "HTAP_SYNC_"
 

@@ -33,10 +33,16 @@ from typing import Any, cast
 
 import redis
 
-from common.errors import TicketConflict, TicketNotFound
-from common.keys import Keys
-from common.models import Attempt, ErrorPayload, ReplicationRequest, TicketState, TicketStatus
-from common.tickets import ticket_id
+from htap_sync.common.errors import TicketConflict, TicketNotFound
+from htap_sync.common.keys import Keys
+from htap_sync.common.models import (
+    Attempt,
+    ErrorPayload,
+    ReplicationRequest,
+    TicketState,
+    TicketStatus,
+)
+from htap_sync.common.tickets import ticket_id
 
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20

@@ -1,5 +1,5 @@
 """The producer side: validate requests, enqueue them, and answer callers who poll."""
 
-from producer.api import Producer, Receipt
+from htap_sync.producer.api import Producer, Receipt
 
 __all__ = ["Producer", "Receipt"]

@@ -11,15 +11,15 @@ from typing import Any, Literal, cast
 import redis
 from celery import Celery
 
-from common.celery_app import make_celery
-from common.connections import make_redis, make_store
-from common.errors import RequestInvalid, TicketNotFound
-from common.keys import Keys
-from common.models import ReplicationRequest, TicketStatus, parse_request
-from common.settings import Settings
-from common.store import Submitted
-from common.tickets import ticket_id
-from producer.messages import create_message
+from htap_sync.common.celery_app import make_celery
+from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.errors import RequestInvalid, TicketNotFound
+from htap_sync.common.keys import Keys
+from htap_sync.common.models import ReplicationRequest, TicketStatus, parse_request
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import Submitted
+from htap_sync.common.tickets import ticket_id
+from htap_sync.producer.messages import create_message
 
 Accepted = Literal["queued", "duplicate", "redriven"]
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import RequestInvalid
-from common.models import TicketStatus
-from producer.api import Producer
-from producer.bulk_file import Row
+from htap_sync.common.errors import RequestInvalid
+from htap_sync.common.models import TicketStatus
+from htap_sync.producer.api import Producer
+from htap_sync.producer.bulk_file import Row
 
 
 @dataclass

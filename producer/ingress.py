@@ -46,12 +46,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import LOGGING_CONFIG
 
-from common.errors import RequestInvalid, TicketConflict, TicketNotFound
-from common.logs import configure_logging
-from common.settings import Settings
-from common.tickets import is_ticket_id
-from producer.api import Producer
-from producer.openapi import build_openapi
+from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.logs import configure_logging
+from htap_sync.common.settings import Settings
+from htap_sync.common.tickets import is_ticket_id
+from htap_sync.producer.api import Producer
+from htap_sync.producer.openapi import build_openapi
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 from celery import Celery
 from kombu.serialization import dumps
 
-from common.celery_app import CREATE_REPLICATION
+from htap_sync.common.celery_app import CREATE_REPLICATION
 
 
 def create_message(app: Celery, queue: str, ticket: str, run: str, request: dict[str, Any]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from common.models import ReplicationRequest, TicketStatus
-from common.settings import Settings
+from htap_sync.common.models import ReplicationRequest, TicketStatus
+from htap_sync.common.settings import Settings
 
 _REF = "#/components/schemas/{model}"
 _JSON = "application/json"

@@ -1,11 +1,11 @@
 """A local, faithful TaurusDB HTAP data-sync endpoint for tests, demos and benchmarks."""
 
-from simulator.app import make_app
-from simulator.arrivals import max_in_window, observed_rate
-from simulator.config import SimulatorConfig
-from simulator.ratelimit import RateLimit, RateLimiter
-from simulator.server import SimulatorServer, serve
-from simulator.state import SimulatorState
+from htap_sync.simulator.app import make_app
+from htap_sync.simulator.arrivals import max_in_window, observed_rate
+from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.ratelimit import RateLimit, RateLimiter
+from htap_sync.simulator.server import SimulatorServer, serve
+from htap_sync.simulator.state import SimulatorState
 
 __all__ = [
     "RateLimit",

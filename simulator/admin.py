@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.errors import INVALID_PARAMETER, error
-from simulator.ratelimit import RateLimit, RateLimiter
-from simulator.state import SimulatorState
-from simulator.validation import InvalidParameter, parse_rate_limit, parse_script
+from htap_sync.simulator.errors import INVALID_PARAMETER, error
+from htap_sync.simulator.ratelimit import RateLimit, RateLimiter
+from htap_sync.simulator.state import SimulatorState
+from htap_sync.simulator.validation import InvalidParameter, parse_rate_limit, parse_script
 
 
 def rate_limit_json(limit: RateLimit | None) -> dict[str, float | int | None]:

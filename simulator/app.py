@@ -67,11 +67,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from simulator.admin import admin_routes
-from simulator.auth import Authenticator, Clock, utc_now
-from simulator.config import SimulatorConfig
-from simulator.drop import DropConnection, DroppingStarlette
-from simulator.errors import (
+from htap_sync.simulator.admin import admin_routes
+from htap_sync.simulator.auth import Authenticator, Clock, utc_now
+from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.drop import DropConnection, DroppingStarlette
+from htap_sync.simulator.errors import (
     AUTH_FAILED,
     INSTANCE_NOT_FOUND,
     INVALID_PARAMETER,
@@ -82,11 +82,11 @@ from simulator.errors import (
     internal_error,
     throttled,
 )
-from simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
-from simulator.iam import iam_routes
-from simulator.ratelimit import Monotonic, RateLimiter
-from simulator.state import SimulatorState, Task
-from simulator.validation import (
+from htap_sync.simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
+from htap_sync.simulator.iam import iam_routes
+from htap_sync.simulator.ratelimit import Monotonic, RateLimiter
+from htap_sync.simulator.state import SimulatorState, Task
+from htap_sync.simulator.validation import (
     MAX_LIMIT,
     CreateBody,
     InvalidParameter,

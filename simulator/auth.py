@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
-from simulator.config import SimulatorConfig
-from simulator.signing import (
+from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.signing import (
     ALGORITHM,
     CONTENT_SHA256_HEADER,
     DATE_FORMAT,
@@ -27,7 +27,7 @@ from simulator.signing import (
     signature,
     string_to_sign,
 )
-from simulator.tokens import TokenCheck, TokenStore
+from htap_sync.simulator.tokens import TokenCheck, TokenStore
 
 # The signing names are re-exported: they lived here before ``simulator.signing`` existed.
 __all__ = [

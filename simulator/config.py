@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulator.ratelimit import RateLimit
+from htap_sync.simulator.ratelimit import RateLimit
 
 # Every fault probability the config carries, in the fixed order one seeded draw stacks them
 # (append new ones at the end so existing seeds keep replaying the same faults). Each name here

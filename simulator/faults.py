@@ -10,7 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from simulator.config import SimulatorConfig
+from htap_sync.simulator.config import SimulatorConfig
 
 
 class CreateFault(enum.Enum):

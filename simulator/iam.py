@@ -46,11 +46,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.auth import Clock
-from simulator.config import SimulatorConfig
-from simulator.errors import iam_error
-from simulator.tokens import IssuedToken, TokenStore, iso_utc
-from simulator.validation import PROJECT_ID_RE, InvalidParameter
+from htap_sync.simulator.auth import Clock
+from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.errors import iam_error
+from htap_sync.simulator.tokens import IssuedToken, TokenStore, iso_utc
+from htap_sync.simulator.validation import PROJECT_ID_RE, InvalidParameter
 
 IAM_TOKENS_PATH = "/v3/auth/tokens"
 PROJECT_NAME = "cn-north-4"

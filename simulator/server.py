@@ -13,12 +13,12 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.config import LOGGING_CONFIG
 
-from simulator.app import make_app
-from simulator.auth import Clock
-from simulator.config import SimulatorConfig
-from simulator.faults import Hangs
-from simulator.ratelimit import RateLimit, RateLimiter
-from simulator.state import SimulatorState
+from htap_sync.simulator.app import make_app
+from htap_sync.simulator.auth import Clock
+from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.faults import Hangs
+from htap_sync.simulator.ratelimit import RateLimit, RateLimiter
+from htap_sync.simulator.state import SimulatorState
 
 LOOPBACK = "127.0.0.1"
 _POLL_INTERVAL_S = 0.01

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.arrivals import ARRIVALS_CAP, ArrivalLog
-from simulator.arrivals import max_in_window as max_in_window
-from simulator.arrivals import observed_rate as observed_rate
-from simulator.faults import CreateFault, FaultStep
-from simulator.tokens import IssuedToken, TokenStore
+from htap_sync.simulator.arrivals import ARRIVALS_CAP, ArrivalLog
+from htap_sync.simulator.arrivals import max_in_window as max_in_window
+from htap_sync.simulator.arrivals import observed_rate as observed_rate
+from htap_sync.simulator.faults import CreateFault, FaultStep
+from htap_sync.simulator.tokens import IssuedToken, TokenStore
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
 InstanceKey = tuple[str, str]

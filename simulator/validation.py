@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from simulator.faults import FaultStep
+from htap_sync.simulator.faults import FaultStep
 
 PROJECT_ID_RE = re.compile(r"[A-Za-z0-9]{32}")
 _INSTANCE_ID_RE = re.compile(r"[A-Za-z0-9]{36}")

@@ -13,9 +13,9 @@ import httpx
 import redis
 from pydantic import SecretStr
 
-from common.settings import Settings
-from worker.iam import make_iam_auth
-from worker.signing import AkSkAuth
+from htap_sync.common.settings import Settings
+from htap_sync.worker.iam import make_iam_auth
+from htap_sync.worker.signing import AkSkAuth
 
 
 class TokenAuth(httpx.Auth):

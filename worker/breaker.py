@@ -17,7 +17,7 @@ from typing import Literal, cast
 
 import redis
 
-from worker.memory_state import MemoryStates
+from htap_sync.worker.memory_state import MemoryStates
 
 State = Literal["closed", "open", "half_open"]
 

@@ -22,7 +22,7 @@ from typing import cast
 
 import redis
 
-from worker.memory_state import MemoryStates
+from htap_sync.worker.memory_state import MemoryStates
 
 
 @dataclass(frozen=True)

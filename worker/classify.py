@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from common.errors import (
+from htap_sync.common.errors import (
     Ambiguous,
     ApiError,
     AuthFailed,

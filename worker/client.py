@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from common.errors import Ambiguous, ServerError
-from common.models import ReplicationRequest
-from common.settings import Settings
-from worker.classify import error_for, transport_errors
+from htap_sync.common.errors import Ambiguous, ServerError
+from htap_sync.common.models import ReplicationRequest
+from htap_sync.common.settings import Settings
+from htap_sync.worker.classify import error_for, transport_errors
 
 JSON_UTF8 = "application/json;charset=utf-8"
 PAGE_SIZE = 100  # the list call's maximum

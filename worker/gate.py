@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from common.errors import Ambiguous, ApiError, Throttled, TransportError
-from common.keys import Keys
-from common.settings import Settings
-from worker.breaker import BreakerPolicy, BreakerState
-from worker.bucket import BucketPolicy, BucketState, Grant
+from htap_sync.common.errors import Ambiguous, ApiError, Throttled, TransportError
+from htap_sync.common.keys import Keys
+from htap_sync.common.settings import Settings
+from htap_sync.worker.breaker import BreakerPolicy, BreakerState
+from htap_sync.worker.bucket import BucketPolicy, BucketState, Grant
 
 Api = Literal["create", "list"]
 

@@ -23,9 +23,9 @@ import httpx
 import redis
 from pydantic import SecretStr
 
-from common.errors import AuthFailed, TransportError
-from common.keys import Keys
-from common.settings import Settings
+from htap_sync.common.errors import AuthFailed, TransportError
+from htap_sync.common.keys import Keys
+from htap_sync.common.settings import Settings
 
 MAX_MARGIN_S = 40 * 60
 LOCK_S = 30

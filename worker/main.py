@@ -6,9 +6,9 @@ import os
 import tempfile
 from typing import Literal
 
-from common.connections import make_redis
-from common.settings import Settings
-from worker.preflight import check_eviction_policy
+from htap_sync.common.connections import make_redis
+from htap_sync.common.settings import Settings
+from htap_sync.worker.preflight import check_eviction_policy
 
 Pool = Literal["threads", "prefork", "solo"]
 
@@ -34,7 +34,7 @@ def run_worker(
         # prometheus_client chooses where values live when it is first imported: with prefork,
         # in files the parent sums (its multiprocess mode), so switch before anything imports it.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="htap-prom-"))
-    from worker.tasks import make_worker_app
+    from htap_sync.worker.tasks import make_worker_app
 
     app = make_worker_app(settings, loglevel=loglevel)
     client = make_redis(settings)

@@ -9,8 +9,8 @@ from typing import Any
 
 import redis
 
-from common.delayed import DelayedSet
-from common.store import TicketStore
+from htap_sync.common.delayed import DelayedSet
+from htap_sync.common.store import TicketStore
 
 log = logging.getLogger("htap_sync.mover")
 

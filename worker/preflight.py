@@ -6,8 +6,8 @@ import logging
 
 import redis
 
-from common.errors import SettingsError
-from common.settings import ENV_PREFIX
+from htap_sync.common.errors import SettingsError
+from htap_sync.common.settings import ENV_PREFIX
 
 log = logging.getLogger("htap_sync.worker")
 

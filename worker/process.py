@@ -23,16 +23,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from common.errors import Ambiguous, ApiError, Permanent, Rejected, RequestInvalid, Throttled
-from common.models import Attempt, ErrorPayload, ReplicationRequest
-from common.models import parse_request as validate
-from common.settings import Settings
-from common.store import Claim, TicketStore
-from common.tickets import ticket_id
-from worker import metrics
-from worker.backoff import backoff_s
-from worker.client import TaurusClient
-from worker.gate import OPEN_GATE, CallGate, MustWait
+from htap_sync.common.errors import (
+    Ambiguous,
+    ApiError,
+    Permanent,
+    Rejected,
+    RequestInvalid,
+    Throttled,
+)
+from htap_sync.common.models import Attempt, ErrorPayload, ReplicationRequest
+from htap_sync.common.models import parse_request as validate
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import Claim, TicketStore
+from htap_sync.common.tickets import ticket_id
+from htap_sync.worker import metrics
+from htap_sync.worker.backoff import backoff_s
+from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")

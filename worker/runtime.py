@@ -13,14 +13,14 @@ from dataclasses import dataclass
 
 import httpx
 
-from common.connections import make_redis, make_store
-from common.settings import Settings
-from common.store import TicketStore
-from worker.auth import make_auth
-from worker.breaker import RedisBreakerStore
-from worker.bucket import RedisBucketStore
-from worker.client import TaurusClient, make_http
-from worker.gate import Gate
+from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import TicketStore
+from htap_sync.worker.auth import make_auth
+from htap_sync.worker.breaker import RedisBreakerStore
+from htap_sync.worker.bucket import RedisBucketStore
+from htap_sync.worker.client import TaurusClient, make_http
+from htap_sync.worker.gate import Gate
 
 
 @dataclass

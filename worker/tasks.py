@@ -20,19 +20,19 @@ from celery.signals import (
 )
 from celery.worker import state
 
-from common.celery_app import CREATE_REPLICATION, make_celery
-from common.connections import make_redis, make_store
-from common.delayed import DelayedSet
-from common.fleet import fleet_view
-from common.keys import Keys
-from common.logs import configure_logging
-from common.models import ErrorPayload
-from common.settings import Settings
-from common.store import Claim
-from worker.metrics import FleetCollector, serve_metrics
-from worker.mover import DelayedMover
-from worker.process import process_ticket
-from worker.runtime import Runtime
+from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
+from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.delayed import DelayedSet
+from htap_sync.common.fleet import fleet_view
+from htap_sync.common.keys import Keys
+from htap_sync.common.logs import configure_logging
+from htap_sync.common.models import ErrorPayload
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import Claim
+from htap_sync.worker.metrics import FleetCollector, serve_metrics
+from htap_sync.worker.mover import DelayedMover
+from htap_sync.worker.process import process_ticket
+from htap_sync.worker.runtime import Runtime
 
 log = logging.getLogger("htap_sync.worker")
 
@@ -48,7 +48,7 @@ def restart_worker() -> None:
     log.warning("restarting the worker to reconnect to Redis")
 
     def again() -> None:
-        # -m producer.cli or the htap-sync script: the command line exactly as it was given.
+        # -m htap_sync or the htap-sync script: the command line exactly as it was given.
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
 
     atexit.register(again)

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from common.settings import Settings, load_settings
-from producer.api import Producer
-from producer.embedded import RedisServer, Service
-from simulator import SimulatorConfig, SimulatorServer
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.devstack import RedisServer, Service
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.integration.harness import TOKEN, child_env
 
 pytestmark = pytest.mark.integration
@@ -117,7 +117,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
             [
                 sys.executable,
                 "-m",
-                "producer.cli",
+                "htap_sync",
                 "worker",
                 "--concurrency",
                 str(concurrency),

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from common.models import TicketStatus
-from common.settings import Settings
-from producer.api import Producer
-from producer.embedded import Service
+from htap_sync.common.models import TicketStatus
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import Service
+from htap_sync.producer.api import Producer
 
 TOKEN = "integration-test-token"
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from common.models import TicketState
-from common.settings import Settings
-from producer.api import Producer
-from producer.embedded import Service
-from simulator import SimulatorConfig, SimulatorServer
+from htap_sync.common.models import TicketState
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import Service
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import wait_for

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from common.models import parse_request
-from common.settings import Settings
-from producer.api import Producer
-from producer.embedded import wait_until
-from simulator import SimulatorServer
+from htap_sync.common.models import parse_request
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorServer
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import child_env
@@ -56,7 +56,7 @@ def _bulk(
 ) -> subprocess.CompletedProcess[str]:
     env = child_env(settings)
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", "bulk", *args],
+        [sys.executable, "-m", "htap_sync", "bulk", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -133,7 +133,7 @@ class TestBackpressure:
         )
         env = child_env(settings)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "producer.cli", "bulk", str(source)],
+            [sys.executable, "-m", "htap_sync", "bulk", str(source)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -177,8 +177,8 @@ def test_enqueue_many_reports_each_item(producer: Producer) -> None:
 
 def test_backpressure_in_process_waits_and_resumes(settings: Settings) -> None:
     """With an injected sleep that drains the queue, enqueue_many waits exactly when full."""
-    from common.connections import make_redis
-    from common.keys import Keys
+    from htap_sync.common.connections import make_redis
+    from htap_sync.common.keys import Keys
 
     limited = settings.model_copy(update={"max_queue_depth": 10})
     client = make_redis(limited)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from common.settings import Settings
-from simulator import SimulatorServer
+from htap_sync.common.settings import Settings
+from htap_sync.simulator import SimulatorServer
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import child_env
@@ -25,7 +25,7 @@ def htap_sync(
     """Run ``htap-sync ARGS`` in a child process with the test's settings in its environment."""
     full_env = child_env(settings, **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "producer.cli", *args],
+        [sys.executable, "-m", "htap_sync", *args],
         env=full_env,
         capture_output=True,
         text=True,
@@ -180,7 +180,7 @@ def test_bad_settings_stop_with_the_variable_named(settings: Settings) -> None:
 
 def test_unreachable_redis_exits_69(settings: Settings) -> None:
     """With nothing listening at the Redis URL, commands exit 69 instead of a traceback."""
-    from producer.embedded import free_port
+    from htap_sync.devstack import free_port
 
     env = {"HTAP_SYNC_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     result = htap_sync(settings, "status", "tk_" + "0" * 32, env=env)
@@ -203,7 +203,7 @@ def test_demo_shows_job_ids(tmp_path: Path) -> None:
 
 def test_worker_refuses_an_evicting_redis(tmp_path: Path, settings: Settings) -> None:
     """A worker will not start on a Redis that may evict keys, unless told it may."""
-    from producer.embedded import RedisServer
+    from htap_sync.devstack import RedisServer
 
     server = RedisServer(tmp_path).wait_ready()
     try:
@@ -213,12 +213,12 @@ def test_worker_refuses_an_evicting_redis(tmp_path: Path, settings: Settings) ->
         assert refused.returncode == 78
         assert "HTAP_SYNC_REDIS_URL" in refused.stderr and "noeviction" in refused.stderr
         # With the operator's consent it starts (and is then stopped).
-        from producer.embedded import Service, wait_until
+        from htap_sync.devstack import Service, wait_until
 
         full = {**os.environ, **settings.environ(), **env, "HTAP_SYNC_ALLOW_EVICTING_REDIS": "1"}
         worker = Service(
             "evicting-ok",
-            [sys.executable, "-m", "producer.cli", "worker"],
+            [sys.executable, "-m", "htap_sync", "worker"],
             env=full,
             log_dir=tmp_path,
         )

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from common.connections import make_redis
-from common.delayed import DelayedSet
-from common.models import ErrorPayload, parse_request
-from common.settings import Settings
-from common.store import Claim, TicketStore
+from htap_sync.common.connections import make_redis
+from htap_sync.common.delayed import DelayedSet
+from htap_sync.common.models import ErrorPayload, parse_request
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import Claim, TicketStore
+from htap_sync.worker.mover import DelayedMover
 from tests.conftest import request_data
-from worker.mover import DelayedMover
 
 ERROR = ErrorPayload(http_status=503, error_code="DBS.108000", error_msg="down")
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from common.models import TicketState, TicketStatus
-from common.settings import Settings, load_settings
-from producer.api import Producer
-from producer.embedded import RedisServer, Service, wait_until
-from simulator import SimulatorConfig, SimulatorServer
+from htap_sync.common.models import TicketState, TicketStatus
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.devstack import RedisServer, Service, wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
@@ -204,7 +204,7 @@ def _worker_on(settings: Settings, log_dir: Path) -> Service:
     env = child_env(settings)
     return Service(
         "worker-aof",
-        [sys.executable, "-m", "producer.cli", "worker", "--concurrency", "4"],
+        [sys.executable, "-m", "htap_sync", "worker", "--concurrency", "4"],
         env=env,
         log_dir=log_dir,
     )

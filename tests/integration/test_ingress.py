@@ -21,13 +21,13 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from common.errors import RequestInvalid, SettingsError
-from common.keys import Keys
-from common.models import RULES, parse_request
-from common.settings import Settings
-from producer.api import Producer
-from producer.embedded import Service, free_port, wait_until
-from producer.ingress import ingress_config, make_ingress
+from htap_sync.common.errors import RequestInvalid, SettingsError
+from htap_sync.common.keys import Keys
+from htap_sync.common.models import RULES, parse_request
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import Service, free_port, wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.producer.ingress import ingress_config, make_ingress
 from tests.conftest import VALID, request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import child_env
@@ -526,7 +526,7 @@ def test_htap_sync_api_stops_at_start_without_keys(settings: Settings, tmp_path:
     env = _cli_env(settings)
     env.pop("HTAP_SYNC_API_KEYS")
     done = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "api", "--port", str(free_port())],
+        [sys.executable, "-m", "htap_sync", "api", "--port", str(free_port())],
         env=env,
         cwd=tmp_path,
         capture_output=True,
@@ -544,7 +544,7 @@ def test_htap_sync_api_serves(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
     service = Service(
         "ingress",
-        [sys.executable, "-m", "producer.cli", "api", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "htap_sync", "api", "--host", "127.0.0.1", "--port", str(port)],
         env=_cli_env(settings),
         log_dir=tmp_path,
     )

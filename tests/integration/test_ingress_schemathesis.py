@@ -17,9 +17,9 @@ import pytest
 import schemathesis
 from hypothesis import strategies as st
 
-from common.settings import Settings
-from producer.api import Producer
-from producer.ingress import make_ingress
+from htap_sync.common.settings import Settings
+from htap_sync.producer.api import Producer
+from htap_sync.producer.ingress import make_ingress
 from tests.conftest import request_data
 
 KEY = "schemathesis-key"

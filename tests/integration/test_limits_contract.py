@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.connections import make_redis
-from common.settings import load_settings
-from worker.breaker import BreakerPolicy, MemoryBreakerStore, RedisBreakerStore
-from worker.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
+from htap_sync.common.connections import make_redis
+from htap_sync.common.settings import load_settings
+from htap_sync.worker.breaker import BreakerPolicy, MemoryBreakerStore, RedisBreakerStore
+from htap_sync.worker.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
 
 POLICY = BucketPolicy(
     rate_per_s=10,

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from producer.api import Producer
-from producer.embedded import free_port, wait_until
-from simulator import SimulatorServer
+from htap_sync.devstack import free_port, wait_until
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
@@ -83,7 +83,7 @@ def test_metrics_from_a_real_worker(
 @pytest.fixture
 def sim_config() -> Any:
     """A simulator that knows no instance ffff...ffff."""
-    from simulator import SimulatorConfig
+    from htap_sync.simulator import SimulatorConfig
 
     return SimulatorConfig(token=TOKEN, seed=9, unknown_instances=frozenset({"f" * 36}))
 
@@ -115,7 +115,7 @@ def test_inspect_describes_a_running_fleet(
 
     def inspect() -> dict[str, Any]:
         done = subprocess.run(
-            [sys.executable, "-m", "producer.cli", "inspect", "--json"],
+            [sys.executable, "-m", "htap_sync", "inspect", "--json"],
             env=env,
             capture_output=True,
             text=True,

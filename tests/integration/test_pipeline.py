@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from common.celery_app import CREATE_REPLICATION, make_celery
-from common.errors import RequestInvalid, TicketConflict, TicketNotFound
-from common.models import TicketState, parse_request
-from common.settings import Settings
-from common.store import Submitted
-from producer.api import Producer
-from simulator import SimulatorConfig, SimulatorServer
+from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
+from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.models import TicketState, parse_request
+from htap_sync.common.settings import Settings
+from htap_sync.common.store import Submitted
+from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, wait_for

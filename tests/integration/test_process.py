@@ -14,16 +14,16 @@ import httpx
 import pytest
 import redis
 
-from common.connections import make_redis, make_store
-from common.models import ErrorPayload, TicketState, TicketStatus, parse_request
-from common.settings import Settings, load_settings
-from common.store import Claim, Submitted, TicketStore
-from common.tickets import ticket_id
-from simulator import SimulatorServer
+from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.models import ErrorPayload, TicketState, TicketStatus, parse_request
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.store import Claim, Submitted, TicketStore
+from htap_sync.common.tickets import ticket_id
+from htap_sync.simulator import SimulatorServer
+from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.process import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.integration.harness import TOKEN
-from worker.client import TaurusClient
-from worker.process import Outcome, process_ticket
 
 SEED = 1234
 BASE_URL = "https://taurus.invalid"  # MockTransport answers; nothing is ever resolved
@@ -823,7 +823,7 @@ class ClosedGate:
         self.outcomes: list[tuple[str, object]] = []
 
     def before_call(self, project_id: str, api: Any) -> None:
-        from worker.gate import MustWait
+        from htap_sync.worker.gate import MustWait
 
         if api == self.api:
             raise MustWait(self.wait_s, self.reason)

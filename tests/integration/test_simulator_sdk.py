@@ -23,8 +23,8 @@ from huaweicloudsdkgaussdb.v3 import (
     ListStarRocksDataReplicationsRequest,
 )
 
-from simulator import SimulatorConfig, SimulatorServer
-from simulator.server import LOOPBACK
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
+from htap_sync.simulator.server import LOOPBACK
 
 pytestmark = pytest.mark.integration
 

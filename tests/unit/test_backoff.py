@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.backoff import backoff_s
+from htap_sync.worker.backoff import backoff_s
 
 attempts = st.integers(min_value=1, max_value=10_000)
 bases = st.floats(min_value=0.001, max_value=60)

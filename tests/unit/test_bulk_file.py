@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.bulk_file import detect_format, read_rows
+from htap_sync.producer.bulk_file import detect_format, read_rows
 from tests.conftest import VALID
 
 HEADER = ",".join(VALID)

@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from common.errors import (
+from htap_sync.common.errors import (
     Ambiguous,
     ApiError,
     AuthFailed,
@@ -18,7 +18,7 @@ from common.errors import (
     Throttled,
     TransportError,
 )
-from worker.classify import error_for, transport_errors
+from htap_sync.worker.classify import error_for, transport_errors
 
 
 def _answer(

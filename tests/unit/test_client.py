@@ -8,12 +8,12 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from common.errors import Ambiguous, Rejected, ServerError, Throttled, TransportError
-from common.models import parse_request
-from common.settings import load_settings
+from htap_sync.common.errors import Ambiguous, Rejected, ServerError, Throttled, TransportError
+from htap_sync.common.models import parse_request
+from htap_sync.common.settings import load_settings
+from htap_sync.worker.auth import TokenAuth
+from htap_sync.worker.client import TaurusClient, make_http
 from tests.conftest import request_data
-from worker.auth import TokenAuth
-from worker.client import TaurusClient, make_http
 
 Handler = Callable[[httpx.Request], httpx.Response]
 PATH = (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from common.errors import Rejected, ServerError, Throttled, TransportError
-from common.settings import Settings, load_settings
-from worker.breaker import MemoryBreakerStore
-from worker.bucket import MemoryBucketStore
-from worker.gate import Gate, MustWait
+from htap_sync.common.errors import Rejected, ServerError, Throttled, TransportError
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.worker.breaker import MemoryBreakerStore
+from htap_sync.worker.bucket import MemoryBucketStore
+from htap_sync.worker.gate import Gate, MustWait
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 

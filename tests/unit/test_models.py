@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from common.errors import RequestInvalid
-from common.models import RULES, ReplicationRequest, parse_request
+from htap_sync.common.errors import RequestInvalid
+from htap_sync.common.models import RULES, ReplicationRequest, parse_request
 from tests.conftest import VALID, request_data
 
 ALNUM = string.ascii_letters + string.digits

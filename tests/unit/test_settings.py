@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from common.errors import SettingsError
-from common.settings import load_settings
+from htap_sync.common.errors import SettingsError
+from htap_sync.common.settings import load_settings
 
 
 def test_defaults_are_safe() -> None:

@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from simulator import SimulatorConfig, SimulatorState, make_app
-from simulator.__main__ import build_parser, config_from_args, main
-from simulator.config import FAULT_RATE_FIELDS
-from simulator.faults import FAULT_OF_RATE, CreateFault, Faults
-from simulator.state import Task
+from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
+from htap_sync.simulator.cli import main, parse
+from htap_sync.simulator.config import FAULT_RATE_FIELDS
+from htap_sync.simulator.faults import FAULT_OF_RATE, CreateFault, Faults
+from htap_sync.simulator.state import Task
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
@@ -601,7 +601,7 @@ def test_config_hides_secrets_and_freezes_instances() -> None:
 
 def test_cli_arguments_build_the_config() -> None:
     """Every CLI option lands in the SimulatorConfig."""
-    args = build_parser().parse_args(
+    args = parse(
         [
             "--host",
             "127.0.0.1",
@@ -642,7 +642,7 @@ def test_cli_arguments_build_the_config() -> None:
         ]
     )
     assert (args.host, args.port) == ("127.0.0.1", 9000)
-    assert config_from_args(args) == SimulatorConfig(
+    assert args.config == SimulatorConfig(
         token="t",
         ak="A",
         sk="S",
@@ -663,9 +663,9 @@ def test_cli_arguments_build_the_config() -> None:
 
 def test_cli_defaults_and_retry_after_none() -> None:
     """Without fault options the config has no faults; --retry-after-s none omits the header."""
-    assert config_from_args(build_parser().parse_args([])) == SimulatorConfig()
-    args = build_parser().parse_args(["--retry-after-s", "none"])
-    assert config_from_args(args).retry_after_s is None
+    assert parse([]).config == SimulatorConfig()
+    args = parse(["--retry-after-s", "none"])
+    assert args.config.retry_after_s is None
 
 
 def test_cli_rejects_invalid_config(capsys: pytest.CaptureFixture[str]) -> None:

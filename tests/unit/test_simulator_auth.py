@@ -17,8 +17,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from simulator import SimulatorConfig, SimulatorState, make_app
-from simulator.auth import Authenticator, canonical_request, sign, signature, string_to_sign
+from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
+from htap_sync.simulator.auth import (
+    Authenticator,
+    canonical_request,
+    sign,
+    signature,
+    string_to_sign,
+)
 
 # The test vector of taurus-api.md section 3, verbatim.
 AK = "QTWAOYTTINDUT2QVKYUC"

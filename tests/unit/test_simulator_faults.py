@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator import SimulatorConfig, SimulatorState, make_app
-from simulator.__main__ import _RATE_FLAGS
-from simulator.config import FAULT_RATE_FIELDS
-from simulator.drop import ConnectionDropped, DropConnection
-from simulator.faults import CreateFault, FaultStep, Hangs
+from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
+from htap_sync.simulator.cli import RATE_FLAGS as _RATE_FLAGS
+from htap_sync.simulator.config import FAULT_RATE_FIELDS
+from htap_sync.simulator.drop import ConnectionDropped, DropConnection
+from htap_sync.simulator.faults import CreateFault, FaultStep, Hangs
 from tests.unit.test_simulator_app import (
     HEX32,
     INSTANCE,

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from simulator import SimulatorConfig, SimulatorState, make_app
-from simulator.__main__ import build_parser, config_from_args, main
-from simulator.auth import Authenticator, sign
-from simulator.tokens import TokenStore
+from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
+from htap_sync.simulator.auth import Authenticator, sign
+from htap_sync.simulator.cli import main, parse
+from htap_sync.simulator.tokens import TokenStore
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
@@ -428,7 +428,7 @@ def test_config_rejects_partial_account_and_bad_lifetime(
 
 def test_cli_iam_flags_parse_into_the_config() -> None:
     """--iam-domain/--iam-user/--iam-password/--token-lifetime-s land in the config."""
-    args = build_parser().parse_args(
+    args = parse(
         [
             "--iam-domain",
             DOMAIN,
@@ -440,10 +440,10 @@ def test_cli_iam_flags_parse_into_the_config() -> None:
             "120.5",
         ]
     )
-    assert config_from_args(args) == SimulatorConfig(
+    assert args.config == SimulatorConfig(
         iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD, token_lifetime_s=120.5
     )
-    defaults = config_from_args(build_parser().parse_args([]))
+    defaults = parse([]).config
     assert (defaults.iam_domain, defaults.iam_user, defaults.iam_password) == (None, None, None)
     assert defaults.token_lifetime_s == 86_400.0
     assert not defaults.iam_enabled

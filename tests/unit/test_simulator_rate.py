@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import (
+from htap_sync.simulator import (
     RateLimit,
     RateLimiter,
     SimulatorConfig,
@@ -22,7 +22,7 @@ from simulator import (
     max_in_window,
     observed_rate,
 )
-from simulator.__main__ import build_parser, config_from_args, main
+from htap_sync.simulator.cli import main, parse
 from tests.unit.test_simulator_app import (
     HEX32,
     PATH,
@@ -412,11 +412,11 @@ def test_config_rate_limit_fills_in_the_default_burst(
 
 def test_cli_rate_limit_flags_parse_into_the_config() -> None:
     """--rate-limit-per-s and --rate-limit-burst land in the config; both default to None."""
-    args = build_parser().parse_args(["--rate-limit-per-s", "2.5", "--rate-limit-burst", "7"])
-    config = config_from_args(args)
+    args = parse(["--rate-limit-per-s", "2.5", "--rate-limit-burst", "7"])
+    config = args.config
     assert (config.rate_limit_per_s, config.rate_limit_burst) == (2.5, 7)
     assert config.rate_limit() == RateLimit(2.5, 7)
-    defaults = config_from_args(build_parser().parse_args([]))
+    defaults = parse([]).config
     assert (defaults.rate_limit_per_s, defaults.rate_limit_burst) == (None, None)
 
 

@@ -237,7 +237,7 @@ class Stack:
                         [
                             sys.executable,
                             "-m",
-                            "producer.cli",
+                            "htap_sync",
                             "worker",
                             "--concurrency",
                             "8",

@@ -1,0 +1,141 @@
+"""``htap-sync bulk``: a CSV or JSON Lines file of requests in, one JSON result line per row out."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from htap_sync.cli.base import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    err,
+    producer_or_exit,
+    settings_or_exit,
+)
+from htap_sync.common.models import TicketStatus
+from htap_sync.common.settings import Settings
+from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
+from htap_sync.producer.bulk_file import Format, read_rows
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeElapsedColumn(), console=err, transient=False) as bar:
+        yield bar
+
+
+def run_bulk(
+    settings: Settings,
+    path: Path,
+    *,
+    fmt: Format | None,
+    wait_s: float | None,
+    show_progress: bool,
+    write: Callable[[str], None],
+) -> BulkReport:
+    """Submit a bulk file, optionally wait, write one JSON line per input row."""
+    with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
+        total = _count_lines(path)
+        task = bar.add_task("queueing", total=total) if bar else None
+
+        def advance(report: BulkReport) -> None:
+            if bar is not None and task is not None:
+                bar.update(task, completed=report.counts["rows"])
+
+        report = submit_rows(producer, read_rows(path, fmt), on_row=advance)
+        if bar is not None and task is not None:
+            bar.update(task, total=report.counts["rows"], completed=report.counts["rows"])
+        if wait_s is not None and report.tickets:
+            unique = len(set(report.tickets.values()))
+            done_task = bar.add_task("finished", total=unique) if bar else None
+
+            def on_poll(found: dict[str, TicketStatus]) -> None:
+                if bar is not None and done_task is not None:
+                    finished = sum(1 for s in found.values() if s.state.terminal)
+                    bar.update(done_task, completed=finished)
+
+            statuses = producer.wait(report.tickets.values(), timeout_s=wait_s, on_poll=on_poll)
+            report.apply_statuses(statuses)
+        else:
+            fill_statuses(producer, report)
+    for entry in report.lines:
+        write(json.dumps(entry, separators=(",", ":")))
+    return report
+
+
+def summary(report: BulkReport, waited: bool) -> str:
+    c = report.counts
+    text = (
+        f"rows {c['rows']}: accepted {c['accepted']} (new {c['queued']}, duplicate"
+        f" {c['duplicate']}, re-driven {c['redriven']}), conflict {c['conflict']},"
+        f" invalid {c['invalid']}"
+    )
+    if waited:
+        unfinished = len(report.tickets) - c["succeeded"] - c["failed"]
+        text += f"; succeeded {c['succeeded']}, failed {c['failed']}, unfinished {unfinished}"
+    return text
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by suffix.")
+@click.option("--wait", "wait_", is_flag=True, help="Wait for every ticket to finish.")
+@click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the JSON Lines results here (default: standard output).",
+)
+@click.option("--progress/--no-progress", default=None, help="Default: on a terminal only.")
+def bulk(
+    file: Path,
+    fmt: Format | None,
+    wait_: bool,
+    timeout_s: float,
+    output: Path | None,
+    progress: bool | None,
+) -> None:
+    """Submit every row of a CSV (with a header) or JSON Lines FILE; one result line per row."""
+    settings = settings_or_exit()
+    show = err.is_terminal if progress is None else progress
+    handle = output.open("w", encoding="utf-8") if output else sys.stdout
+
+    def write(line: str) -> None:
+        handle.write(line + "\n")
+
+    try:
+        report = run_bulk(
+            settings,
+            file,
+            fmt=fmt,
+            wait_s=timeout_s if wait_ else None,
+            show_progress=show,
+            write=write,
+        )
+    finally:
+        if output:
+            handle.close()
+    err.print(summary(report, wait_), highlight=False, soft_wrap=True)
+    if wait_:
+        unfinished = len(report.tickets) - report.counts["succeeded"] - report.counts["failed"]
+        if report.all_succeeded():
+            sys.exit(EXIT_OK)
+        sys.exit(EXIT_TIMEOUT if unfinished and report.counts["failed"] == 0 else EXIT_FAILED)
+    sys.exit(EXIT_OK if report.all_accepted else EXIT_FAILED)

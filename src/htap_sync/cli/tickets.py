@@ -1,0 +1,169 @@
+"""Commands on tickets: enqueue one, look up, wait, list failed ones, re-drive, inspect."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from htap_sync.cli.base import (
+    EXIT_CONFLICT,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_USAGE,
+    describe,
+    emit_json,
+    err,
+    fail,
+    producer_or_exit,
+    settings_or_exit,
+    wait_exit,
+)
+from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.fleet import fleet_view
+
+
+@click.command()
+@click.option("--project-id", help="32 letters/digits; default HTAP_SYNC_PROJECT_ID.")
+@click.option("--instance-id", required=True, help="The StarRocks (HTAP) instance.")
+@click.option("--source-instance-id", required=True, help="The TaurusDB source instance.")
+@click.option("--source-node-id", help="A read-replica node; omitted means the primary.")
+@click.option("--source-database", required=True)
+@click.option("--target-database", required=True)
+@click.option("--task-name", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
+def enqueue(as_json: bool, **fields: str | None) -> None:
+    """Validate one creation request and queue it; prints its ticket."""
+    settings = settings_or_exit()
+    request = {k: v for k, v in fields.items() if v is not None}
+    with producer_or_exit(settings) as producer:
+        try:
+            receipt = producer.enqueue(request)
+        except RequestInvalid as exc:
+            if as_json:
+                emit_json({"state": "invalid", "errors": exc.errors})
+            fail(f"invalid request: {exc}", EXIT_USAGE)
+        except TicketConflict as exc:
+            if as_json:
+                emit_json({"state": "conflict", "ticket": exc.ticket, "errors": [str(exc)]})
+            fail(str(exc), EXIT_CONFLICT)
+        status = producer.status(receipt.ticket)
+    if as_json:
+        emit_json({"outcome": receipt.outcome.value, **status.to_json()})
+    else:
+        click.echo(f"{receipt.ticket} {receipt.outcome.value}")
+
+
+@click.command()
+@click.argument("tickets", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def status(tickets: tuple[str, ...], as_json: bool) -> None:
+    """Show tickets' states, job ids and errors."""
+    settings = settings_or_exit()
+    code = EXIT_OK
+    with producer_or_exit(settings) as producer:
+        for ticket, found in producer.statuses(tickets).items():
+            if found is None:
+                code = EXIT_NOT_FOUND
+                if as_json:
+                    emit_json({"ticket": ticket, "state": "not_found"})
+                else:
+                    click.echo(f"{ticket}  not found")
+            elif as_json:
+                emit_json(found.to_json())
+            else:
+                click.echo(describe(found))
+    sys.exit(code)
+
+
+@click.command()
+@click.argument("tickets", nargs=-1, required=True)
+@click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def wait(tickets: tuple[str, ...], timeout_s: float, as_json: bool) -> None:
+    """Wait until tickets finish; exit 0 only if all succeeded."""
+    settings = settings_or_exit()
+    with producer_or_exit(settings) as producer:
+        try:
+            statuses = producer.wait(tickets, timeout_s=timeout_s)
+        except TicketNotFound as exc:
+            fail(str(exc), EXIT_NOT_FOUND)
+    for found in statuses.values():
+        emit_json(found.to_json()) if as_json else click.echo(describe(found))
+    sys.exit(wait_exit(statuses))
+
+
+@click.command()
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def failed(limit: int, as_json: bool) -> None:
+    """List failed tickets (most recent first) with their last error."""
+    settings = settings_or_exit()
+    with producer_or_exit(settings) as producer:
+        tickets = producer.failed(limit=limit)
+    for found in tickets:
+        if as_json:
+            emit_json(found.to_json())
+        else:
+            click.echo(f"{describe(found)}  task={found.request.task_name}")
+    if not as_json:
+        err.print(f"{len(tickets)} failed", highlight=False)
+
+
+@click.command()
+@click.argument("tickets", nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Re-drive every failed ticket.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def retry(tickets: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
+    """Send failed tickets again (their recorded requests); in-flight ones are left alone."""
+    if bool(tickets) == all_failed:
+        raise click.UsageError("name TICKETs or give --all-failed (not both)")
+    settings = settings_or_exit()
+    code = EXIT_OK
+    with producer_or_exit(settings) as producer:
+        chosen = [t.ticket for t in producer.failed()] if all_failed else list(tickets)
+        for ticket in chosen:
+            try:
+                receipt = producer.retry(ticket)
+            except TicketNotFound:
+                code = EXIT_NOT_FOUND
+                row: dict[str, str] = {"ticket": ticket, "outcome": "not_found"}
+            else:
+                row = {"ticket": ticket, "outcome": receipt.outcome.value}
+            if as_json:
+                emit_json(row)
+            else:
+                click.echo(f"{row['ticket']}  {row['outcome']}")
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def inspect(as_json: bool) -> None:
+    """Show the queue, waiting and failed tickets, effective rates and breakers."""
+    settings = settings_or_exit()
+    with producer_or_exit(settings) as producer:
+        view = fleet_view(producer.store.redis, settings, with_tickets=True)
+    if as_json:
+        emit_json(view)
+        return
+    q, d = view["queue"], view["delayed"]
+    click.echo(f"queue {q['name']}: {q['depth']} queued, {q['unacknowledged']} being worked on")
+    click.echo(
+        f"waiting in the delayed set: {d['depth']}"
+        + (f" (next due in {d['next_due_in_s']} s)" if d["next_due_in_s"] is not None else "")
+    )
+    t = view["tickets"]
+    click.echo(
+        f"tickets: {t['queued']} queued, {t['running']} running, {t['retrying']} retrying,"
+        f" {t['succeeded']} succeeded, {t['failed']} failed"
+    )
+    for r in view["rate_limits"]:
+        blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
+        click.echo(
+            f"rate {r['endpoint']} {r['project_id']} {r['api']}: {r['effective_per_s']}"
+            f" of {r['configured_per_s']} calls/s{blocked}"
+        )
+    for b in view["breakers"]:
+        open_for = f", open for {b['open_for_s']} s" if b["state"] == "open" else ""
+        click.echo(f"breaker {b['endpoint']}: {b['state']} (opened {b['opened']} times){open_for}")
