@@ -61,3 +61,12 @@ class Keys:
     def breaker(self, endpoint: str) -> str:
         """The circuit breaker of one endpoint."""
         return f"{self.prefix}:breaker:{urlsplit(endpoint).netloc}"
+
+    @property
+    def follow_due(self) -> str:
+        """When each followed instance is due for its next round (a sorted set)."""
+        return f"{self.prefix}:follow:due"
+
+    def follow_tasks(self, instance_ref: str) -> str:
+        """The tickets followed on one instance (a hash: ticket -> what following needs)."""
+        return f"{self.prefix}:follow:tasks:{instance_ref}"

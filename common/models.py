@@ -8,9 +8,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    computed_field,
+)
 
 from htap_sync.common.errors import RequestInvalid
+from htap_sync.common.sync import SyncInfo
 
 # The documented rules (taurus-api.md section 1), as text users read in error messages.
 RULES: dict[str, str] = {
@@ -139,7 +147,7 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: datetime
-    call: Literal["create", "list"]
+    call: Literal["create", "list", "jobs", "configuration"]
     outcome: Literal["created", "error", "found", "absent"]
     http_status: int | None = None
     error_code: str | None = None
@@ -160,12 +168,50 @@ class TicketStatus(BaseModel):
         default=False,
         description="True when the task was found to exist already after an ambiguous attempt.",
     )
+    job_id_reason: str | None = Field(
+        default=None, description="Why job_id is null on a succeeded ticket (reconciled)."
+    )
+    found: dict[str, Any] | None = Field(
+        default=None, description="The list row a reconciled ticket's task was found with."
+    )
+    sync: SyncInfo | None = Field(
+        default=None, description="Where the created task stands; None until it is followed."
+    )
     request: ReplicationRequest
     history: list[Attempt] = Field(
         default_factory=list, description="The last calls made for this ticket, oldest first."
     )
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def task_ref(self) -> str:
+        """The task's identity on the service: ``<instance_id>/<task_name>``."""
+        return f"{self.request.instance_id}/{self.request.task_name}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def project_id(self) -> str:
+        """The project the task lives in (with :attr:`task_ref`, the task's full identity)."""
+        return self.request.project_id
+
+    @property
+    def synced(self) -> bool:
+        """True when the ticket succeeded and its task was seen syncing."""
+        return self.state is TicketState.SUCCEEDED and bool(
+            self.sync and self.sync.state == "syncing"
+        )
+
+    def done(self, until: Literal["created", "synced"] = "created") -> bool:
+        """Whether a caller waiting ``until`` a milestone has its answer for this ticket.
+
+        ``created``: the ticket finished. ``synced``: it failed, or it succeeded and the fleet
+        stopped following its task (syncing, failed to sync, or unknown past the deadline).
+        """
+        if until == "created" or self.state is TicketState.FAILED:
+            return self.state.terminal
+        return self.state is TicketState.SUCCEEDED and bool(self.sync and self.sync.state.final)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready mapping (timestamps as ISO 8601, UTC)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -24,7 +25,19 @@ from htap_sync.common.errors import (
 )
 
 THROTTLE_CODES = frozenset({"APIGW.0308", "APIG.0308"})
-IN_PROGRESS_CODES = frozenset({"DBS.200011", "DBS.200019", "DBS.200047"})
+# "Another operation is in progress" (retry later): taurus-api.md section 7, from the provider.
+IN_PROGRESS_CODES = frozenset(
+    {
+        "DBS.200011",
+        "DBS.200019",
+        "DBS.201014",
+        "DBS.201015",
+        "DBS.200047",
+        "DBS.05000084",
+        "DBS.201202",
+        "DBS.216011",
+    }
+)
 AUTH_CODES = frozenset({"APIGW.0301", "APIG.0301"})
 _MAX_MSG = 500
 
@@ -99,3 +112,18 @@ def transport_errors() -> Iterator[None]:
     except httpx.HTTPError as exc:
         # ReadTimeout, WriteError, RemoteProtocolError...: the request may have been processed.
         raise Ambiguous(f"no answer after sending: {type(exc).__name__}: {exc}") from exc
+
+
+_NAME_EXISTS = re.compile(r"(already exist|name exist|duplicate|has been used|in use)", re.I)
+
+
+def says_name_exists(exc: ApiError) -> bool:
+    """Whether a refusal of a create call says a task of that name exists.
+
+    What the service answers to a second create with an existing name is undocumented
+    (taurus-api.md section 7), so this reads the answer by its meaning: a 409 that is not
+    "in progress", or any 4xx whose message says the name exists or is taken.
+    """
+    if not isinstance(exc, Rejected):
+        return False
+    return exc.http_status == 409 or bool(_NAME_EXISTS.search(exc.error_msg))

@@ -1,20 +1,22 @@
-"""The TaurusDB HTAP client: create a sync task, find one by name. Takes an ``httpx.Client``."""
+"""The TaurusDB HTAP client: create, list and look up sync tasks and jobs (over httpx)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from htap_sync.common.errors import Ambiguous, ServerError
+from htap_sync.common.errors import Ambiguous, NotFound, Rejected, ServerError
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings
 from htap_sync.worker.classify import error_for, transport_errors
 
 JSON_UTF8 = "application/json;charset=utf-8"
 PAGE_SIZE = 100  # the list call's maximum
+UNKNOWN_TASK_CODE = "DBS.270022"  # the configuration call's answer for an unknown task
 
 
 def replication_path(project_id: str, instance_id: str) -> str:
@@ -31,12 +33,48 @@ class Created:
 
 
 @dataclass(frozen=True)
-class Existing:
-    """A sync task the list call reports."""
+class TaskRow:
+    """One row of the list call: a sync task and where it stands.
+
+    ``stage`` and ``status`` keep the API's spelling; compare them through the properties,
+    which ignore case (the live service answers "Incremental", the SDK documents "incremental").
+    """
 
     task_name: str
     source_database: str
     target_database: str
+    stage: str | None = None
+    status: str | None = None
+    percentage: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_api(cls, item: dict[str, Any]) -> TaskRow:
+        """Build a row from the API's JSON object (unknown fields kept in ``raw``)."""
+
+        def text(name: str) -> str | None:
+            value = item.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            task_name=str(item.get("task_name", "")),
+            source_database=str(item.get("source_database", "")),
+            target_database=str(item.get("target_database", "")),
+            stage=text("stage"),
+            status=text("status"),
+            percentage=text("percentage"),
+            raw=dict(item),
+        )
+
+    @property
+    def stage_key(self) -> str:
+        """The stage in lower case ('' when absent)."""
+        return (self.stage or "").lower()
+
+    @property
+    def cancelled(self) -> bool:
+        """A cancelled task is no longer anyone's: it does not count as ours."""
+        return self.stage_key == "cancelled"
 
     def matches(self, request: ReplicationRequest) -> bool:
         """True when this task copies the databases the request asks for."""
@@ -44,6 +82,29 @@ class Existing:
             request.source_database,
             request.target_database,
         )
+
+
+# What reconciliation and following get back from a lookup by name.
+Existing = TaskRow
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job of the jobs API (``GET /v3/{project_id}/jobs?id=``)."""
+
+    job_id: str
+    status: str
+    fail_reason: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """The job ended in failure (compared without case)."""
+        return self.status.lower() == "failed"
+
+    @property
+    def ended(self) -> bool:
+        """The job will not change any more."""
+        return self.status.lower() in {"completed", "failed", "canceled", "cancelled"}
 
 
 class TaurusClient:
@@ -88,39 +149,89 @@ class TaurusClient:
             )
         return Created(job_id=job_id, request_id=request_id)
 
-    def find_replication(self, request: ReplicationRequest) -> Existing | None:
-        """Page through the list call for a task named like ``request.task_name``.
+    def find_replication(self, request: ReplicationRequest) -> TaskRow | None:
+        """The live (not Cancelled) task named like ``request.task_name``, if the list has one.
+
+        Pages only as far as the name is found.
 
         Raises:
             ApiError: as :meth:`create_replication` (an Ambiguous here changes nothing).
         """
-        path = replication_path(request.project_id, request.instance_id)
+        for row in self.iter_replications(request.project_id, request.instance_id):
+            if row.task_name == request.task_name and not row.cancelled:
+                return row
+        return None
+
+    def list_replications(self, project_id: str, instance_id: str) -> list[TaskRow]:
+        """Every sync task of an instance (see :meth:`iter_replications`)."""
+        return list(self.iter_replications(project_id, instance_id))
+
+    def iter_replications(self, project_id: str, instance_id: str) -> Iterator[TaskRow]:
+        """The sync tasks of an instance, one list call per page of 100, as they are read.
+
+        Raises:
+            ApiError: as :meth:`create_replication`.
+        """
+        path = replication_path(project_id, instance_id)
         offset = 0
         while True:
-            with transport_errors():
-                response = self._http.get(
-                    path,
-                    params={"limit": PAGE_SIZE, "offset": offset},
-                    headers=self._headers,
-                )
-            error = error_for(response)
-            if error is not None:
-                raise error
-            data = _json(response)
+            data = self._get(path, {"limit": PAGE_SIZE, "offset": offset})
             page = data.get("replications")
             if not isinstance(page, list):
                 raise Ambiguous("list answer without replications", http_status=200)
             for item in page:
-                if isinstance(item, dict) and item.get("task_name") == request.task_name:
-                    return Existing(
-                        task_name=request.task_name,
-                        source_database=str(item.get("source_database", "")),
-                        target_database=str(item.get("target_database", "")),
-                    )
+                if isinstance(item, dict):
+                    yield TaskRow.from_api(item)
             offset += len(page)
             total = _int(data.get("total_count"))
             if not page or (total is not None and offset >= total):
+                return
+
+    def get_job(self, project_id: str, job_id: str) -> Job | None:
+        """The create job's status; None while the jobs API does not know it yet.
+
+        A new job can take a few seconds to appear (taurus-api.md section 7), so "not found"
+        is no failure: any 4xx other than throttling and auth reads as "not there yet".
+
+        Raises:
+            Retryable: throttled, server error, transport error.
+            AuthFailed: the credential was refused.
+        """
+        try:
+            data = self._get(f"/v3/{project_id}/jobs", {"id": job_id})
+        except (Rejected, NotFound):
+            return None
+        job = data.get("job")
+        if not isinstance(job, dict) or not job.get("status"):
+            return None
+        reason = job.get("fail_reason")
+        return Job(
+            job_id=job_id, status=str(job["status"]), fail_reason=str(reason) if reason else None
+        )
+
+    def get_configuration(
+        self, project_id: str, instance_id: str, task_name: str
+    ) -> dict[str, Any] | None:
+        """A task's configuration; None for a task the service does not know (``DBS.270022``).
+
+        Raises:
+            ApiError: as :meth:`create_replication`, except that unknown task.
+        """
+        path = f"{replication_path(project_id, instance_id)}/configuration"
+        try:
+            return self._get(path, {"task_name": task_name})
+        except Rejected as exc:
+            if exc.error_code == UNKNOWN_TASK_CODE:
                 return None
+            raise
+
+    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        with transport_errors():
+            response = self._http.get(path, params=params, headers=self._headers)
+        error = error_for(response)
+        if error is not None:
+            raise error
+        return _json(response)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from htap_sync.common.settings import Settings
 from htap_sync.worker.breaker import BreakerPolicy, BreakerState
 from htap_sync.worker.bucket import BucketPolicy, BucketState, Grant
 
-Api = Literal["create", "list"]
+# The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
+Api = Literal["create", "list", "jobs", "configuration"]
 
 
 class BucketStore(Protocol):

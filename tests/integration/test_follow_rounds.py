@@ -1,0 +1,145 @@
+"""Follow rounds on a real Redis: one list call per instance per round, verdicts on tickets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from htap_sync.common.keys import Keys
+from htap_sync.common.sync import SyncState
+from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.follow import Followed
+from htap_sync.worker.follow_store import FollowStore, instance_ref
+from htap_sync.worker.follower import Follower
+from htap_sync.worker.gate import OPEN_GATE
+
+PROJECT = "0123456789abcdef0123456789abcdef"
+INSTANCES = ("a" * 32 + "in17", "b" * 32 + "in17")
+
+
+class Service:
+    """A scripted TaurusDB: per task, the stage it shows at each round; job statuses."""
+
+    def __init__(self) -> None:
+        self.stages: dict[tuple[str, str], list[str]] = {}
+        self.jobs: dict[str, str] = {}
+        self.calls: Counter[str] = Counter()
+        self.round = 0
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/jobs"):
+            self.calls["jobs"] += 1
+            status = self.jobs.get(request.url.params["id"], "Running")
+            return httpx.Response(200, json={"job": {"id": "j", "status": status}})
+        instance = path.split("/")[4]
+        self.calls[f"list:{instance}"] += 1
+        rows = [
+            {
+                "task_name": name,
+                "source_database": "src",
+                "target_database": "tgt",
+                "stage": stages[min(self.round, len(stages) - 1)],
+                "status": "Yes",
+                "percentage": "0",
+            }
+            for (inst, name), stages in sorted(self.stages.items())
+            if inst == instance and stages[min(self.round, len(stages) - 1)] != "-"
+        ]
+        return httpx.Response(200, json={"total_count": str(len(rows)), "replications": rows})
+
+
+@pytest.fixture
+def store(redis_url: str) -> Iterator[FollowStore]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield FollowStore(client, Keys(f"test-{uuid.uuid4().hex[:12]}"))
+    client.close()
+
+
+def _follower(store: FollowStore, service: Service, clock: list[float]) -> Follower:
+    http = httpx.Client(base_url="https://api.test", transport=httpx.MockTransport(service.handle))
+    return Follower(store, TaurusClient(http), OPEN_GATE, interval_s=10.0, clock=lambda: clock[0])
+
+
+def _enroll(store: FollowStore, service: Service, per_instance: int) -> list[str]:
+    tickets = []
+    for i, instance in enumerate(INSTANCES):
+        for n in range(per_instance):
+            ticket, name = f"tk_{i}_{n}", f"task_{i}_{n}"
+            store.redis.hset(store.keys.ticket(ticket), "state", "succeeded")
+            # Each task is unlisted at first, then Wait, then Full: syncing by round 2.
+            service.stages[(instance, name)] = ["-", "Wait", "Full"]
+            service.jobs[f"job-{ticket}"] = "Running"
+            item = Followed(ticket, name, f"job-{ticket}", deadline=1000.0)
+            store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
+            tickets.append(ticket)
+    return tickets
+
+
+def _sync(store: FollowStore, ticket: str) -> dict[str, object]:
+    text = store.redis.hget(store.keys.ticket(ticket), "sync")
+    assert isinstance(text, str)
+    data = json.loads(text)
+    assert isinstance(data, dict)
+    return data
+
+
+def test_one_list_call_per_instance_per_round(store: FollowStore) -> None:
+    """50 tickets on each of 2 instances: 2 list calls a round, then all syncing, forgotten."""
+    service, clock = Service(), [0.0]
+    tickets = _enroll(store, service, per_instance=50)
+    assert _sync(store, tickets[0])["state"] == "following"
+    follower = _follower(store, service, clock)
+    assert follower.run_once() == 0  # the first round is due at 5 s
+    for service.round in range(3):
+        clock[0] = 5.0 + 10.0 * service.round
+        assert follower.run_once() == len(INSTANCES)
+        assert follower.run_once() == 0  # claimed: no second round before the interval
+        lists = {k: v for k, v in service.calls.items() if k.startswith("list:")}
+        assert lists == {f"list:{i}": service.round + 1 for i in INSTANCES}
+    states = Counter(_sync(store, t)["state"] for t in tickets)
+    assert states == {SyncState.SYNCING.value: 100}
+    assert _sync(store, tickets[0])["stage"] == "Full"
+    # Jobs were asked while the tasks were not syncing (rounds 0 and 1), never after.
+    assert service.calls["jobs"] == 200
+    assert store.state() == {"instances": 0, "tickets": 0, "next_round_at": None}
+
+
+def test_two_workers_never_run_the_same_round(store: FollowStore) -> None:
+    """Two followers looking at the same moment split the instances between them."""
+    service, clock = Service(), [5.0]
+    _enroll(store, service, per_instance=3)
+    first, second = _follower(store, service, clock), _follower(store, service, clock)
+    assert first.run_once() + second.run_once() == len(INSTANCES)
+    assert sum(v for k, v in service.calls.items() if k.startswith("list:")) == len(INSTANCES)
+
+
+def test_a_failed_job_and_the_deadline_end_following(store: FollowStore) -> None:
+    """A Failed create job fails its task; a task never listed is unknown past its deadline."""
+    service, clock = Service(), [5.0]
+    instance = INSTANCES[0]
+    service.stages[(instance, "ok_task")] = ["-"]
+    service.stages[(instance, "bad_task")] = ["Wait"]
+    service.jobs.update({"job-ok": "Completed", "job-bad": "Failed"})
+    for ticket, name, deadline in (("tk_ok", "ok_task", 20.0), ("tk_bad", "bad_task", 99.0)):
+        store.redis.hset(store.keys.ticket(ticket), "state", "succeeded")
+        item = Followed(ticket, name, f"job-{ticket[3:]}", deadline=deadline)
+        store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
+    follower = _follower(store, service, clock)
+    follower.run_once()
+    bad = _sync(store, "tk_bad")
+    assert bad["state"] == "failed" and bad["job_status"] == "Failed"
+    assert _sync(store, "tk_ok")["state"] == "following"
+    clock[0] = 25.0
+    follower.run_once()
+    ok = _sync(store, "tk_ok")
+    assert ok["state"] == "unknown" and "not in the list" in str(ok["fail_reason"])
+    # The ended job was not asked again in the second round.
+    assert service.calls["jobs"] == 2
+    assert store.redis.zscore(store.keys.follow_due, instance_ref(PROJECT, instance)) is None

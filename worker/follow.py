@@ -1,0 +1,108 @@
+"""Judging where a created task stands, from what the service said in one round (pure logic).
+
+The facts come from the live service's behaviour (taurus-api.md section 7): a task is *syncing*
+once its list row's stage is Full or Incremental; it has *failed* when its create job Failed,
+its stage is Cancelled, its list ``status`` is "No", or its configuration carries a
+``last_error_of_alter_table``. Stages and statuses are compared without case. A task not yet
+in the list, or a job not yet known, is no failure: both can take seconds to appear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from htap_sync.common.sync import SyncInfo, SyncState
+from htap_sync.worker.client import Job, TaskRow
+
+SYNCING_STAGES = frozenset({"full", "incremental"})
+
+
+@dataclass(frozen=True)
+class Followed:
+    """One ticket whose task is followed: what a round needs to know about it.
+
+    Attributes:
+        ticket: the ticket id.
+        task_name: the task's name on its instance.
+        job_id: the create job, or None for a reconciled ticket (its job id is lost).
+        deadline: epoch seconds after which following gives up (state *unknown*).
+        job_status: the job status seen last, if any (an ended job is not asked again).
+    """
+
+    ticket: str
+    task_name: str
+    job_id: str | None
+    deadline: float
+    job_status: str | None = None
+
+    @property
+    def job_ended(self) -> bool:
+        """The create job was seen Completed or Failed: no need to ask again."""
+        return (self.job_status or "").lower() in {"completed", "failed", "canceled", "cancelled"}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one round learnt about one task."""
+
+    row: TaskRow | None = None
+    job: Job | None = None
+    alter_error: str | None = None
+    call_error: str | None = None
+
+
+def needs_job(item: Followed, row: TaskRow | None) -> bool:
+    """Ask the jobs API only while it can still tell something the list does not."""
+    syncing = row is not None and row.stage_key in SYNCING_STAGES
+    return item.job_id is not None and not item.job_ended and not syncing
+
+
+def needs_configuration(item: Followed, row: TaskRow | None, job: Job | None) -> bool:
+    """Look at the configuration of a task that is listed but stuck before syncing.
+
+    The provider treats a non-empty ``last_error_of_alter_table`` as a failed task; it only
+    matters for a task that has not reached Full or Incremental while its job has ended (or
+    is unknown for good, on a reconciled ticket).
+    """
+    if row is None or row.stage_key in SYNCING_STAGES or row.cancelled:
+        return False
+    return (job is not None and job.ended) or item.job_ended or item.job_id is None
+
+
+def judge(item: Followed, seen: Evidence, *, now: float) -> SyncInfo:
+    """The task's state after one round: following, syncing, failed, or unknown (too late)."""
+    row, job = seen.row, seen.job
+    info = SyncInfo(
+        state=SyncState.FOLLOWING,
+        stage=row.stage if row else None,
+        status=row.status if row else None,
+        percentage=row.percentage if row else None,
+        job_status=job.status if job else item.job_status,
+        seen_at=datetime.fromtimestamp(now, UTC),
+    )
+    reason = _failure(row, job, seen.alter_error)
+    if reason is not None:
+        return info.model_copy(update={"state": SyncState.FAILED, "fail_reason": reason})
+    if row is not None and row.stage_key in SYNCING_STAGES:
+        return info.model_copy(update={"state": SyncState.SYNCING})
+    if now >= item.deadline:
+        why = "not syncing before the follow deadline"
+        if seen.call_error:
+            why += f"; last call failed: {seen.call_error}"
+        elif row is None:
+            why += "; the task is not in the list"
+        return info.model_copy(update={"state": SyncState.UNKNOWN, "fail_reason": why})
+    return info
+
+
+def _failure(row: TaskRow | None, job: Job | None, alter_error: str | None) -> str | None:
+    if job is not None and job.failed:
+        return f"create job {job.job_id} failed: {job.fail_reason or 'no reason given'}"
+    if row is not None and row.cancelled:
+        return "the task's stage is Cancelled"
+    if row is not None and (row.status or "").lower() == "no":
+        return f"the list reports status {row.status!r} (stage {row.stage!r})"
+    if alter_error:
+        return f"last_error_of_alter_table: {alter_error}"
+    return None

@@ -1,0 +1,129 @@
+"""Which created tasks the fleet follows, and when each instance's next round is due (Redis).
+
+Tickets are grouped by instance (``project_id/instance_id``): a round makes one list call per
+instance, whatever the number of its tickets. ``follow:due`` holds each instance's next round;
+a worker claims a due instance by pushing its score forward, so a round is run by one worker,
+and a worker killed mid-round only delays the next one. ``follow:tasks:<instance>`` maps each
+followed ticket to what a round needs (task name, job id, deadline, last job status). Each
+round's verdict is written to the ticket's own hash as ``sync`` (JSON), where callers read it.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import redis
+
+from htap_sync.common.keys import Keys
+from htap_sync.common.sync import SyncInfo, SyncState
+from htap_sync.worker.follow import Followed
+
+
+def _script(name: str) -> str:
+    return resources.files("htap_sync.worker").joinpath(name).read_text(encoding="utf-8")
+
+
+def instance_ref(project_id: str, instance_id: str) -> str:
+    """The name of one instance in the follow structures."""
+    return f"{project_id}/{instance_id}"
+
+
+class FollowStore:
+    """The follow structures of one deployment on its Redis.
+
+    Args:
+        client: a redis-py client with ``decode_responses=True``.
+        keys: the deployment's key names.
+    """
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+        self._claim = client.register_script(_script("follow_claim.lua"))
+        self._record = client.register_script(_script("follow_record.lua"))
+        self._next = client.register_script(_script("follow_next.lua"))
+
+    def enroll(
+        self, ticket: str, item: Followed, *, project_id: str, instance_id: str, first_at: float
+    ) -> None:
+        """Start following a ticket's task; its instance's next round is at ``first_at`` at most.
+
+        Idempotent: enrolling again replaces the entry and keeps an earlier round.
+        """
+        ref = instance_ref(project_id, instance_id)
+        following = SyncInfo(state=SyncState.FOLLOWING).model_dump_json(exclude_none=True)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.keys.follow_tasks(ref), ticket, _entry(item))
+        # LT adds a new instance and never pushes an instance's earlier round later.
+        pipe.zadd(self.keys.follow_due, {ref: first_at}, lt=True)
+        pipe.hset(self.keys.ticket(ticket), "sync", following)
+        pipe.execute()
+
+    def claim_due(self, now: float, *, hold_s: float, limit: int = 16) -> list[str]:
+        """Instances due for a round, each held for ``hold_s`` from any other worker."""
+        found = self._claim(keys=[self.keys.follow_due], args=[now, hold_s, limit])
+        return [str(ref) for ref in found]
+
+    def members(self, ref: str) -> list[Followed]:
+        """The tickets followed on an instance."""
+        raw: dict[str, str] = self.redis.hgetall(self.keys.follow_tasks(ref))  # type: ignore[assignment]
+        return [_followed(ticket, text) for ticket, text in sorted(raw.items())]
+
+    def record(self, ref: str, item: Followed, info: SyncInfo) -> None:
+        """Write a round's verdict on the ticket; a final one ends the ticket's following."""
+        keep = Followed(item.ticket, item.task_name, item.job_id, item.deadline, info.job_status)
+        self._record(
+            keys=[self.keys.follow_tasks(ref), self.keys.ticket(item.ticket)],
+            args=[
+                item.ticket,
+                info.model_dump_json(exclude_none=True),
+                "1" if info.state.final else "0",
+                _entry(keep),
+            ],
+        )
+
+    def schedule(self, ref: str, at: float) -> bool:
+        """Set the instance's next round; False (and forgotten) when nothing is left there."""
+        return bool(
+            self._next(keys=[self.keys.follow_due, self.keys.follow_tasks(ref)], args=[ref, at])
+        )
+
+    def state(self) -> dict[str, Any]:
+        """For operators: how many instances and tickets are followed, the next round's time."""
+        refs: list[tuple[str, float]] = self.redis.zrange(  # type: ignore[assignment]
+            self.keys.follow_due, 0, -1, withscores=True
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        for ref, _ in refs:
+            pipe.hlen(self.keys.follow_tasks(ref))
+        counts = pipe.execute() if refs else []
+        return {
+            "instances": len(refs),
+            "tickets": int(sum(counts)),
+            "next_round_at": min((score for _, score in refs), default=None),
+        }
+
+
+def _entry(item: Followed) -> str:
+    return json.dumps(
+        {
+            "task_name": item.task_name,
+            "job_id": item.job_id,
+            "deadline": item.deadline,
+            "job_status": item.job_status,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _followed(ticket: str, text: str) -> Followed:
+    data = json.loads(text)
+    return Followed(
+        ticket=ticket,
+        task_name=str(data["task_name"]),
+        job_id=data.get("job_id"),
+        deadline=float(data["deadline"]),
+        job_status=data.get("job_status"),
+    )

@@ -1,0 +1,182 @@
+"""Follows created tasks to their end: one round per instance, one list call per round.
+
+Every worker process runs a :class:`Follower` thread. Each look claims the instances whose
+round is due (one worker per instance per round), then for each: one list call (paged by 100)
+for all its followed tickets, a jobs call for a ticket whose create job can still say
+something, a configuration call for a listed task stuck before syncing after its job ended.
+Every call passes the fleet's gate (its own bucket per API, the endpoint's breaker). A wait
+for the gate or a failing call moves the instance's round later; nothing is lost, because the
+follow structures live in Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from htap_sync.common.errors import ApiError
+from htap_sync.worker import metrics
+from htap_sync.worker.client import Job, TaskRow, TaurusClient
+from htap_sync.worker.follow import Evidence, Followed, judge, needs_configuration, needs_job
+from htap_sync.worker.follow_store import FollowStore
+from htap_sync.worker.gate import Api, CallGate, MustWait
+
+log = logging.getLogger("htap_sync.follow")
+T = TypeVar("T")
+
+
+class Follower:
+    """Runs follow rounds for the fleet (a thread per worker process).
+
+    Args:
+        store: the follow structures.
+        client: the API client.
+        gate: the fleet's rate limit and breaker.
+        interval_s: the pause between two rounds of one instance.
+        clock: epoch seconds (tests inject one).
+    """
+
+    def __init__(
+        self,
+        store: FollowStore,
+        client: TaurusClient,
+        gate: CallGate,
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._client = client
+        self._gate = gate
+        self._interval_s = interval_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """Run every round due now; returns how many instances had one."""
+        refs = self._store.claim_due(self._clock(), hold_s=max(self._interval_s, 5.0))
+        for ref in refs:
+            self.round(ref)
+        return len(refs)
+
+    def round(self, ref: str) -> None:
+        """One round on one instance (``project_id/instance_id``)."""
+        project_id, instance_id = ref.split("/", 1)
+        items = self._store.members(ref)
+        if not items:
+            self._store.schedule(ref, self._clock())
+            return
+        try:
+            rows = self._call(
+                project_id, "list", lambda: self._client.list_replications(project_id, instance_id)
+            )
+        except MustWait as wait:
+            self._store.schedule(ref, self._clock() + wait.wait_s)
+            return
+        except ApiError as exc:
+            self._judge_all(ref, items, {}, call_error=str(exc))
+            self._store.schedule(ref, self._clock() + self._interval_s)
+            return
+        self._judge_all(ref, items, _by_name(rows), call_error=None)
+        self._store.schedule(ref, self._clock() + self._interval_s)
+
+    def _judge_all(
+        self, ref: str, items: list[Followed], rows: dict[str, TaskRow], *, call_error: str | None
+    ) -> None:
+        project_id, instance_id = ref.split("/", 1)
+        gate_open = call_error is None
+        for item in items:
+            seen = Evidence(row=rows.get(item.task_name), call_error=call_error)
+            if gate_open:
+                try:
+                    seen = self._look_closer(project_id, instance_id, item, seen)
+                except MustWait:
+                    gate_open = False  # the rest of this instance waits for the next round
+            info = judge(item, seen, now=self._clock())
+            self._store.record(ref, item, info)
+            if info.state.final:
+                metrics.FOLLOWED.labels(info.state.value).inc()
+                log.info(
+                    "ticket %s: task %s/%s is %s",
+                    item.ticket,
+                    instance_id,
+                    item.task_name,
+                    info.state.value,
+                    extra={"ticket": item.ticket, "sync_state": info.state.value},
+                )
+
+    def _look_closer(
+        self, project_id: str, instance_id: str, item: Followed, seen: Evidence
+    ) -> Evidence:
+        """The jobs and configuration calls one ticket still needs (MustWait passes up)."""
+        job: Job | None = None
+        alter_error: str | None = None
+        try:
+            if needs_job(item, seen.row) and item.job_id is not None:
+                job_id = item.job_id
+                job = self._call(
+                    project_id, "jobs", lambda: self._client.get_job(project_id, job_id)
+                )
+            if needs_configuration(item, seen.row, job):
+                config = self._call(
+                    project_id,
+                    "configuration",
+                    lambda: self._client.get_configuration(project_id, instance_id, item.task_name),
+                )
+                error = (config or {}).get("last_error_of_alter_table")
+                alter_error = str(error) if error else None
+        except ApiError as exc:
+            return Evidence(row=seen.row, job=job, call_error=str(exc))
+        return Evidence(row=seen.row, job=job, alter_error=alter_error)
+
+    def _call(self, project_id: str, api: Api, call: Callable[[], T]) -> T:
+        self._gate.before_call(project_id, api)
+        error: ApiError | None = None
+        try:
+            return call()
+        except ApiError as exc:
+            error = exc
+            raise
+        finally:
+            self._gate.after_call(project_id, api, error)
+            outcome = type(error).__name__ if error else "ok"
+            status = str(error.http_status) if error and error.http_status else "none"
+            metrics.API_CALLS.labels(api, outcome, status if error else "2xx").inc()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except redis.RedisError as exc:  # Redis restarting: keep trying, never die
+                log.warning("follow: Redis unavailable: %s", exc)
+            except Exception:  # a bug in one round must not end following for the process
+                log.exception("follow round failed")
+            self._stop.wait(min(self._interval_s, 1.0))
+
+    def start(self) -> None:
+        """Start the background thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="follower", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop the thread and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+
+def _by_name(rows: list[TaskRow]) -> dict[str, TaskRow]:
+    """The row of each task name; a live row wins over a cancelled one of the same name."""
+    found: dict[str, TaskRow] = {}
+    for row in rows:
+        if row.task_name not in found or found[row.task_name].cancelled:
+            found[row.task_name] = row
+    return found
