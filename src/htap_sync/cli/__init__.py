@@ -1,15 +1,15 @@
 """The ``htap-sync`` command line, the product's composition root.
 
 Each module holds one group of commands: ``tickets`` (enqueue, status, wait, failed, retry,
-inspect), ``bulk``, ``services`` (worker, api, simulator) and ``demo``. Exit codes are listed in
-:mod:`htap_sync.cli.base`.
+inspect), ``bulk``, ``report``, ``services`` (worker, api, simulator) and ``demo``. Exit codes
+are listed in :mod:`htap_sync.cli.base`.
 """
 
 from __future__ import annotations
 
 import click
 
-from htap_sync.cli import bulk, demo, services, tickets
+from htap_sync.cli import bulk, demo, report, services, tickets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +29,7 @@ for _command in (
     tickets.retry,
     tickets.inspect,
     bulk.bulk,
+    report.report,
     services.worker,
     services.api,
     services.simulator,
