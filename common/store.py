@@ -42,6 +42,7 @@ from htap_sync.common.models import (
     TicketState,
     TicketStatus,
 )
+from htap_sync.common.sync import NO_JOB_ID_REASON, SyncInfo
 from htap_sync.common.tickets import ticket_id
 
 Clock = Callable[[], float]
@@ -301,6 +302,9 @@ class TicketStore:
             error=ErrorPayload.model_validate_json(error) if error else None,
             attempts=int(raw.get("attempts", "0")),
             reconciled=raw.get("reconciled") == "1",
+            job_id_reason=raw.get("job_id_reason") or None,
+            found=json.loads(raw["found"]) if raw.get("found") else None,
+            sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
             request=ReplicationRequest.model_validate_json(raw["request"]),
             history=[Attempt.model_validate_json(item) for item in history],
             created_at=datetime.fromisoformat(raw["created_at"]),
@@ -437,15 +441,27 @@ class TicketStore:
         )
 
     def succeed(
-        self, claim: Claim, job_id: str | None, *, reconciled: bool, note: Attempt | None = None
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        reconciled: bool,
+        note: Attempt | None = None,
+        found: dict[str, Any] | None = None,
     ) -> bool:
-        """Record success; the result expires after ``result_ttl_s``."""
+        """Record success; the result expires after ``result_ttl_s``.
+
+        A reconciled success (``job_id`` None) keeps the list row it was found with and says
+        why it has no job id.
+        """
         return self._write(
             claim,
             ttl_s=self._ttl_s,
             note=note,
             state=TicketState.SUCCEEDED.value,
             job_id=job_id or "",
+            job_id_reason="" if job_id else NO_JOB_ID_REASON,
+            found=json.dumps(found, separators=(",", ":")) if found else "",
             error="",
             in_doubt=0,
             reconciled=int(reconciled),
