@@ -122,6 +122,30 @@ class Settings(BaseSettings):
         description="A ticket's total time budget from submission; past it the ticket fails"
         " (after a last reconciliation when in doubt).",
     )
+    follow: bool = Field(
+        default=True,
+        description="Follow each created task until it syncs, fails, or HTAP_SYNC_FOLLOW_TIMEOUT_S"
+        " passes (list, jobs and configuration calls, each API on its own bucket).",
+    )
+    follow_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        le=30 * 24 * 3600,
+        description="How long after its creation a task may take to reach stage Full or"
+        " Incremental before its sync state becomes unknown.",
+    )
+    follow_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Pause between two follow rounds of one instance (one list call each).",
+    )
+    follow_first_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=3600,
+        description="Delay before the first follow round of a newly created task.",
+    )
     allow_evicting_redis: bool = Field(
         default=False,
         description="Let workers start on a Redis whose maxmemory-policy may evict keys"

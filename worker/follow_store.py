@@ -11,12 +11,15 @@ round's verdict is written to the ticket's own hash as ``sync`` (JSON), where ca
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import redis
 
 from htap_sync.common.keys import Keys
+from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.follow import Followed
 
@@ -127,3 +130,26 @@ def _followed(ticket: str, text: str) -> Followed:
         deadline=float(data["deadline"]),
         job_status=data.get("job_status"),
     )
+
+
+def enroller(
+    store: FollowStore,
+    *,
+    timeout_s: float,
+    first_s: float,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[str, ReplicationRequest, str | None], None]:
+    """What ``process_ticket`` calls when a task exists: follow it for ``timeout_s`` at most."""
+
+    def enroll(ticket: str, request: ReplicationRequest, job_id: str | None) -> None:
+        now = clock()
+        item = Followed(ticket, request.task_name, job_id, deadline=now + timeout_s)
+        store.enroll(
+            ticket,
+            item,
+            project_id=request.project_id,
+            instance_id=request.instance_id,
+            first_at=now + first_s,
+        )
+
+    return enroll

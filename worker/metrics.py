@@ -42,6 +42,11 @@ RECONCILIATIONS = Counter(
 WAITS = Counter(
     "htap_sync_waits_total", "Deliveries that waited without an attempt, by reason.", ["reason"]
 )
+FOLLOWED = Counter(
+    "htap_sync_followed_total",
+    "Created tasks followed to their end, by final sync state (syncing, failed, unknown).",
+    ["state"],
+)
 RESULTS = Histogram(
     "htap_sync_enqueue_to_result_seconds",
     "From submission to a finished ticket, by final state.",

@@ -6,7 +6,10 @@ The order of steps is what keeps a task from being created twice:
    the request its ticket recorded;
 2. claim the ticket: a stale run, a finished ticket or a live holder means do nothing;
 3. if an earlier attempt may have created the task (``in_doubt``), ask the list call first;
-4. mark the ticket in doubt, *then* POST; only an answer proving nothing was created clears it.
+4. mark the ticket in doubt, *then* POST; only an answer proving nothing was created clears it;
+5. a refusal that may only say our own task exists ("name exists", or any refusal after an
+   earlier attempt) is checked with the list call before the ticket may fail;
+6. a task that exists is enrolled for following *before* its ticket succeeds.
 
 A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
 message is acknowledged. It fails when its attempts or its deadline run out; when it is in
@@ -38,6 +41,7 @@ from htap_sync.common.store import Claim, TicketStore
 from htap_sync.common.tickets import ticket_id
 from htap_sync.worker import metrics
 from htap_sync.worker.backoff import backoff_s
+from htap_sync.worker.classify import says_name_exists
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
 
@@ -120,6 +124,28 @@ def _invalid(store: TicketStore, claim: Claim, why: str, reason: str) -> Outcome
     return Outcome("finished", reason=reason)
 
 
+# Called with (ticket, request, job_id) once a task is known to exist, before the ticket
+# succeeds, so a worker killed between the two never leaves a created task unfollowed.
+Enroll = Callable[[str, ReplicationRequest, str | None], None]
+
+
+def _no_enroll(ticket: str, request: ReplicationRequest, job_id: str | None) -> None:
+    """Following is off: nothing to do."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The collaborators one delivery works with."""
+
+    client: TaurusClient
+    store: TicketStore
+    settings: Settings
+    rng: random.Random
+    gate: CallGate
+    clock: Callable[[], float]
+    enroll: Enroll
+
+
 def process_ticket(
     ticket: str,
     run: str,
@@ -131,13 +157,48 @@ def process_ticket(
     rng: random.Random,
     gate: CallGate | None = None,
     clock: Callable[[], float] = time.time,
+    enroll: Enroll | None = None,
 ) -> Outcome:
     """Carry one delivery of a ticket's message as far as it goes.
 
     ``gate`` (the fleet's rate limit and breaker) is passed before every API call; None lets
-    every call through (tests of the rest of the logic).
+    every call through (tests of the rest of the logic). ``enroll`` starts following a task
+    that exists (None: following is off).
     """
-    gate = gate or OPEN_GATE
+    d = Delivery(client, store, settings, rng, gate or OPEN_GATE, clock, enroll or _no_enroll)
+    checked = _checked(ticket, run, payload, store, settings)
+    if isinstance(checked, Outcome):
+        return checked
+    request, claim = checked
+    sent = False
+    try:
+        if claim.in_doubt:
+            finished = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
+            if finished is not None:
+                return finished
+        d.gate.before_call(request.project_id, "create")
+        if not store.start_attempt(claim, lease_s=settings.lease_s):
+            return Outcome("skipped", reason="lost the ticket")
+        sent = True
+        created = _observed(
+            claim, "create", lambda: client.create_replication(request), d.gate, request.project_id
+        )
+    except MustWait as wait:
+        return _wait(claim, wait, d)
+    except ApiError as exc:
+        if sent and _may_be_ours(exc, claim):
+            return _refused_but_maybe_ours(request, claim, exc, d)
+        return _after_error(exc, claim, sent=sent, d=d)
+    d.enroll(ticket, request, created.job_id)
+    store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
+    _finished(claim, "succeeded", clock)
+    return Outcome("finished", reason="created")
+
+
+def _checked(
+    ticket: str, run: str, payload: Any, store: TicketStore, settings: Settings
+) -> tuple[ReplicationRequest, Claim] | Outcome:
+    """Validate the message, check it names its ticket, claim the ticket; or why not."""
     try:
         request = validate(payload)
     except RequestInvalid as exc:
@@ -146,94 +207,105 @@ def process_ticket(
         return _invalid(
             store, Claim(ticket, run), "message names another ticket", "ticket mismatch"
         )
-
     claim = store.begin(ticket, run, lease_s=settings.lease_s)
     if not isinstance(claim, Claim):
         return Outcome("skipped", reason=claim)
     if claim.fingerprint != request.fingerprint():
         why = "message differs from the request its ticket recorded"
         return _invalid(store, claim, why, "request mismatch")
+    return request, claim
 
-    sent = False
+
+def _exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:
+    """After a look that found nothing: fail a ticket whose budget is spent, else None."""
+    if not _out_of_budget(claim, d.settings, d.clock):
+        return None
+    d.store.fail(
+        claim,
+        ErrorPayload(
+            error_code="HTAP_SYNC.EXHAUSTED",
+            error_msg=f"gave up after {claim.attempts} attempts and"
+            f" {_age_s(claim, d.clock):.0f} s; the task does not exist",
+        ),
+        in_doubt=False,
+        note=_note("list", "absent"),
+    )
+    _finished(claim, "failed", d.clock)
+    return Outcome("finished", reason="budget exhausted")
+
+
+def _wait(claim: Claim, wait: MustWait, d: Delivery) -> Outcome:
+    """Put the ticket back in the delayed set for a wait that costs no attempt."""
+    d.store.postpone(claim, due_at=d.clock() + wait.wait_s)
+    metrics.WAITS.labels(wait.reason).inc()
+    log.info(
+        "ticket %s: waits %.2f s (%s)",
+        claim.ticket,
+        wait.wait_s,
+        wait.reason,
+        extra={"ticket": claim.ticket, "wait_reason": wait.reason, "delay_s": wait.wait_s},
+    )
+    return Outcome("waiting", delay_s=wait.wait_s, reason=wait.reason)
+
+
+def _may_be_ours(exc: ApiError, claim: Claim) -> bool:
+    """A refused create that may only say our own task exists: look before failing.
+
+    That is a "name exists" answer (whatever its status code), or any refusal after an
+    earlier attempt that may have created the task (its in-doubt mark may have been lost).
+    """
+    if not isinstance(exc, Rejected):
+        return False
+    return says_name_exists(exc) or claim.in_doubt or claim.attempts > 0
+
+
+def _refused_but_maybe_ours(
+    request: ReplicationRequest, claim: Claim, exc: ApiError, d: Delivery
+) -> Outcome:
+    """Reconcile by list now: our task found means success; absent, the refusal stands.
+
+    Except for "name exists" after an earlier attempt: then the task is ours whatever the list
+    says this instant, and the ticket retries in doubt.
+    """
     try:
-        if claim.in_doubt:
-            finished = _reconcile(
-                request,
-                claim,
-                client=client,
-                store=store,
-                settings=settings,
-                gate=gate,
-                clock=clock,
-            )
-            if finished is not None:
-                return finished
-            if _out_of_budget(claim, settings, clock):
-                store.fail(
-                    claim,
-                    ErrorPayload(
-                        error_code="HTAP_SYNC.EXHAUSTED",
-                        error_msg=f"gave up after {claim.attempts} attempts and"
-                        f" {_age_s(claim, clock):.0f} s; the task does not exist",
-                    ),
-                    in_doubt=False,
-                    note=_note("list", "absent"),
-                )
-                _finished(claim, "failed", clock)
-                return Outcome("finished", reason="budget exhausted")
-        gate.before_call(request.project_id, "create")
-        if not store.start_attempt(claim, lease_s=settings.lease_s):
-            return Outcome("skipped", reason="lost the ticket")
-        sent = True
-        created = _observed(
-            claim, "create", lambda: client.create_replication(request), gate, request.project_id
-        )
+        finished = _reconcile(request, claim, d)
     except MustWait as wait:
-        store.postpone(claim, due_at=clock() + wait.wait_s)
-        metrics.WAITS.labels(wait.reason).inc()
-        log.info(
-            "ticket %s: waits %.2f s (%s)",
-            ticket,
-            wait.wait_s,
-            wait.reason,
-            extra={"ticket": ticket, "wait_reason": wait.reason, "delay_s": wait.wait_s},
-        )
-        return Outcome("waiting", delay_s=wait.wait_s, reason=wait.reason)
-    except ApiError as exc:
-        return _after_error(
-            exc, claim, sent=sent, store=store, settings=settings, rng=rng, clock=clock
-        )
-    store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
-    _finished(claim, "succeeded", clock)
-    return Outcome("finished", reason="created")
+        # The create was sent: keep the doubt so the next delivery looks first.
+        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
+    except ApiError as list_error:
+        log.info("ticket %s: list call failed after a refusal: %s", claim.ticket, list_error)
+        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
+    if finished is not None:
+        return finished
+    if says_name_exists(exc) and (claim.in_doubt or claim.attempts > 0):
+        # Our earlier attempt's task, not listed yet (or its in-doubt mark was lost): never a
+        # failure; the next delivery looks again, and the budget bounds the looking.
+        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
+    payload = ErrorPayload.model_validate(exc.payload())
+    d.store.fail(claim, payload, in_doubt=False, note=_note("create", "error", exc))
+    _finished(claim, "failed", d.clock)
+    return Outcome("finished", reason=type(exc).__name__)
 
 
-def _reconcile(
-    request: ReplicationRequest,
-    claim: Claim,
-    *,
-    client: TaurusClient,
-    store: TicketStore,
-    settings: Settings,
-    gate: CallGate,
-    clock: Callable[[], float],
-) -> Outcome | None:
+def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | None:
     """Ask the list call whether an earlier attempt created the task; None: it did not."""
-    gate.before_call(request.project_id, "list")
-    store.renew(claim, lease_s=settings.lease_s)
+    d.gate.before_call(request.project_id, "list")
+    d.store.renew(claim, lease_s=d.settings.lease_s)
     existing = _observed(
-        claim, "list", lambda: client.find_replication(request), gate, request.project_id
+        claim, "list", lambda: d.client.find_replication(request), d.gate, request.project_id
     )
     if existing is None:
         metrics.RECONCILIATIONS.labels("absent").inc()
         return None
     if existing.matches(request):
-        store.succeed(claim, None, reconciled=True, note=_note("list", "found"))
+        d.enroll(claim.ticket, request, None)
+        note = _note("list", "found")
+        d.store.succeed(claim, None, reconciled=True, note=note, found=existing.raw)
         metrics.RECONCILIATIONS.labels("found").inc()
-        _finished(claim, "succeeded", clock)
+        _finished(claim, "succeeded", d.clock)
         return Outcome("finished", reason="reconciled")
     metrics.RECONCILIATIONS.labels("name_taken").inc()
-    store.fail(
+    d.store.fail(
         claim,
         ErrorPayload(
             error_code="HTAP_SYNC.NAME_TAKEN",
@@ -242,7 +314,7 @@ def _reconcile(
         ),
         note=_note("list", "found"),
     )
-    _finished(claim, "failed", clock)
+    _finished(claim, "failed", d.clock)
     return Outcome("finished", reason="name taken")
 
 
@@ -259,43 +331,50 @@ def _after_error(
     claim: Claim,
     *,
     sent: bool,
-    store: TicketStore,
-    settings: Settings,
-    rng: random.Random,
-    clock: Callable[[], float],
+    d: Delivery,
+    keep_doubt: bool = False,
+    delay_s: float | None = None,
 ) -> Outcome:
+    """Fail the ticket for good, or schedule its next attempt with backoff (or ``delay_s``).
+
+    ``keep_doubt``: a refusal whose list check could not be made; the next delivery looks.
+    """
+    settings = d.settings
     call: Literal["create", "list"] = "create" if sent else "list"
     note = _note(call, "error", exc)
     payload = ErrorPayload.model_validate(exc.payload())
-    # A "name exists" refusal while in doubt is our own earlier attempt: look again, later.
-    name_exists_after_doubt = (
-        isinstance(exc, Rejected) and exc.http_status == 409 and claim.in_doubt
-    )
-    if isinstance(exc, Permanent) and not name_exists_after_doubt:
+    if isinstance(exc, Permanent) and not keep_doubt:
         # A refusal of our create proves it created nothing; one of the list call proves less.
-        store.fail(claim, payload, in_doubt=False if sent else None, note=note)
-        _finished(claim, "failed", clock)
+        d.store.fail(claim, payload, in_doubt=False if sent else None, note=note)
+        _finished(claim, "failed", d.clock)
         return Outcome("finished", reason=type(exc).__name__)
     # Waiting out the gateway's throttling costs no attempt.
     refund = sent and isinstance(exc, Throttled)
     attempts = claim.attempts + int(sent) - int(refund)
-    in_doubt = claim.in_doubt or (sent and (isinstance(exc, Ambiguous) or name_exists_after_doubt))
-    spent = attempts >= settings.max_attempts or _age_s(claim, clock) >= settings.deadline_s
+    in_doubt = claim.in_doubt or keep_doubt or (sent and isinstance(exc, Ambiguous))
+    spent = attempts >= settings.max_attempts or _age_s(claim, d.clock) >= settings.deadline_s
     if spent and not in_doubt:
         # Not in doubt here means the answers proved nothing was created: record it, or a
         # re-drive would reconcile for nothing.
-        store.fail(claim, payload, in_doubt=False, note=note)
-        _finished(claim, "failed", clock)
+        d.store.fail(claim, payload, in_doubt=False, note=note)
+        _finished(claim, "failed", d.clock)
         return Outcome("finished", reason="budget exhausted")
-    delay = backoff_s(
-        max(attempts, 1),
-        base_s=settings.backoff_base_s,
-        max_s=settings.backoff_max_s,
-        rng=rng,
-        retry_after_s=exc.retry_after_s,
-    )
-    store.retrying(
-        claim, payload, in_doubt=in_doubt, due_at=clock() + delay, refund_attempt=refund, note=note
+    delay = delay_s
+    if delay is None:
+        delay = backoff_s(
+            max(attempts, 1),
+            base_s=settings.backoff_base_s,
+            max_s=settings.backoff_max_s,
+            rng=d.rng,
+            retry_after_s=exc.retry_after_s,
+        )
+    d.store.retrying(
+        claim,
+        payload,
+        in_doubt=in_doubt,
+        due_at=d.clock() + delay,
+        refund_attempt=refund,
+        note=note,
     )
     metrics.RETRIES.labels(type(exc).__name__).inc()
     return Outcome("retry", delay_s=delay, reason=type(exc).__name__)

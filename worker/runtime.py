@@ -14,13 +14,16 @@ from dataclasses import dataclass
 import httpx
 
 from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.keys import Keys
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import TicketStore
 from htap_sync.worker.auth import make_auth
 from htap_sync.worker.breaker import RedisBreakerStore
 from htap_sync.worker.bucket import RedisBucketStore
 from htap_sync.worker.client import TaurusClient, make_http
+from htap_sync.worker.follow_store import FollowStore, enroller
 from htap_sync.worker.gate import Gate
+from htap_sync.worker.process import Enroll
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Collaborators:
     store: TicketStore
     rng: random.Random
     gate: Gate
+    follow: FollowStore
+    enroll: Enroll | None  # None when following is off
 
 
 class Runtime:
@@ -52,12 +57,20 @@ class Runtime:
                 client = make_redis(self.settings)
                 auth, self._extra = make_auth(self.settings, client)
                 http = make_http(self.settings, self._transport, auth)
+                follow = FollowStore(client, Keys(self.settings.key_prefix))
+                enroll = enroller(
+                    follow,
+                    timeout_s=self.settings.follow_timeout_s,
+                    first_s=self.settings.follow_first_s,
+                )
                 self._parts = Collaborators(
                     http=http,
                     client=TaurusClient(http, language=self.settings.language),
                     store=make_store(self.settings, client),
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
                     gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),
+                    follow=follow,
+                    enroll=enroll if self.settings.follow else None,
                 )
                 self._pid = os.getpid()
             return self._parts

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -29,6 +30,7 @@ from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import ErrorPayload
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Claim
+from htap_sync.worker.follower import Follower
 from htap_sync.worker.metrics import FleetCollector, serve_metrics
 from htap_sync.worker.mover import DelayedMover
 from htap_sync.worker.process import process_ticket
@@ -68,13 +70,16 @@ def make_worker_app(
     settings.require_auth()
     app = make_celery(settings)
     runtime = runtime or Runtime(settings)
+    app.task(
+        name=CREATE_REPLICATION, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+    )(_create_task(settings, runtime))
+    _connect_signals(app, settings, runtime, loglevel)
+    return app
 
-    @app.task(
-        name=CREATE_REPLICATION,
-        acks_late=True,
-        reject_on_worker_lost=True,
-        ignore_result=True,
-    )
+
+def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, Any], str]:
+    """The body of the create task: one delivery through :func:`process_ticket`."""
+
     def create_replication(ticket: str, run: str, request: Any) -> str:
         parts = runtime.get()
         try:
@@ -87,6 +92,7 @@ def make_worker_app(
                 settings=settings,
                 rng=parts.rng,
                 gate=parts.gate,
+                enroll=parts.enroll,
             )
             if outcome.kind == "skipped" and outcome.reason == "busy":
                 # Held by a live delivery, or by one that died: look again once its lease ends.
@@ -116,34 +122,53 @@ def make_worker_app(
         )
         return outcome.kind
 
-    def _queue(ticket: str, run: str, request: dict[str, Any]) -> None:
+    create_replication.__name__ = "create_replication"
+    return create_replication
+
+
+def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[DelayedMover | Follower]:
+    """The threads every worker process's main process runs: the mover and the follower."""
+
+    def queue(ticket: str, run: str, request: dict[str, Any]) -> None:
         app.send_task(
             CREATE_REPLICATION,
             kwargs={"ticket": ticket, "run": run, "request": request},
             queue=settings.queue,
         )
 
-    movers: list[DelayedMover] = []
+    client = make_redis(settings)
+    mover = DelayedMover(
+        DelayedSet(client, key_prefix=settings.key_prefix),
+        make_store(settings, client),
+        queue,
+        on_recovery=restart_worker,
+        queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
+        watch_s=settings.visibility_timeout_s,
+    )
+    threads: list[DelayedMover | Follower] = [mover]
+    if settings.follow:
+        parts = runtime.get()
+        threads.append(
+            Follower(parts.follow, parts.client, parts.gate, interval_s=settings.follow_interval_s)
+        )
+    return threads
+
+
+def _connect_signals(app: Celery, settings: Settings, runtime: Runtime, loglevel: str) -> None:
+    """Start and stop the worker's threads, logging and metrics with Celery's signals."""
+    threads: list[DelayedMover | Follower] = []
 
     def _ready(**_: Any) -> None:
-        client = make_redis(settings)
-        mover = DelayedMover(
-            DelayedSet(client, key_prefix=settings.key_prefix),
-            make_store(settings, client),
-            _queue,
-            on_recovery=restart_worker,
-            queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
-            watch_s=settings.visibility_timeout_s,
-        )
-        mover.start()
-        movers.append(mover)
+        threads.extend(_background(app, settings, runtime))
+        for thread in threads:
+            thread.start()
 
     def _close(**_: Any) -> None:
         runtime.close()
 
     def _shutdown(**_: Any) -> None:
-        for mover in movers:
-            mover.stop()
+        for thread in threads:
+            thread.stop()
         runtime.close()
 
     def _logging(**_: Any) -> None:
@@ -157,16 +182,16 @@ def make_worker_app(
                 settings.metrics_port, FleetCollector(lambda: fleet_view(client, settings))
             )
 
-    def _child_exit(pid: int | None = None, **_: Any) -> None:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
-
     setup_logging.connect(_logging, weak=False)
     worker_ready.connect(_metrics, weak=False)
     worker_process_shutdown.connect(_child_exit, weak=False)
     worker_ready.connect(_ready, weak=False)
     worker_process_shutdown.connect(_close, weak=False)
     worker_shutdown.connect(_shutdown, weak=False)
-    return app
+
+
+def _child_exit(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]

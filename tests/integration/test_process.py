@@ -495,7 +495,7 @@ def test_a_worker_that_died_mid_attempt_is_reconciled_first(
 
 
 def test_name_exists_after_an_ambiguous_attempt_leads_to_reconciliation(rig: Rig) -> None:
-    """A 409 name-exists answer while in doubt is our own task: retry and list, never fail."""
+    """A 409 name-exists answer while in doubt is our own task: list, retry, never fail."""
     msg = fail_once_with_503(rig)
     # The list call lags behind the create: it does not show the task yet, the POST says 409.
     rig.api.answer_creates(refused(409, NAME_EXISTS, "Task name already exists."))
@@ -509,14 +509,38 @@ def test_name_exists_after_an_ambiguous_attempt_leads_to_reconciliation(rig: Rig
     assert status.attempts == 2
     assert rig.in_doubt(msg)
 
+    # The refusal was checked with the list call at once (GET after the second POST).
+    assert rig.api.methods == ["POST", "GET", "POST", "GET"]
+
     rig.api.show(msg.payload)
     assert rig.deliver(msg) == Outcome("finished", reason="reconciled")
-    assert rig.api.methods == ["POST", "GET", "POST", "GET"]
-    assert (rig.status(msg).state, rig.status(msg).reconciled) == (TicketState.SUCCEEDED, True)
+    assert rig.api.methods == ["POST", "GET", "POST", "GET", "GET"]
+    status = rig.status(msg)
+    assert (status.state, status.reconciled, status.job_id) == (TicketState.SUCCEEDED, True, None)
+    assert status.job_id_reason is not None and status.found is not None
+    assert status.found["task_name"] == msg.payload["task_name"]
 
 
-def test_name_exists_on_a_first_attempt_fails_the_ticket(rig: Rig) -> None:
-    """Without an earlier ambiguous attempt, a 409 name-exists is someone else's task: fail."""
+@pytest.mark.parametrize("http_status", [400, 409])
+def test_name_exists_with_an_in_doubt_mark_lost_still_reconciles(
+    rig: Rig, http_status: int
+) -> None:
+    """After an earlier attempt (its doubt lost, e.g. by a failover), 'name exists' is ours."""
+    msg = rig.submit()
+    claim = rig.store.begin(msg.ticket, msg.run, lease_s=rig.settings.lease_s)
+    assert isinstance(claim, Claim)
+    assert rig.store.start_attempt(claim, lease_s=rig.settings.lease_s)
+    rig.store.retrying(claim, ErrorPayload(error_msg="lost"), in_doubt=False, due_at=0)
+    rig.api.answer_creates(refused(http_status, NAME_EXISTS, "Task name already exists."))
+    outcome = rig.deliver(msg)
+    assert (outcome.kind, rig.api.methods) == ("retry", ["POST", "GET"])
+    assert rig.in_doubt(msg)
+    rig.api.show(msg.payload)
+    assert rig.deliver(msg) == Outcome("finished", reason="reconciled")
+
+
+def test_name_exists_on_a_first_attempt_fails_unless_listed(rig: Rig) -> None:
+    """On a first attempt, 'name exists' is checked once by list: absent, someone else's: fail."""
     msg = rig.submit()
     rig.api.answer_creates(refused(409, NAME_EXISTS, "Task name already exists."))
     assert rig.deliver(msg) == Outcome("finished", reason="Rejected")
@@ -524,7 +548,17 @@ def test_name_exists_on_a_first_attempt_fails_the_ticket(rig: Rig) -> None:
     assert status.state is TicketState.FAILED
     assert status.error is not None
     assert status.error.error_code == NAME_EXISTS
-    assert rig.api.methods == ["POST"]
+    assert rig.api.methods == ["POST", "GET"]
+
+
+def test_name_exists_on_a_first_attempt_with_our_task_listed_succeeds(rig: Rig) -> None:
+    """A task of that name and the same databases is the one asked for: reconciled, no job id."""
+    msg = rig.submit()
+    rig.api.show(msg.payload)
+    rig.api.answer_creates(refused(400, NAME_EXISTS, "The task name already exists."))
+    assert rig.deliver(msg) == Outcome("finished", reason="reconciled")
+    assert rig.api.methods == ["POST", "GET"]
+    assert rig.status(msg).reconciled
 
 
 # -- answers that prove nothing was created ------------------------------------------------------
