@@ -115,6 +115,10 @@ def parse_request(data: Any) -> ReplicationRequest:
         raise RequestInvalid([_field_error(e) for e in exc.errors()]) from None
 
 
+# What a caller waits for: the ticket's end ("created"), or its task's end ("synced").
+Until = Literal["created", "synced"]
+
+
 class TicketState(StrEnum):
     """Where a ticket is: ``queued -> running -> retrying -> succeeded | failed``."""
 
@@ -203,7 +207,7 @@ class TicketStatus(BaseModel):
             self.sync and self.sync.state == "syncing"
         )
 
-    def done(self, until: Literal["created", "synced"] = "created") -> bool:
+    def done(self, until: Until = "created") -> bool:
         """Whether a caller waiting ``until`` a milestone has its answer for this ticket.
 
         ``created``: the ticket finished. ``synced``: it failed, or it succeeded and the fleet

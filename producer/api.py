@@ -15,7 +15,7 @@ from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.keys import Keys
-from htap_sync.common.models import ReplicationRequest, TicketStatus, parse_request
+from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
@@ -241,11 +241,21 @@ class Producer:
         timeout_s: float,
         poll_s: float = 0.25,
         on_poll: Callable[[dict[str, TicketStatus]], None] | None = None,
+        until: Until = "created",
     ) -> dict[str, TicketStatus]:
-        """Poll until every ticket is finished or ``timeout_s`` has passed.
+        """Poll until every ticket has its answer or ``timeout_s`` has passed.
+
+        Args:
+            tickets: the tickets to wait for.
+            timeout_s: the longest wait, in seconds.
+            poll_s: the pause between two looks, in seconds.
+            on_poll: called with every ticket's latest status after each look.
+            until: ``"created"``: until each ticket succeeded or failed. ``"synced"``: until
+                each failed, or succeeded and its task was followed to its end (syncing,
+                failed to sync, or unknown past ``HTAP_SYNC_FOLLOW_TIMEOUT_S``).
 
         Returns:
-            the last status of every ticket; check ``state.terminal`` for the unfinished ones.
+            the last status of every ticket; ``status.done(until)`` tells the unfinished ones.
 
         Raises:
             TicketNotFound: a ticket is unknown (it would otherwise look pending forever).
@@ -258,7 +268,7 @@ class Producer:
                 if status is None:
                     raise TicketNotFound(ticket)
                 done[ticket] = status
-            pending = [t for t in pending if not done[t].state.terminal]
+            pending = [t for t in pending if not done[t].done(until)]
             if on_poll is not None:
                 on_poll(done)
             if not pending or self._clock() >= deadline:

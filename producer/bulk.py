@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from htap_sync.common.errors import RequestInvalid
-from htap_sync.common.models import TicketStatus
+from htap_sync.common.models import TicketStatus, Until
 from htap_sync.producer.api import Producer
 from htap_sync.producer.bulk_file import Row
 
@@ -26,8 +26,12 @@ class BulkReport:
         """True when no row was invalid or in conflict."""
         return self.counts["invalid"] == 0 and self.counts["conflict"] == 0
 
-    def apply_statuses(self, statuses: dict[str, TicketStatus]) -> None:
-        """Replace accepted lines' statuses by the ones a wait returned; count final states."""
+    def apply_statuses(self, statuses: dict[str, TicketStatus], until: Until = "created") -> None:
+        """Replace accepted lines' statuses by the ones a wait returned; count final states.
+
+        Counts ``succeeded``/``failed`` (tickets), ``sync_<state>`` (their tasks), and
+        ``unfinished``: the lines whose wait ``until`` a milestone did not end.
+        """
         for entry in self.lines:
             ticket = self.tickets.get(entry["line"])
             if ticket is None:
@@ -35,10 +39,15 @@ class BulkReport:
             status = statuses[ticket]
             entry.update(status.to_json())
             self.counts[status.state.value] += 1
+            if status.sync is not None:
+                self.counts[f"sync_{status.sync.state.value}"] += 1
+            self.counts["unfinished"] += not status.done(until)
 
-    def all_succeeded(self) -> bool:
-        """True when every row was accepted and every accepted ticket succeeded."""
-        return self.all_accepted and self.counts["succeeded"] == len(self.tickets)
+    def all_succeeded(self, until: Until = "created") -> bool:
+        """True when every row was accepted and every accepted ticket succeeded (and, until
+        ``synced``, every task was seen syncing)."""
+        reached = "succeeded" if until == "created" else "sync_syncing"
+        return self.all_accepted and self.counts[reached] == len(self.tickets)
 
 
 def submit_rows(

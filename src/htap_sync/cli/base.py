@@ -28,7 +28,7 @@ from kombu.exceptions import OperationalError
 from rich.console import Console
 
 from htap_sync.common.errors import SettingsError
-from htap_sync.common.models import TicketStatus
+from htap_sync.common.models import TicketState, TicketStatus, Until
 from htap_sync.common.settings import Settings, load_settings
 from htap_sync.producer.api import Producer
 
@@ -67,17 +67,43 @@ def emit_json(data: Any) -> None:
 
 
 def describe(status: TicketStatus) -> str:
+    """One line for a person: ticket, state, the task, job id or error, and its sync state."""
     detail = ""
     if status.job_id:
         detail = f"job_id={status.job_id}"
+    elif status.reconciled:
+        detail = "found by the list call (no job id)"
     elif status.error:
         e = status.error
         detail = f"{e.http_status or '-'} {e.error_code or ''} {e.error_msg}".strip()
-    return f"{status.ticket}  {status.state.value:<9}  attempts={status.attempts}  {detail}"
+    if status.sync is not None:
+        sync = status.sync
+        detail += f"  sync={sync.state.value}" + (f" stage={sync.stage}" if sync.stage else "")
+        detail += f" ({sync.fail_reason})" if sync.fail_reason else ""
+    return (
+        f"{status.ticket}  {status.state.value:<9}  {status.task_ref}"
+        f"  attempts={status.attempts}  {detail}"
+    )
 
 
-def wait_exit(statuses: dict[str, TicketStatus]) -> int:
-    states = {s.state.value for s in statuses.values()}
-    if not all(s.state.terminal for s in statuses.values()):
+# `--until` of wait and bulk --wait: the ticket's end, or its task's end.
+until_option = click.option(
+    "--until",
+    type=click.Choice(["created", "synced"]),
+    default="created",
+    show_default=True,
+    help="created: until each ticket succeeded or failed; synced: until each created task is"
+    " syncing (stage Full or Incremental), failed to sync, or unknown past the follow deadline.",
+)
+
+
+def reached(status: TicketStatus, until: Until) -> bool:
+    """Whether a finished ticket got what the caller waited for."""
+    return status.synced if until == "synced" else status.state is TicketState.SUCCEEDED
+
+
+def wait_exit(statuses: dict[str, TicketStatus], until: Until = "created") -> int:
+    """0 when every ticket got there, 5 when some are unfinished, 1 when any failed."""
+    if not all(s.done(until) for s in statuses.values()):
         return EXIT_TIMEOUT
-    return EXIT_OK if states <= {"succeeded"} else EXIT_FAILED
+    return EXIT_OK if all(reached(s, until) for s in statuses.values()) else EXIT_FAILED

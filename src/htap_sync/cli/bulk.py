@@ -18,8 +18,9 @@ from htap_sync.cli.base import (
     err,
     producer_or_exit,
     settings_or_exit,
+    until_option,
 )
-from htap_sync.common.models import TicketStatus
+from htap_sync.common.models import TicketStatus, Until
 from htap_sync.common.settings import Settings
 from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
 from htap_sync.producer.bulk_file import Format, read_rows
@@ -48,8 +49,9 @@ def run_bulk(
     wait_s: float | None,
     show_progress: bool,
     write: Callable[[str], None],
+    until: Until = "created",
 ) -> BulkReport:
-    """Submit a bulk file, optionally wait, write one JSON line per input row."""
+    """Submit a bulk file, optionally wait (``until`` a milestone), write a line per row."""
     with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
         total = _count_lines(path)
         task = bar.add_task("queueing", total=total) if bar else None
@@ -67,11 +69,13 @@ def run_bulk(
 
             def on_poll(found: dict[str, TicketStatus]) -> None:
                 if bar is not None and done_task is not None:
-                    finished = sum(1 for s in found.values() if s.state.terminal)
+                    finished = sum(1 for s in found.values() if s.done(until))
                     bar.update(done_task, completed=finished)
 
-            statuses = producer.wait(report.tickets.values(), timeout_s=wait_s, on_poll=on_poll)
-            report.apply_statuses(statuses)
+            statuses = producer.wait(
+                report.tickets.values(), timeout_s=wait_s, on_poll=on_poll, until=until
+            )
+            report.apply_statuses(statuses, until)
         else:
             fill_statuses(producer, report)
     for entry in report.lines:
@@ -87,8 +91,12 @@ def summary(report: BulkReport, waited: bool) -> str:
         f" invalid {c['invalid']}"
     )
     if waited:
-        unfinished = len(report.tickets) - c["succeeded"] - c["failed"]
-        text += f"; succeeded {c['succeeded']}, failed {c['failed']}, unfinished {unfinished}"
+        text += f"; succeeded {c['succeeded']}, failed {c['failed']}, unfinished {c['unfinished']}"
+    if any(key.startswith("sync_") for key in c):
+        text += (
+            f"; tasks syncing {c['sync_syncing']}, following {c['sync_following']},"
+            f" failed to sync {c['sync_failed']}, unknown {c['sync_unknown']}"
+        )
     return text
 
 
@@ -104,6 +112,7 @@ def summary(report: BulkReport, waited: bool) -> str:
     help="Write the JSON Lines results here (default: standard output).",
 )
 @click.option("--progress/--no-progress", default=None, help="Default: on a terminal only.")
+@until_option
 def bulk(
     file: Path,
     fmt: Format | None,
@@ -111,6 +120,7 @@ def bulk(
     timeout_s: float,
     output: Path | None,
     progress: bool | None,
+    until: Until,
 ) -> None:
     """Submit every row of a CSV (with a header) or JSON Lines FILE; one result line per row."""
     settings = settings_or_exit()
@@ -128,14 +138,16 @@ def bulk(
             wait_s=timeout_s if wait_ else None,
             show_progress=show,
             write=write,
+            until=until,
         )
     finally:
         if output:
             handle.close()
     err.print(summary(report, wait_), highlight=False, soft_wrap=True)
     if wait_:
-        unfinished = len(report.tickets) - report.counts["succeeded"] - report.counts["failed"]
-        if report.all_succeeded():
+        if report.all_succeeded(until):
             sys.exit(EXIT_OK)
-        sys.exit(EXIT_TIMEOUT if unfinished and report.counts["failed"] == 0 else EXIT_FAILED)
+        c = report.counts
+        went_wrong = c["failed"] + c["sync_failed"] + c["sync_unknown"]
+        sys.exit(EXIT_TIMEOUT if c["unfinished"] and not went_wrong else EXIT_FAILED)
     sys.exit(EXIT_OK if report.all_accepted else EXIT_FAILED)

@@ -17,10 +17,12 @@ from htap_sync.cli.base import (
     fail,
     producer_or_exit,
     settings_or_exit,
+    until_option,
     wait_exit,
 )
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
 from htap_sync.common.fleet import fleet_view
+from htap_sync.common.models import Until
 
 
 @click.command()
@@ -80,17 +82,18 @@ def status(tickets: tuple[str, ...], as_json: bool) -> None:
 @click.argument("tickets", nargs=-1, required=True)
 @click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def wait(tickets: tuple[str, ...], timeout_s: float, as_json: bool) -> None:
-    """Wait until tickets finish; exit 0 only if all succeeded."""
+@until_option
+def wait(tickets: tuple[str, ...], timeout_s: float, as_json: bool, until: Until) -> None:
+    """Wait until tickets finish (or their tasks sync); exit 0 only if all got there."""
     settings = settings_or_exit()
     with producer_or_exit(settings) as producer:
         try:
-            statuses = producer.wait(tickets, timeout_s=timeout_s)
+            statuses = producer.wait(tickets, timeout_s=timeout_s, until=until)
         except TicketNotFound as exc:
             fail(str(exc), EXIT_NOT_FOUND)
     for found in statuses.values():
         emit_json(found.to_json()) if as_json else click.echo(describe(found))
-    sys.exit(wait_exit(statuses))
+    sys.exit(wait_exit(statuses, until))
 
 
 @click.command()
