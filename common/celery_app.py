@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import Celery
 
+from htap_sync.common.broker import use_sentinel_transport
+from htap_sync.common.connections import broker_options
 from htap_sync.common.keys import Keys
 from htap_sync.common.settings import Settings
 
@@ -17,7 +19,10 @@ def make_celery(settings: Settings) -> Celery:
     Results do not go through Celery's result backend: the ticket store is the result record
     callers poll (it knows ``queued`` and ``retrying``, which Celery's backend does not).
     """
-    app = Celery("htap_sync", broker=str(settings.redis_url), set_as_current=False)
+    broker, sentinel_options = broker_options(settings)
+    if sentinel_options:
+        use_sentinel_transport()
+    app = Celery("htap_sync", broker=broker, set_as_current=False)
     app.conf.update(
         # Untrusted input: JSON in, JSON out, no other serializer accepted.
         task_serializer="json",
@@ -42,6 +47,7 @@ def make_celery(settings: Settings) -> Celery:
             "unacked_mutex_expire": max(5, settings.visibility_timeout_s // 4),
             # Every broker key under the deployment's prefix, like the ticket store's.
             "global_keyprefix": Keys(settings.key_prefix).broker_prefix,
+            **sentinel_options,
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,

@@ -2,20 +2,72 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+from urllib.parse import quote
+
 import redis
+from redis.sentinel import Sentinel
 
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import TicketStore
 
+_CLIENT_OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_connect_timeout": 10}
+
 
 def make_redis(settings: Settings) -> redis.Redis:
-    """A redis-py client on ``settings.redis_url`` that returns text, not bytes."""
-    return redis.Redis.from_url(
-        str(settings.redis_url),
+    """A redis-py client that returns text, not bytes: on ``HTAP_SYNC_REDIS_URL``, or on the
+    master the sentinels name (found again after a failover: a demoted master's ReadOnlyError
+    or a lost connection makes redis-py ask the sentinels).
+    """
+    if not settings.sentinel_hosts():
+        return redis.Redis.from_url(
+            str(settings.redis_url), decode_responses=True, **_CLIENT_OPTIONS
+        )
+    url = settings.redis_url
+    client = sentinel_for(settings).master_for(  # type: ignore[no-untyped-call]
+        str(settings.redis_sentinel_master),
+        redis_class=redis.Redis,
         decode_responses=True,
-        health_check_interval=30,
-        socket_connect_timeout=10,
+        db=int((url.path or "/0").lstrip("/") or 0),
+        username=url.username or None,
+        password=url.password or None,
+        **_CLIENT_OPTIONS,
     )
+    return cast(redis.Redis, client)
+
+
+def sentinel_for(settings: Settings) -> Sentinel:
+    """The Sentinel client of these settings (their sentinels must be configured)."""
+    password = settings.redis_sentinel_password
+    return Sentinel(  # type: ignore[no-untyped-call]
+        settings.sentinel_hosts(),
+        sentinel_kwargs={
+            "password": password.get_secret_value() if password else None,
+            "socket_connect_timeout": 5,
+            "socket_timeout": 5,
+        },
+    )
+
+
+def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """Celery's broker URL and the transport options it needs (kombu's sentinel transport).
+
+    Contains the Redis password in clear text: never print or log it.
+    """
+    if not settings.sentinel_hosts():
+        return str(settings.redis_url), {}
+    url = settings.redis_url
+    auth = ""
+    if url.password:
+        auth = f"{quote(url.username or '', safe='')}:{quote(url.password, safe='')}@"
+    path = url.path or "/0"
+    broker = ";".join(
+        f"sentinel://{auth}{host}:{port}{path}" for host, port in settings.sentinel_hosts()
+    )
+    password = settings.redis_sentinel_password
+    sentinel_kwargs = {"password": password.get_secret_value()} if password else {}
+    options = {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinel_kwargs}
+    return broker, options
 
 
 def make_store(settings: Settings, client: redis.Redis | None = None) -> TicketStore:

@@ -57,6 +57,33 @@ class Settings(BaseSettings):
         default=RedisDsn("redis://127.0.0.1:6379/0"),
         description="Redis for the broker queue and the ticket store (results).",
     )
+    redis_sentinels: str | None = Field(
+        default=None,
+        description="Redis Sentinel addresses, host:port,host:port,... With"
+        " HTAP_SYNC_REDIS_SENTINEL_MASTER, every Redis client and the broker find the master"
+        " through them and follow a failover; HTAP_SYNC_REDIS_URL then gives only the"
+        " database, user and password.",
+    )
+    redis_sentinel_master: str | None = Field(
+        default=None, description="The Sentinel group's master name (e.g. mymaster)."
+    )
+    redis_sentinel_password: SecretStr | None = Field(
+        default=None, description="Password of the sentinels themselves, if they require one."
+    )
+    redis_wait_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=16,
+        description="Before each create call, wait until this many replicas (at most as many as"
+        " are connected) hold the ticket's in-doubt mark, so that a failover cannot lose it."
+        " 0 turns the wait off.",
+    )
+    redis_wait_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How long a worker waits for those replicas before it puts the call off.",
+    )
     endpoint: AnyHttpUrl | None = Field(
         default=None,
         description="Base URL of the TaurusDB API, e.g. https://gaussdb.cn-north-4.myhuaweicloud.com."
@@ -212,6 +239,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        if (self.redis_sentinels is None) != (self.redis_sentinel_master is None):
+            raise ValueError(
+                f"redis_sentinels: {ENV_PREFIX}REDIS_SENTINELS and"
+                f" {ENV_PREFIX}REDIS_SENTINEL_MASTER go together"
+            )
+        self.sentinel_hosts()  # a malformed address list fails at start, naming the variable
         for name in ("endpoint", "iam_endpoint"):
             url = getattr(self, name)
             insecure = url is not None and url.scheme == "http" and not is_loopback(url.host)
@@ -261,6 +294,28 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return env
+
+    def sentinel_hosts(self) -> list[tuple[str, int]]:
+        """The sentinels as (host, port) pairs; empty without Sentinel.
+
+        Raises:
+            ValueError: an address is not ``host:port`` with a port in 1-65535.
+        """
+        hosts: list[tuple[str, int]] = []
+        for part in (self.redis_sentinels or "").split(","):
+            text = part.strip()
+            if not text:
+                continue
+            host, sep, port = text.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(
+                    "redis_sentinels: each address must be host:port (port 1-65535),"
+                    " comma-separated"
+                )
+            hosts.append((host.strip("[]"), int(port)))
+        if self.redis_sentinels is not None and not hosts:
+            raise ValueError("redis_sentinels: name at least one sentinel as host:port")
+        return hosts
 
     @property
     def auth_modes(self) -> list[str]:

@@ -125,6 +125,15 @@ return false
 """
 
 
+class NotReplicated(Exception):
+    """Fewer replicas than asked for acknowledged a write in time: do not act on it yet."""
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        self.acked = acked
+        self.wanted = wanted
+        super().__init__(f"{acked} of {wanted} replicas acknowledged the write")
+
+
 class Submitted(StrEnum):
     """What a submission did: queued anew, found the same request, or re-drove a failure."""
 
@@ -367,6 +376,7 @@ class TicketStore:
         failed: bool = False,
         due_at: float | None = None,
         note: Attempt | None = None,
+        client: redis.client.Pipeline | None = None,
         **fields: Any,
     ) -> bool:
         now = self._clock()
@@ -393,6 +403,7 @@ class TicketStore:
                 claim.ticket,
                 *flat,
             ],
+            client=client,
         )
         return done is not None
 
@@ -406,9 +417,37 @@ class TicketStore:
         state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
         return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
 
-    def start_attempt(self, claim: Claim, *, lease_s: float) -> bool:
-        """Count an attempt and mark the ticket in doubt *before* the create call is sent."""
-        return self._write(claim, attempts=1, in_doubt=1, lease_until=self._clock() + lease_s)
+    def start_attempt(
+        self, claim: Claim, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
+    ) -> bool:
+        """Count an attempt and mark the ticket in doubt *before* the create call is sent.
+
+        With ``replicas`` > 0 the mark must also reach that many replicas within ``wait_s``
+        (Redis ``WAIT``, on the connection that wrote it), so that a failover cannot lose it.
+
+        Returns:
+            False when the ticket was lost to another delivery.
+
+        Raises:
+            NotReplicated: the mark was written but fewer replicas acknowledged it.
+        """
+        lease_until = self._clock() + lease_s
+        if replicas <= 0:
+            return self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until)
+        pipe = self.redis.pipeline(transaction=False)
+        self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until, client=pipe)
+        pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
+        done, acked = pipe.execute()
+        if done is None:
+            return False
+        if int(acked) < replicas:
+            raise NotReplicated(int(acked), replicas)
+        return True
+
+    def connected_replicas(self) -> int:
+        """How many replicas the Redis this store writes to has right now."""
+        info = self.redis.info("replication")
+        return int(info.get("connected_slaves", 0))
 
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""
@@ -481,7 +520,7 @@ class TicketStore:
         ``in_doubt=False`` records that the API's answer proved nothing was created (None
         leaves the flag as it is), so a re-drive can skip the reconciliation.
         """
-        doubt = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
+        doubt: dict[str, Any] = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
         return self._write(
             claim,
             ttl_s=self._ttl_s,

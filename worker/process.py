@@ -37,7 +37,7 @@ from htap_sync.common.errors import (
 from htap_sync.common.models import Attempt, ErrorPayload, ReplicationRequest
 from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import Claim, TicketStore
+from htap_sync.common.store import Claim, NotReplicated, TicketStore
 from htap_sync.common.tickets import ticket_id
 from htap_sync.worker import metrics
 from htap_sync.worker.backoff import backoff_s
@@ -144,6 +144,7 @@ class Delivery:
     gate: CallGate
     clock: Callable[[], float]
     enroll: Enroll
+    replicas: Callable[[], int]
 
 
 def process_ticket(
@@ -158,14 +159,17 @@ def process_ticket(
     gate: CallGate | None = None,
     clock: Callable[[], float] = time.time,
     enroll: Enroll | None = None,
+    replicas: Callable[[], int] = lambda: 0,
 ) -> Outcome:
     """Carry one delivery of a ticket's message as far as it goes.
 
     ``gate`` (the fleet's rate limit and breaker) is passed before every API call; None lets
     every call through (tests of the rest of the logic). ``enroll`` starts following a task
-    that exists (None: following is off).
+    that exists (None: following is off). ``replicas``: how many Redis replicas must hold
+    the in-doubt mark before the create call goes out.
     """
-    d = Delivery(client, store, settings, rng, gate or OPEN_GATE, clock, enroll or _no_enroll)
+    gate = gate or OPEN_GATE
+    d = Delivery(client, store, settings, rng, gate, clock, enroll or _no_enroll, replicas)
     checked = _checked(ticket, run, payload, store, settings)
     if isinstance(checked, Outcome):
         return checked
@@ -177,7 +181,10 @@ def process_ticket(
             if finished is not None:
                 return finished
         d.gate.before_call(request.project_id, "create")
-        if not store.start_attempt(claim, lease_s=settings.lease_s):
+        started = _start_attempt(claim, d)
+        if isinstance(started, Outcome):
+            return started
+        if not started:
             return Outcome("skipped", reason="lost the ticket")
         sent = True
         created = _observed(
@@ -193,6 +200,35 @@ def process_ticket(
     store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
     _finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
+
+
+def _start_attempt(claim: Claim, d: Delivery) -> bool | Outcome:
+    """Count the attempt and mark doubt durably (on enough replicas); or wait, sending nothing.
+
+    Returns:
+        True to send; False when the ticket was lost; an Outcome when replicas lag behind.
+    """
+    wanted = d.replicas()
+    try:
+        return d.store.start_attempt(
+            claim,
+            lease_s=d.settings.lease_s,
+            replicas=wanted,
+            wait_s=d.settings.redis_wait_timeout_s,
+        )
+    except NotReplicated as exc:
+        # Nothing was sent: give the attempt back and keep the doubt as it was.
+        wait_s = d.settings.redis_wait_timeout_s
+        d.store.retrying(
+            claim,
+            ErrorPayload(error_code="HTAP_SYNC.NOT_REPLICATED", error_msg=str(exc)),
+            in_doubt=claim.in_doubt,
+            due_at=d.clock() + wait_s,
+            refund_attempt=True,
+        )
+        metrics.WAITS.labels("replication").inc()
+        log.warning("ticket %s: waits for Redis replicas (%s)", claim.ticket, exc)
+        return Outcome("waiting", delay_s=wait_s, reason="replication")
 
 
 def _checked(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -37,6 +39,32 @@ class Collaborators:
     gate: Gate
     follow: FollowStore
     enroll: Enroll | None  # None when following is off
+    replicas: Callable[[], int]  # replicas that must hold the in-doubt mark before a POST
+
+
+def replica_target(
+    settings: Settings, store: TicketStore, *, every_s: float = 1.0
+) -> Callable[[], int]:
+    """How many replicas must acknowledge the in-doubt mark before each create call.
+
+    The configured number, capped by the replicas the master has now (looked up every
+    ``every_s``): a lone Redis, or a new master whose old one died, never waits for a replica
+    it does not have. A master that lost its replica to a failover has none either; a mark it
+    takes is lost with it, and the next delivery's create meets "name exists", which is
+    reconciled by the list call, never failed.
+    """
+    wanted = settings.redis_wait_replicas
+    if wanted == 0:
+        return lambda: 0
+    seen = {"at": float("-inf"), "count": 0}
+
+    def target() -> int:
+        now = time.monotonic()
+        if now - seen["at"] >= every_s:
+            seen["count"], seen["at"] = store.connected_replicas(), now
+        return min(wanted, int(seen["count"]))
+
+    return target
 
 
 class Runtime:
@@ -57,6 +85,7 @@ class Runtime:
                 client = make_redis(self.settings)
                 auth, self._extra = make_auth(self.settings, client)
                 http = make_http(self.settings, self._transport, auth)
+                store = make_store(self.settings, client)
                 follow = FollowStore(client, Keys(self.settings.key_prefix))
                 enroll = enroller(
                     follow,
@@ -66,11 +95,12 @@ class Runtime:
                 self._parts = Collaborators(
                     http=http,
                     client=TaurusClient(http, language=self.settings.language),
-                    store=make_store(self.settings, client),
+                    store=store,
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
                     gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),
                     follow=follow,
                     enroll=enroll if self.settings.follow else None,
+                    replicas=replica_target(self.settings, store),
                 )
                 self._pid = os.getpid()
             return self._parts

@@ -93,6 +93,7 @@ def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, An
                 rng=parts.rng,
                 gate=parts.gate,
                 enroll=parts.enroll,
+                replicas=parts.replicas,
             )
             if outcome.kind == "skipped" and outcome.reason == "busy":
                 # Held by a live delivery, or by one that died: look again once its lease ends.

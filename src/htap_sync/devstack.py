@@ -117,6 +117,7 @@ class RedisServer(Service):
         appendonly: turn AOF persistence on (restart tests).
         appendfsync: when the AOF is synced to disk (``always`` loses nothing on a crash).
         port: a fixed port (to restart on the same one); a free one when omitted.
+        extra: more redis-server options (e.g. ``--replicaof HOST PORT``).
     """
 
     def __init__(
@@ -126,6 +127,7 @@ class RedisServer(Service):
         appendonly: bool = False,
         appendfsync: str = "everysec",
         port: int | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -145,6 +147,7 @@ class RedisServer(Service):
             str(log_dir),
             "--maxmemory-policy",
             "noeviction",
+            *extra,
         ]
         super().__init__(f"redis-{self.port}", argv, log_dir=log_dir)
 

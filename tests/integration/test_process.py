@@ -166,7 +166,9 @@ class Rig:
         assert what is Submitted.QUEUED
         return Message(ticket, run, payload)
 
-    def deliver(self, message: Message, client: TaurusClient | None = None) -> Outcome:
+    def deliver(
+        self, message: Message, client: TaurusClient | None = None, replicas: int = 0
+    ) -> Outcome:
         """One delivery of ``message`` to the worker logic."""
         return process_ticket(
             message.ticket,
@@ -177,6 +179,7 @@ class Rig:
             settings=self.settings,
             rng=self.rng,
             clock=self.clock,
+            replicas=lambda: replicas,
         )
 
     def status(self, message: Message) -> TicketStatus:
@@ -211,6 +214,7 @@ def settings(redis_url: str) -> Settings:
             "key_prefix": f"test-proc-{uuid.uuid4().hex[:12]}",
             "max_attempts": 3,
             "request_timeout_s": 5,
+            "redis_wait_timeout_s": 0.05,
             "visibility_timeout_s": 60,
             "backoff_base_s": 2.0,
             "backoff_max_s": 30.0,
@@ -914,3 +918,19 @@ def test_the_gate_hears_every_outcome(rig: Rig) -> None:
         )
     assert [api for api, _ in gate.outcomes] == ["create", "list", "create"]
     assert [type(e).__name__ for _, e in gate.outcomes] == ["ServerError", "NoneType", "NoneType"]
+
+
+def test_no_create_call_until_replicas_hold_the_in_doubt_mark(rig: Rig) -> None:
+    """Asked for a replica that this lone Redis lacks, the worker waits and sends nothing."""
+    msg = rig.submit()
+    outcome = rig.deliver(msg, replicas=1)
+    assert (outcome.kind, outcome.reason) == ("waiting", "replication")
+    assert rig.api.methods == []
+    status = rig.status(msg)
+    assert (status.state, status.attempts) == (TicketState.RETRYING, 0)
+    assert not rig.in_doubt(msg)
+    assert status.error is not None and status.error.error_code == "HTAP_SYNC.NOT_REPLICATED"
+    # Once no replica is asked for (or one acknowledges), the same message goes through.
+    rig.api.answer_creates(created("job-r"))
+    assert rig.deliver(msg) == Outcome("finished", reason="created")
+    assert rig.status(msg).attempts == 1

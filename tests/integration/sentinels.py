@@ -1,0 +1,93 @@
+"""A real Redis Sentinel group on loopback: a master, a replica and three sentinels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import redis
+
+from htap_sync.devstack import RedisServer, Service, find_redis_server, free_port, wait_until
+
+MASTER_NAME = "htapmaster"
+
+
+class SentinelGroup:
+    """Start a master, a replica of it and three sentinels watching them; stop them all.
+
+    Failover is quick on purpose (down after 1 s): tests fail over on demand with
+    ``SENTINEL FAILOVER`` or by killing the master.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.nodes: list[RedisServer] = []
+        self.sentinels: list[Service] = []
+        self.sentinel_ports: list[int] = []
+
+    def start(self) -> SentinelGroup:
+        """Start every process and wait until the sentinels see the master and its replica."""
+        for name in ("node-a", "node-b"):
+            (self.dir / name).mkdir()
+        master = RedisServer(self.dir / "node-a", appendonly=True).wait_ready()
+        replica = RedisServer(
+            self.dir / "node-b",
+            appendonly=True,
+            extra=["--replicaof", "127.0.0.1", str(master.port)],
+        ).wait_ready()
+        self.nodes = [master, replica]
+        for n in range(3):
+            port = free_port()
+            conf = self.dir / f"sentinel-{n}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master.port} 2\n"
+                f"sentinel down-after-milliseconds {MASTER_NAME} 1000\n"
+                f"sentinel failover-timeout {MASTER_NAME} 4000\n"
+                f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+            )
+            argv = [find_redis_server(), str(conf), "--sentinel"]
+            self.sentinels.append(Service(f"sentinel-{n}", argv, log_dir=self.dir))
+            self.sentinel_ports.append(port)
+        wait_until(self._replica_in_sync, timeout_s=30, what="replica")
+        wait_until(self._sentinels_see_replica, timeout_s=30, what="sentinels")
+        return self
+
+    @property
+    def addresses(self) -> str:
+        """HTAP_SYNC_REDIS_SENTINELS for this group."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+
+    def sentinel(self, n: int = 0) -> redis.Redis:
+        """A client of one sentinel."""
+        return redis.Redis(port=self.sentinel_ports[n], decode_responses=True)
+
+    def master_port(self) -> int:
+        """The port of the master the sentinels name now."""
+        _, port = self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)
+        return int(port)
+
+    def node(self, port: int) -> RedisServer:
+        """The node listening on ``port``."""
+        return next(n for n in self.nodes if n.port == port)
+
+    def _replica_in_sync(self) -> bool:
+        info = redis.Redis(port=self.nodes[1].port).info("replication")
+        return info.get("master_link_status") == "up"
+
+    def _sentinels_see_replica(self) -> bool:
+        try:
+            return all(len(self.sentinel(n).sentinel_slaves(MASTER_NAME)) >= 1 for n in range(3))
+        except redis.RedisError:
+            return False
+
+    def failover(self) -> int:
+        """``SENTINEL FAILOVER``; returns the new master's port once the sentinels name it."""
+        old = self.master_port()
+        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+        wait_until(lambda: self.master_port() != old, timeout_s=30, what="failover")
+        return self.master_port()
+
+    def stop(self) -> None:
+        """Stop the sentinels, then the nodes."""
+        for service in [*self.sentinels, *self.nodes]:
+            service.stop()
