@@ -10,6 +10,13 @@
   default), ``GET`` shows it. Each answers the limit now in force, ``{"per_s", "burst"}``,
   both null without a limit. In-process, ``SimulatorServer.set_rate_limit`` does the same.
 
+- ``GET /_sim/tasks``: ``{"tasks": [...]}``, every live task with its ``planned`` end
+  (``syncing`` or ``failed``), its ``failure`` signal (``job_failed``, ``cancelled``,
+  ``status_no``, ``alter_error`` or null), ``creates`` (times it was created), ``name_hits``
+  (create calls that met its name taken) and its list row now (``stage``, ``status``...).
+- ``GET /_sim/list-calls``: ``{"instances": [{"project_id", "instance_id", "times": [...]}]}``,
+  the arrival time (monotonic seconds) of every list call of each instance.
+
 A bad body is answered 400 ``DBS.280001`` and changes nothing.
 """
 
@@ -64,7 +71,23 @@ def admin_routes(state: SimulatorState, rate_limiter: RateLimiter) -> list[Route
             return error(400, INVALID_PARAMETER, f"Invalid parameter: {exc}")
         return JSONResponse(rate_limit_json(limit))
 
+    async def tasks_route(request: Request) -> Response:
+        return JSONResponse({"tasks": state.tasks_report()})
+
+    async def list_calls_route(request: Request) -> Response:
+        calls = state.list_call_times()
+        return JSONResponse(
+            {
+                "instances": [
+                    {"project_id": p, "instance_id": i, "times": times}
+                    for (p, i), times in calls.items()
+                ]
+            }
+        )
+
     return [
+        Route("/_sim/tasks", tasks_route, methods=["GET"]),
+        Route("/_sim/list-calls", list_calls_route, methods=["GET"]),
         Route("/_sim/stats", stats_route, methods=["GET"]),
         Route("/_sim/healthz", healthz_route, methods=["GET"]),
         Route("/_sim/script", script_route, methods=["GET", "POST", "DELETE"]),

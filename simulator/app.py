@@ -8,7 +8,8 @@ situation                                   status  error_code      documented?
 ==========================================  ======  ==============  ==========================
 bad path id, body, field or query value     400     DBS.280001      code is the simulator's
 instance in ``unknown_instances``           400     DBS.200022      yes (create page example)
-``task_name`` already exists on instance    409     DBS.280005      no: the simulator's choice
+``task_name`` already exists on instance    409     DBS.280005      no: ``existing_name``
+                                                                    chooses 409, 400 or 200
 missing or wrong credentials                401     APIGW.0301      yes (gateway)
 expired IAM token                           401     APIGW.0301      yes (gateway)
 no such route or method                     404     APIGW.0101      gateway's usual answer
@@ -50,11 +51,14 @@ until it expires; an expired one gets 401 ``APIGW.0301`` "Incorrect IAM authenti
 information: token expired" (counted in ``expired_token_rejections``). Expiry follows the
 injected ``clock``.
 
+Where a created task goes next (stages, jobs, failures to sync) is ``simulator.lifecycle``;
+the jobs, configuration, delete, pause and resume routes are ``simulator.task_routes``.
 Admin routes (``/_sim/*``, no authentication) are described in ``simulator.admin``.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -84,8 +88,10 @@ from htap_sync.simulator.errors import (
 )
 from htap_sync.simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
 from htap_sync.simulator.iam import iam_routes
+from htap_sync.simulator.lifecycle import Lifecycle
 from htap_sync.simulator.ratelimit import Monotonic, RateLimiter
 from htap_sync.simulator.state import SimulatorState, Task
+from htap_sync.simulator.task_routes import task_routes
 from htap_sync.simulator.validation import (
     MAX_LIMIT,
     CreateBody,
@@ -166,6 +172,15 @@ def make_app(
     authenticator = Authenticator(config, clock=clock, tokens=state.tokens)
     faults = Faults(config, sleep=sleep, hangs=hangs)
     limiter = rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic)
+    lifecycle = Lifecycle(
+        wait_s=config.stage_wait_s,
+        full_s=config.stage_full_s,
+        fail_rate=config.sync_fail_rate,
+        job_delay_s=config.job_appear_delay_s,
+        seed=config.seed,
+        clock=monotonic or time.monotonic,
+    )
+    state.lifecycle = lifecycle
 
     async def auth_failure(request: Request, body: bytes) -> Response | None:
         if not authenticator.enabled:
@@ -197,9 +212,15 @@ def make_app(
             target_database=body.target_database,
             job_id=uuid.uuid4().hex,
         )
-        if not state.create_task(task):
-            return error(409, TASK_NAME_EXISTS, "Task name already exists.")
-        return JSONResponse({"job_id": task.job_id})
+        if state.create_task(task):
+            lifecycle.born(task.key, task.job_id)
+            return JSONResponse({"job_id": task.job_id})
+        state.record_name_hit(task.key)
+        if config.existing_name == "accept":
+            # As the provider uses it: starting an existing task answers a job id.
+            return JSONResponse({"job_id": lifecycle.job_for(task.key, "StartStarRocksTask")})
+        status = 400 if config.existing_name == "reject-400" else 409
+        return error(status, TASK_NAME_EXISTS, "Task name already exists.")
 
     async def with_fault(step: FaultStep, create_now: Callable[[], Response]) -> Response:
         fault = step.fault
@@ -268,17 +289,23 @@ def make_app(
             return error(400, INVALID_PARAMETER, str(exc))
         if (missing := unknown_instance(instance_id)) is not None:
             return missing
+        state.record_instance_list(project_id, instance_id, lifecycle.clock())
         total, page = state.page(project_id, instance_id, limit=limit, offset=offset)
         payload: dict[str, Any] = {
             # A string, as the real API sends it.
             "total_count": str(total),
-            "replications": [task.to_replication() for task in page],
+            "replications": [task.to_replication(lifecycle.row(task.key)) for task in page],
         }
         return JSONResponse(payload)
+
+    async def guard(request: Request, body: bytes) -> Response | None:
+        await faults.delay()
+        return await auth_failure(request, body)
 
     routes = [
         Route(REPLICATION_PATH, create_route, methods=["POST"]),
         Route(REPLICATION_PATH, list_route, methods=["GET"]),
+        *task_routes(state, lifecycle, guard),
         *iam_routes(config, state.tokens, clock),
         *admin_routes(state, limiter),
     ]

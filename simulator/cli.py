@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import click
 
-from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.config import EXISTING_NAME_MODES, SimulatorConfig
 
 DEFAULT_PORT = 8090  # the ingress takes 8080
 
@@ -90,6 +90,32 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
 )
 @click.option("--iam-user", metavar="USER", help="...this IAM user...")
 @click.option("--iam-password", metavar="PWD", help="...and this password.")
+@click.option("--stage-wait-s", default=0.0, show_default=True, type=float, help="Seconds in Wait.")
+@click.option(
+    "--stage-full-s", default=0.0, show_default=True, type=float, help="Then seconds in Full."
+)
+@click.option(
+    "--sync-fail-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    metavar="RATE",
+    help="Share of created tasks that fail to sync (job Failed, Cancelled, status No...).",
+)
+@click.option(
+    "--job-appear-delay-s",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Seconds a new job is not found by the jobs API.",
+)
+@click.option(
+    "--existing-name",
+    type=click.Choice(EXISTING_NAME_MODES),
+    default="reject-409",
+    show_default=True,
+    help="What a create with an existing task name answers (undocumented on the service).",
+)
 @click.option(
     "--token-lifetime-s",
     default=86_400.0,

@@ -21,6 +21,8 @@ FAULT_RATE_FIELDS: tuple[str, ...] = (
     "in_progress_rate",
 )
 
+EXISTING_NAME_MODES = ("reject-409", "reject-400", "accept")
+
 # 0.1 + 0.2 + 0.7 is 1.0000000000000002 in floats: such a config is meant to add up to 1.
 _SUM_TOLERANCE = 1e-9
 
@@ -62,6 +64,13 @@ class SimulatorConfig:
         iam_user: IAM user name.
         iam_password: That user's password.
         token_lifetime_s: Seconds an issued token stays valid (IAM's own: 24 hours).
+        stage_wait_s: Seconds a new task stays in stage Wait (see ``simulator.lifecycle``).
+        stage_full_s: Seconds it then stays in Full before Incremental.
+        sync_fail_rate: Share (0..1) of created tasks that fail to sync, drawn from ``seed``.
+        job_appear_delay_s: Seconds a new job stays unknown to the jobs API.
+        existing_name: What a create with a task name that exists answers (undocumented on
+            the real service): ``reject-409``, ``reject-400``, or ``accept`` (200 with a new
+            job id, creating nothing).
 
     Raises:
         ValueError: A field is out of range; the message names the field.
@@ -89,8 +98,21 @@ class SimulatorConfig:
     iam_user: str | None = None
     iam_password: str | None = field(default=None, repr=False)
     token_lifetime_s: float = 86_400.0
+    stage_wait_s: float = 0.0
+    stage_full_s: float = 0.0
+    sync_fail_rate: float = 0.0
+    job_appear_delay_s: float = 0.0
+    existing_name: str = "reject-409"
 
     def __post_init__(self) -> None:
+        for name in ("stage_wait_s", "stage_full_s", "job_appear_delay_s"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0 <= value < math.inf:
+                raise ValueError(f"{name}: must be a finite number >= 0")
+        if not _is_number(self.sync_fail_rate) or not 0.0 <= self.sync_fail_rate <= 1.0:
+            raise ValueError("sync_fail_rate: must be a number between 0 and 1")
+        if self.existing_name not in EXISTING_NAME_MODES:
+            raise ValueError(f"existing_name: must be one of {', '.join(EXISTING_NAME_MODES)}")
         iam = ("iam_domain", "iam_user", "iam_password")
         for name in ("token", "ak", "sk", *iam):
             value = getattr(self, name)

@@ -12,6 +12,7 @@ from htap_sync.simulator.arrivals import ARRIVALS_CAP, ArrivalLog
 from htap_sync.simulator.arrivals import max_in_window as max_in_window
 from htap_sync.simulator.arrivals import observed_rate as observed_rate
 from htap_sync.simulator.faults import CreateFault, FaultStep
+from htap_sync.simulator.lifecycle import Lifecycle
 from htap_sync.simulator.tokens import IssuedToken, TokenStore
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
@@ -31,19 +32,22 @@ class Task:
     target_database: str
     job_id: str
 
-    def to_replication(self) -> dict[str, str]:
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """(project, instance, task name): the task's identity."""
+        return (self.project_id, self.instance_id, self.task_name)
+
+    def to_replication(self, lifecycle: dict[str, Any]) -> dict[str, Any]:
         """Return the task as one entry of the list call's ``replications`` array.
 
-        A new task is reported as running its full (initial) load: the simulator does not
-        advance stages, so ``status``/``stage``/``percentage`` are fixed.
+        ``lifecycle`` gives where it stands now (``Lifecycle.row``): stage, status, percentage,
+        is_need_repair, is_main_task.
         """
         return {
             "task_name": self.task_name,
             "source_database": self.source_database,
             "target_database": self.target_database,
-            "status": "Yes",
-            "stage": "full",
-            "percentage": "0",
+            **lifecycle,
         }
 
 
@@ -84,6 +88,10 @@ class SimulatorState:
         self._arrivals = ArrivalLog(arrivals_cap)
         self._throttled_by_limit = 0
         self.tokens = TokenStore()
+        self.lifecycle = Lifecycle()  # make_app replaces it with the configured one
+        # Create calls that met an existing name, and list calls per instance (monotonic s).
+        self._name_hits: Counter[tuple[str, str, str]] = Counter()
+        self._list_log: dict[InstanceKey, list[float]] = {}
 
     @property
     def create_calls(self) -> int:
@@ -167,6 +175,31 @@ class SimulatorState:
         """Count one GET to the list route; called as soon as it arrives."""
         with self._lock:
             self._list_calls += 1
+
+    def record_instance_list(self, project_id: str, instance_id: str, at: float) -> None:
+        """Log a list call of one instance (after its path was checked)."""
+        with self._lock:
+            self._list_log.setdefault((project_id, instance_id), []).append(at)
+
+    def list_call_times(self) -> dict[InstanceKey, list[float]]:
+        """The arrival times of the list calls of each instance, in order."""
+        with self._lock:
+            return {key: list(times) for key, times in self._list_log.items()}
+
+    def record_name_hit(self, key: tuple[str, str, str]) -> None:
+        """Count a create call that met an existing task of the same name."""
+        with self._lock:
+            self._name_hits[key] += 1
+
+    def name_hits(self, project_id: str, instance_id: str, task_name: str) -> int:
+        """How many create calls met that task's name already taken."""
+        with self._lock:
+            return self._name_hits[(project_id, instance_id, task_name)]
+
+    def task(self, project_id: str, instance_id: str, task_name: str) -> Task | None:
+        """One task, if it exists."""
+        with self._lock:
+            return self._tasks.get((project_id, instance_id), {}).get(task_name)
 
     def record_fault(self, fault: CreateFault) -> None:
         """Count one injected fault (``CreateFault.NONE`` is not a fault and is ignored)."""
@@ -262,6 +295,29 @@ class SimulatorState:
         with self._lock:
             tasks = list(self._tasks.get((project_id, instance_id), {}).values())
         return len(tasks), tasks[offset : offset + limit]
+
+    def tasks_report(self) -> list[dict[str, Any]]:
+        """Every live task with its planned end, creations and name hits (``/_sim/tasks``)."""
+        with self._lock:
+            tasks = [t for per in self._tasks.values() for t in per.values()]
+            counts = {t.key: (self._creations[t.key], self._name_hits[t.key]) for t in tasks}
+        report = []
+        for task in tasks:
+            fate = self.lifecycle.fate(task.key)
+            creates, hits = counts[task.key]
+            report.append(
+                {
+                    "project_id": task.project_id,
+                    "instance_id": task.instance_id,
+                    "task_name": task.task_name,
+                    "planned": fate.planned if fate else "syncing",
+                    "failure": fate.failure if fate else None,
+                    "creates": creates,
+                    "name_hits": hits,
+                    **self.lifecycle.row(task.key),
+                }
+            )
+        return report
 
     def snapshot(self) -> dict[str, Any]:
         """Return a JSON-able summary for ``GET /_sim/stats``.

@@ -93,7 +93,7 @@ def test_sdk_create_then_list(server: SimulatorServer) -> None:
         "src_db",
         "tgt_db",
     )
-    assert (replication.status, replication.stage) == ("Yes", "full")
+    assert (replication.status, replication.stage) == ("Yes", "Incremental")
 
 
 def test_sdk_invalid_body_is_400(server: SimulatorServer) -> None:
@@ -395,3 +395,61 @@ def test_the_simulator_socket_disables_nagle() -> None:
         assert listener is not None
         assert listener.proto == socket.IPPROTO_TCP
         assert listener.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_sdk_follows_a_task_through_its_routes(server: SimulatorServer) -> None:
+    """The SDK as a client: list paging, jobs, configuration, pause, resume and delete."""
+    from huaweicloudsdkgaussdb.v3 import (
+        DeleteStarRocksDataReplication,
+        DeleteStarRocksDataReplicationRequest,
+        ListStarRocksDataReplicationConfigRequest,
+        PauseStarRocksDataReplication,
+        PauseStarRocksDataReplicationRequest,
+        ResumeStarRocksDataReplication,
+        ResumeStarRocksDataReplicationRequest,
+        ShowGaussMySqlJobInfoRequest,
+    )
+
+    client = sdk_client(server)
+    jobs = [
+        client.create_star_rocks_data_replication(create_request(task_name=f"task_{n:03d}")).job_id
+        for n in range(3)
+    ]
+    page = client.list_star_rocks_data_replications(
+        ListStarRocksDataReplicationsRequest(instance_id=INSTANCE, limit="2", offset="2")
+    )
+    assert page.total_count == "3" and [r.task_name for r in page.replications] == ["task_002"]
+
+    job = client.show_gauss_my_sql_job_info(ShowGaussMySqlJobInfoRequest(id=jobs[0])).job
+    assert (job.id, job.status) == (jobs[0], "Completed")
+
+    config = client.list_star_rocks_data_replication_config(
+        ListStarRocksDataReplicationConfigRequest(instance_id=INSTANCE, task_name="task_000")
+    )
+    assert config.target_database_name == "tgt_db"
+    with pytest.raises(ClientRequestException) as raised:
+        client.list_star_rocks_data_replication_config(
+            ListStarRocksDataReplicationConfigRequest(instance_id=INSTANCE, task_name="absent")
+        )
+    assert (raised.value.status_code, raised.value.error_code) == (400, "DBS.270022")
+
+    paused = client.pause_star_rocks_data_replication(
+        PauseStarRocksDataReplicationRequest(
+            instance_id=INSTANCE, body=PauseStarRocksDataReplication(task_name="task_000")
+        )
+    )
+    assert HEX32.fullmatch(paused.job_id)
+    assert server.state.lifecycle.row((PROJECT, INSTANCE, "task_000"))["stage"] == "Paused"
+    client.resume_star_rocks_data_replication(
+        ResumeStarRocksDataReplicationRequest(
+            instance_id=INSTANCE, body=ResumeStarRocksDataReplication(task_name="task_000")
+        )
+    )
+    assert server.state.lifecycle.row((PROJECT, INSTANCE, "task_000"))["stage"] == "Incremental"
+    deleted = client.delete_star_rocks_data_replication(
+        DeleteStarRocksDataReplicationRequest(
+            instance_id=INSTANCE, body=DeleteStarRocksDataReplication(task_name="task_000")
+        )
+    )
+    assert HEX32.fullmatch(deleted.job_id)
+    assert [t.task_name for t in server.state.tasks(PROJECT, INSTANCE)] == ["task_001", "task_002"]

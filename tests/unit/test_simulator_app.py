@@ -288,13 +288,16 @@ def test_list_shows_tasks_in_creation_order() -> None:
     payload = client.get(PATH).json()
     assert payload["total_count"] == "3"
     assert [r["task_name"] for r in payload["replications"]] == ["task_c", "task_a", "task_b"]
+    # Without stage timings a task is syncing at once; capitalised, as the live service answers.
     assert payload["replications"][0] == {
         "task_name": "task_c",
         "source_database": "src_db",
         "target_database": "tgt_db",
         "status": "Yes",
-        "stage": "full",
-        "percentage": "0",
+        "stage": "Incremental",
+        "percentage": "100",
+        "is_need_repair": False,
+        "is_main_task": True,
     }
 
 
