@@ -2,8 +2,9 @@
 
 A task moves ``Wait`` -> ``Full`` -> ``Incremental`` over configured seconds, unless it was
 drawn to fail: a seeded share of tasks (``sync_fail_rate``) fails, each in one of the ways the
-service shows a failure, in turn: its create job ends ``Failed`` (the task stays in ``Wait``),
-its stage turns ``Cancelled``, the list's ``status`` turns ``No``, or its configuration gets a
+service shows a failure, in turn: its create job ends ``Failed`` (and the task stays in
+``Wait`` with ``status`` "No", so a caller without the job id sees it too), its stage turns
+``Cancelled``, the list's ``status`` turns ``No``, or its configuration gets a
 ``last_error_of_alter_table`` (the task stays in ``Wait``). Failures show once the wait is over.
 
 Jobs (``GET /v3/{project_id}/jobs?id=``) are unknown for ``job_appear_delay_s`` after they
@@ -130,7 +131,7 @@ class Lifecycle:
             stage = "Paused"
         elif age >= self.wait_s and fate.failure == "cancelled":
             stage = "Cancelled"
-        elif age >= self.wait_s and fate.failure == "status_no":
+        elif age >= self.wait_s and fate.failure in {"status_no", "job_failed"}:
             status = "No"
         elif age >= self.wait_s and fate.failure is None:
             full = age < self.wait_s + self.full_s
