@@ -216,6 +216,12 @@ class Settings(BaseSettings):
     api_max_items: int = Field(
         default=1000, ge=1, description="Most requests in one POST to the ingress."
     )
+    api_max_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Longest long poll of a ticket lookup on the ingress (?wait_s=).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text", description="'json' writes one JSON object per log line."
     )

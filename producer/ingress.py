@@ -22,6 +22,7 @@ and queues; its blocking Redis calls run in Starlette's thread pool.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -30,7 +31,7 @@ import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import redis
 import uvicorn
@@ -48,6 +49,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
 from htap_sync.common.logs import configure_logging
+from htap_sync.common.models import Until
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets import is_ticket_id
 from htap_sync.producer.api import Producer
@@ -58,6 +60,7 @@ logger = logging.getLogger(__name__)
 REQUEST_ID = "X-Request-Id"
 RETRY_AFTER_S = 1
 BACKPRESSURE_RETRY_S = 5
+WAIT_POLL_S = 0.25
 REQUESTS = Counter(
     "htap_sync_ingress_requests_total",
     "Ingress answers by method and status.",
@@ -88,6 +91,21 @@ class Problem(Exception):
     def response(self) -> JSONResponse:
         """The JSON answer."""
         return JSONResponse({**self.extra, "errors": self.errors}, self.status, self.headers)
+
+
+def _wait_params(request: Request, max_wait_s: float) -> tuple[float, Until]:
+    """``wait_s`` (0 to ``max_wait_s``) and ``until`` (created, synced) of a ticket lookup."""
+    raw_wait = request.query_params.get("wait_s", "0")
+    try:
+        wait_s = float(raw_wait)
+    except ValueError:
+        wait_s = -1.0
+    if not 0 <= wait_s <= max_wait_s:
+        raise Problem(422, "wait_s", f"must be a number of seconds from 0 to {max_wait_s:g}")
+    until = request.query_params.get("until", "created")
+    if until not in ("created", "synced"):
+        raise Problem(422, "until", "must be created or synced")
+    return wait_s, cast(Until, until)
 
 
 def _unavailable() -> Problem:
@@ -276,13 +294,20 @@ class Ingress:
         return JSONResponse(body, status)
 
     async def ticket(self, request: Request) -> Response:
-        """GET /v1/replications/{ticket}: the ticket's status."""
+        """GET /v1/replications/{ticket}: the ticket's status, after ``wait_s`` at most until
+        it is done ``until`` ``created`` (the default) or ``synced``."""
         self.keys.require(request)
         ticket = request.path_params["ticket"]
+        wait_s, until = _wait_params(request, self.settings.api_max_wait_s)
+        deadline = time.monotonic() + wait_s
         try:
             if not is_ticket_id(ticket):
                 raise TicketNotFound(ticket)
             status = await run_in_threadpool(self.producer.status, ticket)
+            # A long poll that holds no thread while it waits.
+            while not status.done(until) and time.monotonic() < deadline:
+                await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
+                status = await run_in_threadpool(self.producer.status, ticket)
         except TicketNotFound:
             raise Problem(404, "ticket", "not found (never submitted, or expired)") from None
         return JSONResponse(status.to_json())

@@ -230,18 +230,42 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         "operationId": "getReplication",
         "summary": "The status of a ticket.",
         **secured,
+        "description": "With wait_s, the answer waits (a long poll) until the ticket is done"
+        " until the milestone asked for: created (it succeeded or failed) or synced (it failed,"
+        " or its task was followed to its end: syncing, failed to sync, or unknown).",
         "parameters": [
             {
                 "name": "ticket",
                 "in": "path",
                 "required": True,
                 "schema": {"type": "string", "pattern": TICKET_PATTERN},
-            }
+            },
+            {
+                "name": "wait_s",
+                "in": "query",
+                "required": False,
+                "schema": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": settings.api_max_wait_s,
+                    "default": 0,
+                },
+            },
+            {
+                "name": "until",
+                "in": "query",
+                "required": False,
+                "schema": {"enum": ["created", "synced"], "default": "created"},
+            },
         ],
         "responses": {
-            "200": _response("The ticket's status.", _ref("TicketStatus")),
+            "200": _response(
+                "The ticket's status (when waiting: once done, or when wait_s ran out).",
+                _ref("TicketStatus"),
+            ),
             **auth_responses,
             "404": _response("No such ticket (never submitted, or its result expired).", errors),
+            "422": _response("wait_s or until is out of range (the error names which).", errors),
             "500": internal,
             "503": unavailable,
         },

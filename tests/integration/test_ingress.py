@@ -189,6 +189,27 @@ def test_a_list_is_queued_and_a_worker_finishes_it(
         time.sleep(0.05)  # poll interval, bounded by the deadline above
 
 
+def test_a_lookup_waits_until_the_task_syncs(
+    client: httpx.Client, start_worker: WorkerFactory
+) -> None:
+    """GET ?wait_s=&until=synced answers once the task is syncing; bad values are 422."""
+    ticket = client.post("/v1/replications", json=_request(7)).json()["ticket"]
+    assert client.get(f"/v1/replications/{ticket}?wait_s=0.2&until=synced").json()["sync"] is None
+    start_worker(concurrency=2, follow_first_s=0.2, follow_interval_s=0.5)
+    answer = client.get(f"/v1/replications/{ticket}", params={"wait_s": 30, "until": "synced"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["state"], body["sync"]["state"], body["sync"]["stage"]) == (
+        "succeeded",
+        "syncing",
+        "Incremental",
+    )
+    assert body["task_ref"] == f"{body['request']['instance_id']}/{body['request']['task_name']}"
+    for query, field in (("wait_s=61", "wait_s"), ("wait_s=x", "wait_s"), ("until=done", "until")):
+        refused = client.get(f"/v1/replications/{ticket}?{query}")
+        assert refused.status_code == 422 and _errors(refused)[0]["field"] == field
+
+
 def test_a_duplicate_returns_the_same_ticket_and_queues_nothing(
     client: httpx.Client, producer: Producer
 ) -> None:

@@ -37,8 +37,8 @@ RUNS = [
 
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
-    """Auth on with one key; lists short enough to generate quickly."""
-    return {"api_keys": KEY, "api_max_items": 5}
+    """Auth on with one key; lists short enough, and long polls short enough, to run quickly."""
+    return {"api_keys": KEY, "api_max_items": 5, "api_max_wait_s": 0.2}
 
 
 @pytest.mark.parametrize(("path", "method", "mode"), RUNS)
