@@ -182,9 +182,15 @@ class Stack:
     """Redis, a simulator and workers for a demo, each a real process, all stopped on exit."""
 
     def __init__(
-        self, *, workers: int = 1, token: str | None = None, simulator_args: Sequence[str] = ()
+        self,
+        *,
+        workers: int = 1,
+        token: str | None = None,
+        simulator_args: Sequence[str] = (),
+        settings_env: Mapping[str, str] | None = None,
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="htap-sync-")
+        self.settings_env = dict(settings_env or {})  # more HTAP_SYNC_* for every process
         self.dir = Path(self._tmp.name)
         self.token = token or secrets.token_hex(16)
         self.workers_wanted = workers
@@ -202,6 +208,7 @@ class Stack:
             HTAP_SYNC_ENDPOINT=self.simulator_url,
             HTAP_SYNC_AUTH_TOKEN=self.token,
         )
+        env.update(self.settings_env)
         return env
 
     def __enter__(self) -> Self:

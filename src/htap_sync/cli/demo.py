@@ -13,6 +13,20 @@ from htap_sync.cli.base import EXIT_FAILED, EXIT_OK, err, out, settings_or_exit
 from htap_sync.cli.bulk import run_bulk, summary
 from htap_sync.devstack import Stack
 
+# The simulator answers in 20 ms; each task waits 1 s, loads in full for 1 s, then syncs.
+DEMO_SIMULATOR = [
+    "--latency-ms",
+    "20",
+    "--stage-wait-s",
+    "1",
+    "--stage-full-s",
+    "1",
+    "--job-appear-delay-s",
+    "0.5",
+]
+# Workers follow each created task from half a second on, a round a second.
+DEMO_FOLLOW = {"HTAP_SYNC_FOLLOW_FIRST_S": "0.5", "HTAP_SYNC_FOLLOW_INTERVAL_S": "1"}
+
 
 @click.command()
 @click.option(
@@ -29,10 +43,11 @@ from htap_sync.devstack import Stack
     help="Also write the JSON Lines results here.",
 )
 def demo(file_: Path | None, workers: int, output: Path | None) -> None:
-    """Run the whole pipeline on embedded defaults: Redis, simulator, worker, a sample file."""
+    """Run the whole pipeline on embedded defaults: Redis, simulator, worker, a sample file;
+    every created task followed until it syncs."""
     sample = file_ or Path(str(resources.files("htap_sync.producer") / "samples" / "demo.csv"))
     err.print(f"[bold]htap-sync demo[/bold]: {sample.name} through a local stack", highlight=False)
-    with Stack(workers=workers, simulator_args=["--latency-ms", "20"]) as stack:
+    with Stack(workers=workers, simulator_args=DEMO_SIMULATOR, settings_env=DEMO_FOLLOW) as stack:
         assert stack.redis is not None
         err.print(
             f"  redis {stack.redis.url}   simulator {stack.simulator_url}   workers {workers}",
@@ -43,13 +58,19 @@ def demo(file_: Path | None, workers: int, output: Path | None) -> None:
         )
         lines: list[str] = []
         report = run_bulk(
-            settings, sample, fmt=None, wait_s=300.0, show_progress=True, write=lines.append
+            settings,
+            sample,
+            fmt=None,
+            wait_s=300.0,
+            show_progress=True,
+            write=lines.append,
+            until="synced",
         )
     if output:
         output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     table = Table(title="results", show_lines=False)
-    for column in ("line", "task_name", "state", "job_id / error"):
-        table.add_column(column)
+    for column in ("line", "task_name", "state", "job_id / error", "sync"):
+        table.add_column(column, no_wrap=column != "job_id / error")
     for entry in report.lines:
         request = entry.get("request") or {}
         error = entry.get("error") or {}
@@ -58,7 +79,10 @@ def demo(file_: Path | None, workers: int, output: Path | None) -> None:
             or error.get("error_msg")
             or ", ".join(e["message"] for e in entry.get("errors", []))
         )
-        table.add_row(str(entry["line"]), request.get("task_name", "-"), entry["state"], detail)
+        sync = entry.get("sync") or {}
+        stage = f"{sync.get('state', '-')} {sync.get('stage') or ''}".strip()
+        state = entry["state"]
+        table.add_row(str(entry["line"]), request.get("task_name", "-"), state, detail, stage)
     out.print(table)
     err.print(summary(report, waited=True), highlight=False, soft_wrap=True)
-    sys.exit(EXIT_OK if report.all_succeeded() else EXIT_FAILED)
+    sys.exit(EXIT_OK if report.all_succeeded("synced") else EXIT_FAILED)
