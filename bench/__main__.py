@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import enqueue, footprint, latency, precision, throughput
+from bench import enqueue, follow, footprint, latency, precision, throughput
 from bench.report import Benchmark, Table, as_text, document, on_fresh_redis, progress
 
 # Each gets a redis-server of its own, so no run sees another's keys or queue.
@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "enqueue": lambda url, logs: enqueue.run(url, logs),
     "precision": lambda url, logs: precision.run(url, logs),
     "latency": lambda url, logs: latency.run(url, logs),
+    "follow": lambda url, logs: follow.run(url, logs),
 }
 
 INTRO = [

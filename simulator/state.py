@@ -92,6 +92,7 @@ class SimulatorState:
         # Create calls that met an existing name, and list calls per instance (monotonic s).
         self._name_hits: Counter[tuple[str, str, str]] = Counter()
         self._list_log: dict[InstanceKey, list[float]] = {}
+        self._task_calls: Counter[str] = Counter()  # jobs, configuration, delete, pause...
 
     @property
     def create_calls(self) -> int:
@@ -185,6 +186,11 @@ class SimulatorState:
         """The arrival times of the list calls of each instance, in order."""
         with self._lock:
             return {key: list(times) for key, times in self._list_log.items()}
+
+    def record_task_call(self, route: str) -> None:
+        """Count a call to a task route (``jobs``, ``configuration``, ``delete``...)."""
+        with self._lock:
+            self._task_calls[route] += 1
 
     def record_name_hit(self, key: tuple[str, str, str]) -> None:
         """Count a create call that met an existing task of the same name."""
@@ -336,6 +342,7 @@ class SimulatorState:
                 "create_calls": self._create_calls,
                 "created": self._created,
                 "list_calls": self._list_calls,
+                "task_calls": dict(self._task_calls),
                 "tasks": sum(len(t) for t in self._tasks.values()),
                 "create_answers": {str(k): v for k, v in sorted(self._create_answers.items())},
                 "faults": {f.value: n for f, n in sorted(self._faults.items(), key=_by_value)},

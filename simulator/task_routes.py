@@ -68,6 +68,7 @@ def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> li
         return project_id, instance_id, name, state.task(project_id, instance_id, name)
 
     async def configuration_route(request: Request) -> Response:
+        state.record_task_call("configuration")
         found = await checked(request, body_name=False)
         if isinstance(found, Response):
             return found
@@ -89,6 +90,7 @@ def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> li
 
     def on_task(action: str) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
+            state.record_task_call(action)
             found = await checked(request, body_name=True)
             if isinstance(found, Response):
                 return found
@@ -107,6 +109,7 @@ def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> li
         return route
 
     async def jobs_route(request: Request) -> Response:
+        state.record_task_call("jobs")
         raw = await request.body()
         if (denied := await guard(request, raw)) is not None:
             return denied
