@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -63,8 +64,8 @@ class SentinelGroup:
 
     def master_port(self) -> int:
         """The port of the master the sentinels name now."""
-        _, port = self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)
-        return int(port)
+        address: Any = self.sentinel().sentinel_get_master_addr_by_name(MASTER_NAME)
+        return int(address[1])
 
     def node(self, port: int) -> RedisServer:
         """The node listening on ``port``."""
@@ -83,7 +84,7 @@ class SentinelGroup:
     def failover(self) -> int:
         """``SENTINEL FAILOVER``; returns the new master's port once the sentinels name it."""
         old = self.master_port()
-        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)  # type: ignore[no-untyped-call]
         wait_until(lambda: self.master_port() != old, timeout_s=30, what="failover")
         return self.master_port()
 

@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -34,7 +36,7 @@ def htap_sync(
     )
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]], extra_lines: list[str] = ()) -> Path:
+def _write_csv(path: Path, rows: list[dict[str, str]], extra_lines: Sequence[str] = ()) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(VALID))
         writer.writeheader()
@@ -44,7 +46,7 @@ def _write_csv(path: Path, rows: list[dict[str, str]], extra_lines: list[str] = 
     return path
 
 
-def _read_jsonl(path: Path) -> list[dict[str, object]]:
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 

@@ -43,7 +43,7 @@ def test_bulk_until_synced_then_report(
     ran = htap_sync(settings, "bulk", str(source), "--wait", "--until", "synced", "-o", str(out))
     assert ran.returncode == 1, ran.stderr
     lines = _read_jsonl(out)
-    states = [line["sync"]["state"] for line in lines]  # type: ignore[index]
+    states = [line["sync"]["state"] for line in lines]
     assert set(states) == {"syncing", "failed"}, states
     assert all(str(line["task_ref"]).endswith(f"/synced_{i}") for i, line in enumerate(lines))
     assert "failed to sync" in ran.stderr
@@ -57,7 +57,7 @@ def test_bulk_until_synced_then_report(
         failed = [t for t in data["tickets"] if t["kind"] == "failed"]
         assert failed and all(t["reason"] for t in failed)
 
-    syncing = [str(line["ticket"]) for line in lines if line["sync"]["state"] == "syncing"]  # type: ignore[index]
+    syncing = [str(line["ticket"]) for line in lines if line["sync"]["state"] == "syncing"]
     waited = htap_sync(settings, "wait", *syncing, "--until", "synced", "--json")
     assert waited.returncode == 0, waited.stderr
     assert {json.loads(x)["sync"]["state"] for x in waited.stdout.splitlines()} == {"syncing"}

@@ -72,9 +72,10 @@ class TestFollowingUnderChaos:
         ]
         tickets = [r.ticket for r in receipts]
         workers = [start_worker(concurrency=8), start_worker(concurrency=8)]
-        done = lambda: sum(  # noqa: E731
-            1 for s in producer.statuses(tickets).values() if s and s.state.terminal
-        )
+
+        def done() -> int:
+            return sum(1 for s in producer.statuses(tickets).values() if s and s.state.terminal)
+
         wait_until(lambda: done() >= 40, timeout_s=60, what="40 created")
         workers[0].kill()
         workers.append(start_worker(concurrency=8))

@@ -70,7 +70,7 @@ def test_the_ingress_keeps_its_own_contract(
         database=None,
         suppress_health_check=[hypothesis.HealthCheck.too_slow],
     )
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Any]) -> None:
         case.call_and_validate(headers={"X-API-Key": KEY})
 
     run()

@@ -128,7 +128,9 @@ def test_redis_bucket_equals_the_pure_algorithm(redis_client: Any, steps: list[A
         else:
             memory.penalize(key, POLICY, now, retry_after)
             remote.penalize(key, POLICY, now, retry_after)
-    assert memory.state(key).rate == pytest.approx(remote.state(key).rate)
+    mine, theirs = memory.state(key), remote.state(key)
+    assert mine is not None and theirs is not None
+    assert mine.rate == pytest.approx(theirs.rate)
 
 
 @given(gaps=st.lists(st.floats(0, 0.5), min_size=1, max_size=300))

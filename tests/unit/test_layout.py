@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from htap_sync.cli import main
-from htap_sync.common.settings import ENV_PREFIX, Settings
+from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("common", "producer", "worker", "simulator")
@@ -123,7 +123,7 @@ def test_compose_settings_are_real_settings() -> None:
     worker = _our_services()["worker"]
     env = {k: _interpolate(str(v)) for k, v in worker["environment"].items()}
     assert set(env) <= set(fields)
-    settings = Settings(_env_file=None, **{fields[k]: v for k, v in env.items()})
+    settings = load_settings({fields[k]: v for k, v in env.items()}, env_file=None)
     assert settings.redis_url.host == "redis"
     assert settings.require_endpoint == "http://simulator:8090"
 
@@ -136,7 +136,7 @@ def test_compose_ingress_starts_with_keys_on_loopback() -> None:
     env = {k: _interpolate(str(v)) for k, v in ingress["environment"].items()}
     shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
     assert set(env) <= set(fields) and shared.items() <= env.items()
-    settings = Settings(_env_file=None, **{fields[k]: v for k, v in env.items()})
+    settings = load_settings({fields[k]: v for k, v in env.items()}, env_file=None)
     assert settings.ingress_keys()  # with auth on, no key would stop it at start
     assert all(str(p).startswith("127.0.0.1:") for p in ingress["ports"])
 
@@ -183,8 +183,11 @@ def test_readme_python_examples_import_the_public_api() -> None:
     assert blocks
     for block in blocks:
         tree = ast.parse(block)
-        imports = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+        imports: list[ast.stmt] = [
+            n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
+        ]
         for node in imports:
+            assert isinstance(node, ast.Import | ast.ImportFrom)
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
             assert module is not None and module.split(".")[0] == "htap_sync", module
         exec(compile(ast.Module(body=imports, type_ignores=[]), "README", "exec"), {})  # noqa: S102
