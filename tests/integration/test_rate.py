@@ -13,6 +13,7 @@ from htap_sync.simulator import SimulatorConfig, SimulatorServer, max_in_window,
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, wait_for
+from tests.integration.test_faults import FAST_FAULTS
 
 
 class TestGlobalRate:
@@ -81,12 +82,13 @@ class TestBreaker:
 
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
-        """Open after 5 consecutive failures, probe after 2 s."""
+        """Open after 5 consecutive failures, probe after 2 s; the fault tests' short timeouts
+        (a probe that never answers is given up after a lease of seconds, not of minutes)."""
         return {
+            **FAST_FAULTS,
             "breaker_threshold": 5,
             "breaker_cooldown_s": 2,
             "breaker_probes": 2,
-            "max_attempts": 10,
         }
 
     @pytest.mark.timeout(180)
