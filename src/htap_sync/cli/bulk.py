@@ -15,7 +15,9 @@ from htap_sync.cli.base import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_TIMEOUT,
+    EXIT_USAGE,
     err,
+    fail,
     producer_or_exit,
     settings_or_exit,
     until_option,
@@ -23,7 +25,7 @@ from htap_sync.cli.base import (
 from htap_sync.common.models import TicketStatus, Until
 from htap_sync.common.settings import Settings
 from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
-from htap_sync.producer.bulk_file import Format, read_rows
+from htap_sync.producer.bulk_file import BulkFileError, Format, check_file, read_rows
 
 
 def _count_lines(path: Path) -> int:
@@ -51,7 +53,15 @@ def run_bulk(
     write: Callable[[str], None],
     until: Until = "created",
 ) -> BulkReport:
-    """Submit a bulk file, optionally wait (``until`` a milestone), write a line per row."""
+    """Submit a bulk file, optionally wait (``until`` a milestone), write a line per row.
+
+    A file that cannot be read as a whole (empty, not UTF-8, a wrong header) exits 2 before
+    anything is queued.
+    """
+    try:
+        fmt = check_file(path, fmt, project_default=settings.project_id is not None)
+    except BulkFileError as exc:
+        fail(str(exc), EXIT_USAGE)
     with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
         total = _count_lines(path)
         task = bar.add_task("queueing", total=total) if bar else None

@@ -69,8 +69,8 @@ def demo(file_: Path | None, workers: int, output: Path | None) -> None:
     if output:
         output.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     table = Table(title="results", show_lines=False)
-    for column in ("line", "task_name", "state", "job_id / error", "sync"):
-        table.add_column(column, no_wrap=column != "job_id / error")
+    for column in ("#", "task_name", "task", "job_id / error"):
+        table.add_column(column, no_wrap=True)
     for entry in report.lines:
         request = entry.get("request") or {}
         error = entry.get("error") or {}
@@ -79,10 +79,11 @@ def demo(file_: Path | None, workers: int, output: Path | None) -> None:
             or error.get("error_msg")
             or ", ".join(e["message"] for e in entry.get("errors", []))
         )
+        # A created task's own state says more than "succeeded": its stage while it syncs.
         sync = entry.get("sync") or {}
-        stage = f"{sync.get('state', '-')} {sync.get('stage') or ''}".strip()
-        state = entry["state"]
-        table.add_row(str(entry["line"]), request.get("task_name", "-"), state, detail, stage)
+        syncing = sync.get("state") == "syncing"
+        state = (sync.get("stage") if syncing else sync.get("state")) or entry["state"]
+        table.add_row(str(entry["line"]), request.get("task_name", "-"), state, detail)
     out.print(table)
     err.print(summary(report, waited=True), highlight=False, soft_wrap=True)
     sys.exit(EXIT_OK if report.all_succeeded("synced") else EXIT_FAILED)
