@@ -51,6 +51,8 @@ class Settings(BaseSettings):
         extra="ignore",
         frozen=True,
         populate_by_name=True,
+        # inf and nan are never a rate, a timeout or a size: refused, naming the variable.
+        allow_inf_nan=False,
     )
 
     redis_url: RedisDsn = Field(
@@ -300,6 +302,17 @@ class Settings(BaseSettings):
                 value = "true" if value else "false"
             env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
         return env
+
+    @property
+    def redis_display(self) -> str:
+        """Where Redis is, for messages and logs: the URL without its password, or the
+        sentinels and master name."""
+        if self.redis_sentinels:
+            return f"sentinels {self.redis_sentinels} (master {self.redis_sentinel_master})"
+        url = self.redis_url
+        auth = f"{url.username or ''}:***@" if url.password else ""
+        port = f":{url.port}" if url.port else ""
+        return f"{url.scheme}://{auth}{url.host}{port}{url.path or ''}"
 
     def sentinel_hosts(self) -> list[tuple[str, int]]:
         """The sentinels as (host, port) pairs; empty without Sentinel.

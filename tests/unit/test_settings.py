@@ -131,3 +131,34 @@ def test_a_worker_needs_an_auth_mode() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(env_file=None).require_auth()
     assert "HTAP_SYNC_AUTH_TOKEN" in str(info.value) and "HTAP_SYNC_IAM_" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity"])
+@pytest.mark.parametrize("name", ["RATE_LIMIT_PER_S", "REQUEST_TIMEOUT_S", "DEADLINE_S"])
+def test_inf_and_nan_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """A float setting of inf or nan is refused at start, naming the variable."""
+    monkeypatch.setenv(f"HTAP_SYNC_{name}", value)
+    with pytest.raises(SettingsError, match=f"HTAP_SYNC_{name}"):
+        load_settings(env_file=None)
+
+
+def test_sentinels_are_parsed_and_checked() -> None:
+    """Sentinel addresses parse as host:port pairs; a bad one, or no master name, is refused."""
+    settings = load_settings(
+        {"redis_sentinels": "10.0.0.1:26379, [::1]:26380", "redis_sentinel_master": "m"},
+        env_file=None,
+    )
+    assert settings.sentinel_hosts() == [("10.0.0.1", 26379), ("::1", 26380)]
+    assert settings.redis_display == "sentinels 10.0.0.1:26379, [::1]:26380 (master m)"
+    for bad in (
+        {"redis_sentinels": "host"},
+        {"redis_sentinels": "h:0", "redis_sentinel_master": "m"},
+    ):
+        with pytest.raises(SettingsError, match="HTAP_SYNC_REDIS_SENTINELS"):
+            load_settings(bad, env_file=None)
+
+
+def test_the_redis_password_is_not_displayed() -> None:
+    """redis_display shows the Redis URL without its password."""
+    settings = load_settings({"redis_url": "redis://app:pw123@cache:6380/2"}, env_file=None)
+    assert settings.redis_display == "redis://app:***@cache:6380/2"

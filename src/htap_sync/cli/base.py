@@ -29,7 +29,7 @@ from rich.console import Console
 
 from htap_sync.common.errors import SettingsError
 from htap_sync.common.models import TicketState, TicketStatus, Until
-from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
 from htap_sync.producer.api import Producer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
@@ -56,10 +56,27 @@ def producer_or_exit(settings: Settings) -> Iterator[Producer]:
     producer = Producer(settings)
     try:
         yield producer
-    except (redis.ConnectionError, redis.TimeoutError, OperationalError) as exc:
-        fail(f"Redis at {settings.redis_url} is unreachable: {exc}", EXIT_UNAVAILABLE)
+    except (redis.RedisError, OperationalError) as exc:
+        redis_failure(settings, exc)
     finally:
         producer.close()
+
+
+def redis_failure(settings: Settings, exc: Exception) -> NoReturn:
+    """Exit for a Redis error: 78 for a database the server does not have, else 69.
+
+    The message shows where Redis is without its password.
+    """
+    where = settings.redis_display
+    if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
+        fail(
+            f"{ENV_PREFIX}REDIS_URL: {where} names a database the server does not have"
+            " (its 'databases' setting is smaller)",
+            EXIT_CONFIG,
+        )
+    if isinstance(exc, redis.ResponseError | redis.AuthenticationError):
+        fail(f"Redis at {where} refused us: {exc}", EXIT_UNAVAILABLE)
+    fail(f"Redis at {where} is unreachable: {exc}", EXIT_UNAVAILABLE)
 
 
 def emit_json(data: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import redis
 
-from htap_sync.cli.base import EXIT_CONFIG, EXIT_UNAVAILABLE, fail, settings_or_exit
+from htap_sync.cli.base import EXIT_CONFIG, fail, redis_failure, settings_or_exit
 from htap_sync.common.errors import SettingsError
 from htap_sync.simulator.cli import command as simulator
 from htap_sync.worker.main import Pool
@@ -36,8 +36,8 @@ def worker(concurrency: int, pool: Pool, loglevel: str, hostname: str | None) ->
         )
     except SettingsError as exc:
         fail(str(exc), EXIT_CONFIG)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        fail(f"Redis at {settings.redis_url} is unreachable: {exc}", EXIT_UNAVAILABLE)
+    except redis.RedisError as exc:
+        redis_failure(settings, exc)
 
 
 @click.command()
