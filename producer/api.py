@@ -6,7 +6,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from functools import partial
+from typing import Any, Literal, TypeVar, cast
 
 import redis
 from celery import Celery
@@ -20,6 +21,8 @@ from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
 from htap_sync.producer.messages import create_message
+
+T = TypeVar("T")
 
 Accepted = Literal["queued", "duplicate", "redriven"]
 
@@ -98,6 +101,8 @@ class Producer:
         self._sleep = sleep
         self._queue_key = Keys(settings.key_prefix).queue(settings.queue)
         self.backpressure_poll_s = 0.5
+        # How long status()/statuses() retry an unreachable Redis (wait() uses its deadline).
+        self.ride_out_s = 10.0
 
     def validate(self, request: ReplicationRequest | Mapping[str, Any]) -> ReplicationRequest:
         """Check a request against the API's rules, filling ``project_id`` from the settings.
@@ -206,17 +211,46 @@ class Producer:
         while not self.has_room(count):
             self._sleep(self.backpressure_poll_s)
 
-    def status(self, ticket: str) -> TicketStatus:
+    def status(self, ticket: str, *, ride_out_s: float | None = None) -> TicketStatus:
         """The ticket's current status.
+
+        Args:
+            ticket: the ticket id.
+            ride_out_s: how long an unreachable Redis is retried (with backoff) before its
+                error is raised; default :attr:`ride_out_s`.
 
         Raises:
             TicketNotFound: never submitted, or finished longer than ``result_ttl_s`` ago.
+            redis.ConnectionError: Redis stayed unreachable for ``ride_out_s``.
         """
-        return self.store.get(ticket)
+        deadline = self._clock() + (self.ride_out_s if ride_out_s is None else ride_out_s)
+        return self._riding_out(lambda: self.store.get(ticket), deadline)
 
-    def statuses(self, tickets: Iterable[str]) -> dict[str, TicketStatus | None]:
-        """Many statuses in one round trip; None for unknown tickets."""
-        return self.store.get_many(tickets)
+    def statuses(
+        self, tickets: Iterable[str], *, ride_out_s: float | None = None
+    ) -> dict[str, TicketStatus | None]:
+        """Many statuses in one round trip; None for unknown tickets (outages as
+        :meth:`status`)."""
+        wanted = list(tickets)
+        deadline = self._clock() + (self.ride_out_s if ride_out_s is None else ride_out_s)
+        return self._riding_out(lambda: self.store.get_many(wanted), deadline)
+
+    def _riding_out(self, call: Callable[[], T], deadline: float) -> T:
+        """``call()``, retried with backoff while Redis is unreachable, until ``deadline``.
+
+        A restarting Redis refuses connections, or answers LOADING while it reads its AOF:
+        both pass. Anything else, or the deadline, raises.
+        """
+        pause = 0.05
+        while True:
+            try:
+                return call()
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+                left = deadline - self._clock()
+                if left <= 0:
+                    raise
+                self._sleep(min(pause, left))
+                pause = min(pause * 2, 2.0)
 
     def failed(self, *, limit: int = 1000) -> list[TicketStatus]:
         """Failed tickets whose results have not expired, the most recent failure first."""
@@ -259,12 +293,15 @@ class Producer:
 
         Raises:
             TicketNotFound: a ticket is unknown (it would otherwise look pending forever).
+            redis.ConnectionError: Redis was unreachable until ``timeout_s`` ran out (a shorter
+                outage is ridden out, with backoff).
         """
         pending = list(dict.fromkeys(tickets))
         done: dict[str, TicketStatus] = {}
         deadline = self._clock() + timeout_s
         while True:
-            for ticket, status in self.store.get_many(pending).items():
+            found = self._riding_out(partial(self.store.get_many, list(pending)), deadline)
+            for ticket, status in found.items():
                 if status is None:
                     raise TicketNotFound(ticket)
                 done[ticket] = status

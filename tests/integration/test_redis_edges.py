@@ -26,7 +26,7 @@ def test_a_database_index_out_of_range_exits_78(settings: Settings, redis_url: s
 @pytest.mark.parametrize(
     "args",
     [
-        ("status", "tk_" + "0" * 32),
+        ("status", "tk_" + "0" * 32, "--timeout-s", "0.5"),
         ("wait", "tk_" + "0" * 32, "--timeout-s", "0"),
         ("inspect",),
         ("failed",),

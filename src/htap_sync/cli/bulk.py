@@ -24,6 +24,7 @@ from htap_sync.cli.base import (
 )
 from htap_sync.common.models import TicketStatus, Until
 from htap_sync.common.settings import Settings
+from htap_sync.producer.api import Producer
 from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
 from htap_sync.producer.bulk_file import BulkFileError, Format, check_file, read_rows
 
@@ -73,24 +74,34 @@ def run_bulk(
         report = submit_rows(producer, read_rows(path, fmt), on_row=advance)
         if bar is not None and task is not None:
             bar.update(task, total=report.counts["rows"], completed=report.counts["rows"])
-        if wait_s is not None and report.tickets:
-            unique = len(set(report.tickets.values()))
-            done_task = bar.add_task("finished", total=unique) if bar else None
-
-            def on_poll(found: dict[str, TicketStatus]) -> None:
-                if bar is not None and done_task is not None:
-                    finished = sum(1 for s in found.values() if s.done(until))
-                    bar.update(done_task, completed=finished)
-
-            statuses = producer.wait(
-                report.tickets.values(), timeout_s=wait_s, on_poll=on_poll, until=until
-            )
-            report.apply_statuses(statuses, until)
-        else:
-            fill_statuses(producer, report)
-    for entry in report.lines:
-        write(json.dumps(entry, separators=(",", ":")))
+        try:
+            if wait_s is not None and report.tickets:
+                _wait(producer, report, wait_s=wait_s, until=until, bar=bar)
+            else:
+                fill_statuses(producer, report)
+        finally:
+            # Whatever happens to the wait (Redis gone for longer than it rides out), every
+            # row's line is written with what is known: its outcome and its ticket.
+            for entry in report.lines:
+                write(json.dumps(entry, separators=(",", ":")))
     return report
+
+
+def _wait(
+    producer: Producer, report: BulkReport, *, wait_s: float, until: Until, bar: Progress | None
+) -> None:
+    unique = len(set(report.tickets.values()))
+    done_task = bar.add_task("finished", total=unique) if bar else None
+
+    def on_poll(found: dict[str, TicketStatus]) -> None:
+        if bar is not None and done_task is not None:
+            finished = sum(1 for s in found.values() if s.done(until))
+            bar.update(done_task, completed=finished)
+
+    statuses = producer.wait(
+        report.tickets.values(), timeout_s=wait_s, on_poll=on_poll, until=until
+    )
+    report.apply_statuses(statuses, until)
 
 
 def summary(report: BulkReport, waited: bool) -> str:

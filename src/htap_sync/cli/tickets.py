@@ -59,12 +59,19 @@ def enqueue(as_json: bool, **fields: str | None) -> None:
 @click.command()
 @click.argument("tickets", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def status(tickets: tuple[str, ...], as_json: bool) -> None:
+@click.option(
+    "--timeout-s",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="How long an unreachable Redis is retried before exit 69.",
+)
+def status(tickets: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
     """Show tickets' states, job ids and errors."""
     settings = settings_or_exit()
     code = EXIT_OK
     with producer_or_exit(settings) as producer:
-        for ticket, found in producer.statuses(tickets).items():
+        for ticket, found in producer.statuses(tickets, ride_out_s=timeout_s).items():
             if found is None:
                 code = EXIT_NOT_FOUND
                 if as_json:
