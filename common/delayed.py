@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import cast
 
 import redis
@@ -62,6 +63,9 @@ class DelayedSet:
         self._clock = clock
         self._claim = client.register_script(_CLAIM)
         self._release = client.register_script(_RELEASE)
+        self._prefix = key_prefix
+        script = resources.files("htap_sync.common").joinpath("expedite.lua")
+        self._expedite = client.register_script(script.read_text(encoding="utf-8"))
 
     def claim_due(self, *, limit: int = 100, claim_s: float = 60.0) -> list[Due]:
         """Take up to ``limit`` due members for ``claim_s`` seconds."""
@@ -88,6 +92,12 @@ class DelayedSet:
         member = f"{due.ticket}:{due.run}"
         self._release(keys=[self.key], args=[member, due.claim])
         self._redis.zadd(self.key, {member: self._clock() + delay_s}, nx=True)
+
+    def expedite(self) -> int:
+        """After a Redis restart, wake unfinished tickets now (queued) or when their lease ends
+        (running), instead of at their watchdog time; returns how many were moved."""
+        ticket_prefix = Keys(self._prefix).ticket("")
+        return int(self._expedite(keys=[self.key], args=[self._clock(), ticket_prefix]))
 
     def depth(self) -> int:
         """How many tickets wait."""

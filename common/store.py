@@ -411,6 +411,11 @@ class TicketStore:
         """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
         return self._write(Claim(ticket, run), due_at=due_at)
 
+    def release(self, ticket: str, run: str, *, due_at: float) -> bool:
+        """Give up a delivery's lease (its worker lost Redis mid-way) and look again at
+        ``due_at``; its in-doubt mark stays, so the next delivery reconciles first."""
+        return self._write(Claim(ticket, run), lease_until=0, due_at=due_at)
+
     def postpone(self, claim: Claim, *, due_at: float) -> bool:
         """Release the hold without an attempt; the ticket waits in the delayed set."""
         # Back to what it was: a ticket that has been tried stays "retrying" while it waits.

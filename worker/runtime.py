@@ -77,6 +77,8 @@ class Runtime:
         self._pid: int | None = None
         self._parts: Collaborators | None = None
         self._extra: list[httpx.Client] = []
+        # Deliveries given up because Redis went away mid-way: released when it is back.
+        self._abandoned: set[tuple[str, str]] = set()
 
     def get(self) -> Collaborators:
         """This process's collaborators (thread-safe; rebuilt after a fork)."""
@@ -104,6 +106,17 @@ class Runtime:
                 )
                 self._pid = os.getpid()
             return self._parts
+
+    def abandon(self, ticket: str, run: str) -> None:
+        """Remember a delivery this process gave up when Redis was unreachable."""
+        with self._lock:
+            self._abandoned.add((ticket, run))
+
+    def take_abandoned(self) -> list[tuple[str, str]]:
+        """The deliveries given up so far, forgotten once taken."""
+        with self._lock:
+            taken, self._abandoned = sorted(self._abandoned), set()
+            return taken
 
     def close(self) -> None:
         """Close the HTTP client of this process, if it made one."""

@@ -102,6 +102,7 @@ def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, An
             # The store is unreachable: give the message back; it is also restored from the
             # broker's unacked set after the visibility timeout if this requeue cannot happen.
             log.warning("ticket %s: Redis unavailable (%s); message given back", ticket, exc)
+            runtime.abandon(ticket, run)
             raise Reject(str(exc), requeue=True) from exc
         except Exception as exc:
             # A bug must not leave a ticket running forever: fail it visibly (re-drivable).
@@ -138,11 +139,26 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
         )
 
     client = make_redis(settings)
+    delayed = DelayedSet(client, key_prefix=settings.key_prefix)
+    store = make_store(settings, client)
+
+    def recover() -> None:
+        # Redis restarted: tickets this process gave up resume now, the others as soon as
+        # their lease ends, not after the watchdog's visibility timeout.
+        released = runtime.take_abandoned()
+        for ticket, run in released:
+            store.release(ticket, run, due_at=time.time())
+        moved = delayed.expedite()
+        log.warning(
+            "Redis restarted: %d deliveries released, %d tickets woken", len(released), moved
+        )
+        restart_worker()
+
     mover = DelayedMover(
-        DelayedSet(client, key_prefix=settings.key_prefix),
-        make_store(settings, client),
+        delayed,
+        store,
         queue,
-        on_recovery=restart_worker,
+        on_recovery=recover,
         queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
         watch_s=settings.visibility_timeout_s,
     )

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 import redis
 
+from htap_sync.common.models import TicketState
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.devstack import RedisServer, wait_until
+from htap_sync.devstack import RedisServer, Service, wait_until
 from htap_sync.producer.api import Producer
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.harness import TOKEN, child_env
 from tests.integration.test_cli import _read_jsonl, _write_csv, htap_sync
+from tests.integration.test_faults import _assert_each_created_once, _succeeded, _worker_on
 
 
 @pytest.fixture
@@ -121,3 +124,55 @@ def test_bulk_wait_writes_every_line_when_redis_stays_away(
         assert len(waited.stdout.splitlines()) == 3
     finally:
         restarted.stop()
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """50 ms per call, so that a crash lands in the middle of a run."""
+    return SimulatorConfig(token=TOKEN, seed=5, latency_ms=50)
+
+
+@pytest.mark.timeout(240)
+def test_a_redis_crash_with_default_settings_recovers_within_a_minute(
+    tmp_path: Path, simulator: SimulatorServer
+) -> None:
+    """kill -9 of Redis mid-run and a restart from its AOF, on the README's default settings
+    (visibility timeout 5 minutes): every ticket is done within 60 s of Redis coming back."""
+    data = tmp_path / "aof"
+    data.mkdir()
+    server = RedisServer(data, appendonly=True, appendfsync="always").wait_ready()
+    settings = load_settings(
+        {
+            "redis_url": server.url,
+            "endpoint": simulator.url,
+            "auth_token": TOKEN,
+            "key_prefix": f"dflt-{uuid.uuid4().hex[:8]}",
+            "queue": "dflt",
+        },
+        env_file=None,
+    )
+    producer = Producer(settings)
+    restarted: RedisServer | None = None
+    worker: Service | None = None
+    try:
+        tickets = [
+            producer.enqueue(request_data(task_name=f"d_{i:03d}")).ticket for i in range(200)
+        ]
+        worker = _worker_on(settings, tmp_path)
+        wait_until(lambda: _succeeded(producer, tickets) >= 40, timeout_s=60, what="40 done")
+        server.kill()
+        restarted = RedisServer(data, appendonly=True, appendfsync="always", port=server.port)
+        restarted.wait_ready()
+        back_at = time.monotonic()
+        statuses = producer.wait(tickets, timeout_s=60)
+        took = time.monotonic() - back_at
+        unfinished = [t for t, s in statuses.items() if not s.state.terminal]
+        assert not unfinished, f"{len(unfinished)} unfinished {took:.0f} s after the restart"
+        assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
+        _assert_each_created_once(simulator, statuses)
+        assert worker.alive(), worker.log_tail()
+    finally:
+        producer.close()
+        for service in (worker, restarted, server):
+            if service is not None:
+                service.stop()

@@ -47,6 +47,9 @@ def test_wheel_holds_one_top_level_name(wheel: Path) -> None:
     for part in ("common/settings.py", "producer/samples/demo.csv", "worker/tasks.py"):
         assert f"htap_sync/{part}" in names
     assert "htap_sync/simulator/cli.py" in names and "htap_sync/cli/__init__.py" in names
+    # The Lua scripts ship next to the stores that load them.
+    for script in ("common/expedite.lua", "worker/follow_claim.lua", "worker/follow_record.lua"):
+        assert f"htap_sync/{script}" in names
 
 
 def test_installed_wheel_runs_as_a_module(wheel: Path, tmp_path: Path) -> None:
