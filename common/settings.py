@@ -14,6 +14,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -244,6 +245,12 @@ class Settings(BaseSettings):
     key_prefix: KeyPrefix = Field(
         default="htap-sync", description="Prefix of every Redis key the ticket store writes."
     )
+
+    @field_validator("redis_sentinels", "redis_sentinel_master", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose passes ${VAR:-} as an empty string: the same as not set.
+        return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

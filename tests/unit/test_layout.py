@@ -191,3 +191,26 @@ def test_readme_python_examples_import_the_public_api() -> None:
             module = node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
             assert module is not None and module.split(".")[0] == "htap_sync", module
         exec(compile(ast.Module(body=imports, type_ignores=[]), "README", "exec"), {})  # noqa: S102
+
+
+def test_compose_ha_profile_is_a_sentinel_group_the_settings_can_use() -> None:
+    """Profile "ha": a replica of redis and three sentinels on master "htap" (quorum 2), and
+    the fleet's settings take them through HTAP_SYNC_REDIS_SENTINELS/_MASTER."""
+    services = _compose()["services"]
+    ha = {name for name, s in services.items() if "ha" in s.get("profiles", [])}
+    assert ha == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    replica = [str(a) for a in services["redis-replica"]["command"]]
+    assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        script = " ".join(str(a) for a in services[name]["command"])
+        assert "sentinel monitor htap redis 6379 2" in script and "--sentinel" in script
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
+    shared[f"{ENV_PREFIX}REDIS_SENTINELS"] = "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
+    shared[f"{ENV_PREFIX}REDIS_SENTINEL_MASTER"] = "htap"
+    settings = load_settings({fields[k]: v for k, v in shared.items()}, env_file=None)
+    assert [host for host, _ in settings.sentinel_hosts()] == [
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ]
