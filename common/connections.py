@@ -8,6 +8,7 @@ from urllib.parse import quote
 import redis
 from redis.sentinel import Sentinel
 
+from htap_sync.common.lease import LeaseStore
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import TicketStore
 
@@ -70,9 +71,20 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
     return broker, options
 
 
-def make_store(settings: Settings, client: redis.Redis | None = None) -> TicketStore:
-    """The ticket store for these settings, on ``client`` or a new connection."""
+def make_ticket_store(settings: Settings, client: redis.Redis | None = None) -> TicketStore:
+    """The submit-and-read ticket store of producers and callers."""
     return TicketStore(
+        client if client is not None else make_redis(settings),
+        key_prefix=settings.key_prefix,
+        result_ttl_s=settings.result_ttl_s,
+        watch_s=settings.visibility_timeout_s,
+    )
+
+
+def make_store(settings: Settings, client: redis.Redis | None = None) -> LeaseStore:
+    """The ticket store (with the worker's lease protocol) for these settings, on ``client``
+    or a new connection."""
+    return LeaseStore(
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
         result_ttl_s=settings.result_ttl_s,

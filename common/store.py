@@ -1,6 +1,8 @@
 """The ticket store in Redis: one hash per ticket, every state change atomic (Lua).
 
 A ticket is written before its message is queued and read by callers polling for results.
+This module holds what producers and callers use (submit, read); the worker's lease protocol
+is :mod:`htap_sync.common.lease`. The Lua scripts are the ``.lua`` files beside this module.
 
 * ``run`` names the current submission: a message carrying another run is stale and dropped,
   so a re-driven ticket is never acted on by a leftover message.
@@ -26,10 +28,10 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, cast
+from importlib import resources
+from typing import cast
 
 import redis
 
@@ -42,96 +44,16 @@ from htap_sync.common.models import (
     TicketState,
     TicketStatus,
 )
-from htap_sync.common.sync import NO_JOB_ID_REASON, SyncInfo
+from htap_sync.common.sync import SyncInfo
 from htap_sync.common.tickets import ticket_id
 
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
 
-# KEYS: ticket, failed index, history, queue, delayed set. ARGV: fingerprint, run, now (ISO),
-# ticket id, message, when the watchdog looks if nothing happened (epoch). ARGV[5] is
-# message (pushed onto the queue with the ticket, '' to queue nothing here).
-_SUBMIT = """
-local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'failed' then
-  if redis.call('HGET', KEYS[1], 'request') == ARGV[1] then return {'duplicate', state} end
-  return {'conflict', state}
-end
--- A re-driven ticket keeps its doubt: if a failed run may have created the task, look first.
-local in_doubt = '0'
-if state then in_doubt = redis.call('HGET', KEYS[1], 'in_doubt') or '1' end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2],
-  'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0, 'holder', '',
-  'created_at', ARGV[3], 'updated_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('PERSIST', KEYS[3])
-if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[5]) end
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4] .. ':' .. ARGV[2])
-if state then return {'redriven', 'queued'} end
-return {'queued', 'queued'}
-"""
 
-# KEYS: ticket, delayed set. ARGV: run, now, lease until, now (ISO), holder, watchdog time,
-# ticket id.
-_BEGIN = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'lease_until', 'in_doubt', 'attempts',
-  'request', 'created_at')
-local state = h[1]
-if not state then return {'missing'} end
-if h[2] ~= ARGV[1] then return {'stale'} end
-if state == 'succeeded' or state == 'failed' then return {'done'} end
-if state == 'running' and tonumber(h[3]) > tonumber(ARGV[2]) then return {'busy'} end
-redis.call('HSET', KEYS[1], 'state', 'running', 'lease_until', ARGV[3], 'holder', ARGV[5],
-  'updated_at', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[7] .. ':' .. ARGV[1])
-return {'ok', h[4], h[5], h[6], h[7], state}
-"""
-
-# KEYS: ticket, failed index, history, delayed set.
-# ARGV: run, holder ('' for any), attempts delta, ttl (0: keep), now, mark failed ('1'/'0'),
-#       due (for the delayed set, '' for none), history note ('' for none), ticket id,
-#       then field/value pairs.
-# Refuses stale runs, lost holds and finished tickets: a late writer never undoes a result.
-_UPDATE = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'holder')
-if not h[1] or h[2] ~= ARGV[1] or h[1] == 'succeeded' or h[1] == 'failed' then return false end
-if ARGV[2] ~= '' and h[3] ~= ARGV[2] then return false end
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', tonumber(ARGV[3]))
-local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
-if ARGV[8] ~= '' then
-  redis.call('RPUSH', KEYS[3], ARGV[8])
-  redis.call('LTRIM', KEYS[3], -HISTORY_LIMIT, -1)
-end
-if tonumber(ARGV[4]) > 0 then
-  redis.call('ZREM', KEYS[4], ARGV[9] .. ':' .. ARGV[1])
-  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
-end
-if ARGV[6] == '1' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[9]) end
-if ARGV[7] ~= '' then redis.call('ZADD', KEYS[4], ARGV[7], ARGV[9] .. ':' .. ARGV[1]) end
-return attempts
-"""
-
-# KEYS: ticket. ARGV: run. The request of an unfinished ticket of this run, else nil.
-_PENDING = """
-local h = redis.call('HMGET', KEYS[1], 'state', 'run', 'request')
-if h[2] == ARGV[1] and (h[1] == 'retrying' or h[1] == 'running' or h[1] == 'queued') then
-  return {h[1], h[3]}
-end
-return false
-"""
-
-
-class NotReplicated(Exception):
-    """Fewer replicas than asked for acknowledged a write in time: do not act on it yet."""
-
-    def __init__(self, acked: int, wanted: int) -> None:
-        self.acked = acked
-        self.wanted = wanted
-        super().__init__(f"{acked} of {wanted} replicas acknowledged the write")
+def lua(name: str) -> str:
+    """One of the Lua scripts that ship next to this module (read once, at store creation)."""
+    return resources.files("htap_sync.common").joinpath(name).read_text(encoding="utf-8")
 
 
 class Submitted(StrEnum):
@@ -140,20 +62,6 @@ class Submitted(StrEnum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
     REDRIVEN = "redriven"
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One delivery's hold on a ticket. Every write of that delivery goes through it."""
-
-    ticket: str
-    run: str
-    holder: str = ""  # "" writes whoever holds the ticket (a message refused before claiming)
-    in_doubt: bool = False
-    attempts: int = 0
-    fingerprint: str = ""
-    created_at: datetime | None = None
-    prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
 
 
 def iso(epoch: float) -> str:
@@ -189,10 +97,7 @@ class TicketStore:
         self.keys = Keys(key_prefix)
         self.failed_key = self.keys.failed
         self.delayed_key = self.keys.delayed
-        self._submit = client.register_script(_SUBMIT)
-        self._begin = client.register_script(_BEGIN)
-        self._update = client.register_script(_UPDATE.replace("HISTORY_LIMIT", str(HISTORY_LIMIT)))
-        self._pending = client.register_script(_PENDING)
+        self._submit = client.register_script(lua("submit.lua"))
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
@@ -318,221 +223,4 @@ class TicketStore:
             history=[Attempt.model_validate_json(item) for item in history],
             created_at=datetime.fromisoformat(raw["created_at"]),
             updated_at=datetime.fromisoformat(raw["updated_at"]),
-        )
-
-    # -- worker side ---------------------------------------------------------------------------
-
-    def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
-        """Take the ticket for one delivery of its message.
-
-        Returns:
-            a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``
-            (another run), ``"done"`` (finished), ``"busy"`` (a live delivery holds it).
-        """
-        now = self._clock()
-        holder = uuid.uuid4().hex
-        result = cast(
-            list[str],
-            self._begin(
-                keys=[self.key(ticket), self.delayed_key],
-                args=[
-                    run,
-                    now,
-                    now + lease_s,
-                    iso(now),
-                    holder,
-                    repr(now + lease_s + self._watch_s),
-                    ticket,
-                ],
-            ),
-        )
-        if result[0] != "ok":
-            return result[0]
-        return Claim(
-            ticket=ticket,
-            run=run,
-            holder=holder,
-            in_doubt=result[1] == "1",
-            attempts=int(result[2]),
-            fingerprint=result[3],
-            created_at=datetime.fromisoformat(result[4]),
-            prior=TicketState(result[5]),
-        )
-
-    def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
-        """``(state, request)`` of an unfinished ticket of ``run``, else None (stale, done,
-        expired)."""
-        found = cast(list[str] | None, self._pending(keys=[self.key(ticket)], args=[run]))
-        if not found:
-            return None
-        return found[0], cast(dict[str, Any], json.loads(found[1]))
-
-    def _write(
-        self,
-        claim: Claim,
-        *,
-        attempts: int = 0,
-        ttl_s: int = 0,
-        failed: bool = False,
-        due_at: float | None = None,
-        note: Attempt | None = None,
-        client: redis.client.Pipeline | None = None,
-        **fields: Any,
-    ) -> bool:
-        now = self._clock()
-        fields["updated_at"] = iso(now)
-        flat: list[Any] = []
-        for name, value in fields.items():
-            flat += [name, value]
-        done = self._update(
-            keys=[
-                self.key(claim.ticket),
-                self.failed_key,
-                self.history_key(claim.ticket),
-                self.delayed_key,
-            ],
-            args=[
-                claim.run,
-                claim.holder,
-                attempts,
-                ttl_s,
-                now,
-                int(failed),
-                "" if due_at is None else repr(due_at),
-                note.model_dump_json() if note else "",
-                claim.ticket,
-                *flat,
-            ],
-            client=client,
-        )
-        return done is not None
-
-    def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
-        """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
-        return self._write(Claim(ticket, run), due_at=due_at)
-
-    def release(self, ticket: str, run: str, *, due_at: float) -> bool:
-        """Give up a delivery's lease (its worker lost Redis mid-way) and look again at
-        ``due_at``; its in-doubt mark stays, so the next delivery reconciles first."""
-        return self._write(Claim(ticket, run), lease_until=0, due_at=due_at)
-
-    def postpone(self, claim: Claim, *, due_at: float) -> bool:
-        """Release the hold without an attempt; the ticket waits in the delayed set."""
-        # Back to what it was: a ticket that has been tried stays "retrying" while it waits.
-        state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
-        return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
-
-    def start_attempt(
-        self, claim: Claim, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
-    ) -> bool:
-        """Count an attempt and mark the ticket in doubt *before* the create call is sent.
-
-        With ``replicas`` > 0 the mark must also reach that many replicas within ``wait_s``
-        (Redis ``WAIT``, on the connection that wrote it), so that a failover cannot lose it.
-
-        Returns:
-            False when the ticket was lost to another delivery.
-
-        Raises:
-            NotReplicated: the mark was written but fewer replicas acknowledged it.
-        """
-        lease_until = self._clock() + lease_s
-        if replicas <= 0:
-            return self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until)
-        pipe = self.redis.pipeline(transaction=False)
-        self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until, client=pipe)
-        pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
-        done, acked = pipe.execute()
-        if done is None:
-            return False
-        if int(acked) < replicas:
-            raise NotReplicated(int(acked), replicas)
-        return True
-
-    def connected_replicas(self) -> int:
-        """How many replicas the Redis this store writes to has right now."""
-        info = self.redis.info("replication")
-        return int(info.get("connected_slaves", 0))
-
-    def renew(self, claim: Claim, *, lease_s: float) -> bool:
-        """Extend the hold before another API call (the list call of a reconciliation)."""
-        return self._write(claim, lease_until=self._clock() + lease_s)
-
-    def retrying(
-        self,
-        claim: Claim,
-        error: ErrorPayload,
-        *,
-        in_doubt: bool,
-        due_at: float,
-        refund_attempt: bool = False,
-        note: Attempt | None = None,
-    ) -> bool:
-        """Record a failed attempt, release the hold and wait in the delayed set until ``due_at``.
-
-        ``refund_attempt`` gives back the attempt counted by :meth:`start_attempt` (a throttled
-        call costs no attempt).
-        """
-        return self._write(
-            claim,
-            attempts=-1 if refund_attempt else 0,
-            due_at=due_at,
-            note=note,
-            state=TicketState.RETRYING.value,
-            error=error.model_dump_json(),
-            in_doubt=int(in_doubt),
-            lease_until=0,
-        )
-
-    def succeed(
-        self,
-        claim: Claim,
-        job_id: str | None,
-        *,
-        reconciled: bool,
-        note: Attempt | None = None,
-        found: dict[str, Any] | None = None,
-    ) -> bool:
-        """Record success; the result expires after ``result_ttl_s``.
-
-        A reconciled success (``job_id`` None) keeps the list row it was found with and says
-        why it has no job id.
-        """
-        return self._write(
-            claim,
-            ttl_s=self._ttl_s,
-            note=note,
-            state=TicketState.SUCCEEDED.value,
-            job_id=job_id or "",
-            job_id_reason="" if job_id else NO_JOB_ID_REASON,
-            found=json.dumps(found, separators=(",", ":")) if found else "",
-            error="",
-            in_doubt=0,
-            reconciled=int(reconciled),
-            lease_until=0,
-        )
-
-    def fail(
-        self,
-        claim: Claim,
-        error: ErrorPayload,
-        *,
-        in_doubt: bool | None = None,
-        note: Attempt | None = None,
-    ) -> bool:
-        """Record failure with its payload; the result expires after ``result_ttl_s``.
-
-        ``in_doubt=False`` records that the API's answer proved nothing was created (None
-        leaves the flag as it is), so a re-drive can skip the reconciliation.
-        """
-        doubt: dict[str, Any] = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
-        return self._write(
-            claim,
-            ttl_s=self._ttl_s,
-            failed=True,
-            note=note,
-            state=TicketState.FAILED.value,
-            error=error.model_dump_json(),
-            lease_until=0,
-            **doubt,
         )

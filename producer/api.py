@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 
 from htap_sync.common.celery_app import make_celery
-from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.keys import Keys
 from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
@@ -95,7 +95,7 @@ class Producer:
     ) -> None:
         self.settings = settings
         self._redis = redis_client if redis_client is not None else make_redis(settings)
-        self.store = make_store(settings, self._redis)
+        self.store = make_ticket_store(settings, self._redis)
         self._celery = celery if celery is not None else make_celery(settings)
         self._clock = clock
         self._sleep = sleep

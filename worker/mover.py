@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.store import TicketStore
+from htap_sync.common.lease import LeaseStore
 
 log = logging.getLogger("htap_sync.mover")
 
@@ -35,7 +35,7 @@ class DelayedMover:
     def __init__(
         self,
         delayed: DelayedSet,
-        store: TicketStore,
+        store: LeaseStore,
         send: Send,
         *,
         interval_s: float = 0.5,

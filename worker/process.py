@@ -34,10 +34,10 @@ from htap_sync.common.errors import (
     RequestInvalid,
     Throttled,
 )
+from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
 from htap_sync.common.models import Attempt, ErrorPayload, ReplicationRequest
 from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import Claim, NotReplicated, TicketStore
 from htap_sync.common.tickets import ticket_id
 from htap_sync.worker import metrics
 from htap_sync.worker.backoff import backoff_s
@@ -119,7 +119,7 @@ def _finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:
         metrics.RESULTS.labels(state).observe(max(0.0, clock() - claim.created_at.timestamp()))
 
 
-def _invalid(store: TicketStore, claim: Claim, why: str, reason: str) -> Outcome:
+def _invalid(store: LeaseStore, claim: Claim, why: str, reason: str) -> Outcome:
     store.fail(claim, ErrorPayload(error_code="HTAP_SYNC.INVALID", error_msg=why))
     return Outcome("finished", reason=reason)
 
@@ -138,7 +138,7 @@ class Delivery:
     """The collaborators one delivery works with."""
 
     client: TaurusClient
-    store: TicketStore
+    store: LeaseStore
     settings: Settings
     rng: random.Random
     gate: CallGate
@@ -153,7 +153,7 @@ def process_ticket(
     payload: Any,
     *,
     client: TaurusClient,
-    store: TicketStore,
+    store: LeaseStore,
     settings: Settings,
     rng: random.Random,
     gate: CallGate | None = None,
@@ -232,7 +232,7 @@ def _start_attempt(claim: Claim, d: Delivery) -> bool | Outcome:
 
 
 def _checked(
-    ticket: str, run: str, payload: Any, store: TicketStore, settings: Settings
+    ticket: str, run: str, payload: Any, store: LeaseStore, settings: Settings
 ) -> tuple[ReplicationRequest, Claim] | Outcome:
     """Validate the message, check it names its ticket, claim the ticket; or why not."""
     try:

@@ -17,8 +17,8 @@ import httpx
 
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.keys import Keys
+from htap_sync.common.lease import LeaseStore
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import TicketStore
 from htap_sync.worker.auth import make_auth
 from htap_sync.worker.breaker import RedisBreakerStore
 from htap_sync.worker.bucket import RedisBucketStore
@@ -34,7 +34,7 @@ class Collaborators:
 
     http: httpx.Client
     client: TaurusClient
-    store: TicketStore
+    store: LeaseStore
     rng: random.Random
     gate: Gate
     follow: FollowStore
@@ -43,7 +43,7 @@ class Collaborators:
 
 
 def replica_target(
-    settings: Settings, store: TicketStore, *, every_s: float = 1.0
+    settings: Settings, store: LeaseStore, *, every_s: float = 1.0
 ) -> Callable[[], int]:
     """How many replicas must acknowledge the in-doubt mark before each create call.
 

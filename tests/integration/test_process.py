@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.lease import Claim, LeaseStore
 from htap_sync.common.models import ErrorPayload, TicketState, TicketStatus, parse_request
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.common.store import Claim, Submitted, TicketStore
+from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
 from htap_sync.simulator import SimulatorServer
 from htap_sync.worker.client import TaurusClient
@@ -141,7 +142,7 @@ class Rig:
 
     settings: Settings
     redis: redis.Redis
-    store: TicketStore
+    store: LeaseStore
     api: ScriptedApi
     client: TaurusClient
 
@@ -152,7 +153,7 @@ class Rig:
     def use_clock(self, clock: FakeClock) -> None:
         """Swap in a store on the same keys whose time is ``clock`` (before any submit)."""
         self.clock = clock
-        self.store = TicketStore(
+        self.store = LeaseStore(
             self.redis,
             key_prefix=self.settings.key_prefix,
             result_ttl_s=self.settings.result_ttl_s,

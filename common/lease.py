@@ -1,0 +1,274 @@
+"""The worker's side of the ticket store: the lease protocol, every write atomic (Lua).
+
+A delivery *claims* a ticket (``begin``), marks it in doubt before each create call
+(``start_attempt``, optionally ``WAIT``-ing for replicas), and ends with ``succeed``, ``fail``,
+``retrying`` (to the delayed set) or ``postpone``; a delivery that finds the ticket held looks
+again later (``defer``), and one that lost Redis gives its lease up (``release``). Every write
+names the run and the holder, and a finished ticket is never written again: a late writer
+never undoes a result. See :mod:`htap_sync.common.store` for the ticket's fields.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+
+from htap_sync.common.models import Attempt, ErrorPayload, TicketState
+from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso, lua
+from htap_sync.common.sync import NO_JOB_ID_REASON
+
+
+class NotReplicated(Exception):
+    """Fewer replicas than asked for acknowledged a write in time: do not act on it yet."""
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        self.acked = acked
+        self.wanted = wanted
+        super().__init__(f"{acked} of {wanted} replicas acknowledged the write")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery's hold on a ticket. Every write of that delivery goes through it."""
+
+    ticket: str
+    run: str
+    holder: str = ""  # "" writes whoever holds the ticket (a message refused before claiming)
+    in_doubt: bool = False
+    attempts: int = 0
+    fingerprint: str = ""
+    created_at: datetime | None = None
+    prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
+
+
+class LeaseStore(TicketStore):
+    """The ticket store with the worker's lease protocol (same arguments as TicketStore)."""
+
+    def __init__(self, client: redis.Redis, **options: Any) -> None:
+        super().__init__(client, **options)
+        self._begin = client.register_script(lua("begin.lua"))
+        update = lua("update.lua").replace("HISTORY_LIMIT", str(HISTORY_LIMIT))
+        self._update = client.register_script(update)
+        self._pending = client.register_script(lua("pending.lua"))
+
+    # -- worker side ---------------------------------------------------------------------------
+
+    def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
+        """Take the ticket for one delivery of its message.
+
+        Returns:
+            a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``
+            (another run), ``"done"`` (finished), ``"busy"`` (a live delivery holds it).
+        """
+        now = self._clock()
+        holder = uuid.uuid4().hex
+        result = cast(
+            list[str],
+            self._begin(
+                keys=[self.key(ticket), self.delayed_key],
+                args=[
+                    run,
+                    now,
+                    now + lease_s,
+                    iso(now),
+                    holder,
+                    repr(now + lease_s + self._watch_s),
+                    ticket,
+                ],
+            ),
+        )
+        if result[0] != "ok":
+            return result[0]
+        return Claim(
+            ticket=ticket,
+            run=run,
+            holder=holder,
+            in_doubt=result[1] == "1",
+            attempts=int(result[2]),
+            fingerprint=result[3],
+            created_at=datetime.fromisoformat(result[4]),
+            prior=TicketState(result[5]),
+        )
+
+    def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
+        """``(state, request)`` of an unfinished ticket of ``run``, else None (stale, done,
+        expired)."""
+        found = cast(list[str] | None, self._pending(keys=[self.key(ticket)], args=[run]))
+        if not found:
+            return None
+        return found[0], cast(dict[str, Any], json.loads(found[1]))
+
+    def _write(
+        self,
+        claim: Claim,
+        *,
+        attempts: int = 0,
+        ttl_s: int = 0,
+        failed: bool = False,
+        due_at: float | None = None,
+        note: Attempt | None = None,
+        client: redis.client.Pipeline | None = None,
+        **fields: Any,
+    ) -> bool:
+        now = self._clock()
+        fields["updated_at"] = iso(now)
+        flat: list[Any] = []
+        for name, value in fields.items():
+            flat += [name, value]
+        done = self._update(
+            keys=[
+                self.key(claim.ticket),
+                self.failed_key,
+                self.history_key(claim.ticket),
+                self.delayed_key,
+            ],
+            args=[
+                claim.run,
+                claim.holder,
+                attempts,
+                ttl_s,
+                now,
+                int(failed),
+                "" if due_at is None else repr(due_at),
+                note.model_dump_json() if note else "",
+                claim.ticket,
+                *flat,
+            ],
+            client=client,
+        )
+        return done is not None
+
+    def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
+        """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
+        return self._write(Claim(ticket, run), due_at=due_at)
+
+    def release(self, ticket: str, run: str, *, due_at: float) -> bool:
+        """Give up a delivery's lease (its worker lost Redis mid-way) and look again at
+        ``due_at``; its in-doubt mark stays, so the next delivery reconciles first."""
+        return self._write(Claim(ticket, run), lease_until=0, due_at=due_at)
+
+    def postpone(self, claim: Claim, *, due_at: float) -> bool:
+        """Release the hold without an attempt; the ticket waits in the delayed set."""
+        # Back to what it was: a ticket that has been tried stays "retrying" while it waits.
+        state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
+        return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
+
+    def start_attempt(
+        self, claim: Claim, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
+    ) -> bool:
+        """Count an attempt and mark the ticket in doubt *before* the create call is sent.
+
+        With ``replicas`` > 0 the mark must also reach that many replicas within ``wait_s``
+        (Redis ``WAIT``, on the connection that wrote it), so that a failover cannot lose it.
+
+        Returns:
+            False when the ticket was lost to another delivery.
+
+        Raises:
+            NotReplicated: the mark was written but fewer replicas acknowledged it.
+        """
+        lease_until = self._clock() + lease_s
+        if replicas <= 0:
+            return self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until)
+        pipe = self.redis.pipeline(transaction=False)
+        self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until, client=pipe)
+        pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
+        done, acked = pipe.execute()
+        if done is None:
+            return False
+        if int(acked) < replicas:
+            raise NotReplicated(int(acked), replicas)
+        return True
+
+    def connected_replicas(self) -> int:
+        """How many replicas the Redis this store writes to has right now."""
+        info = self.redis.info("replication")
+        return int(info.get("connected_slaves", 0))
+
+    def renew(self, claim: Claim, *, lease_s: float) -> bool:
+        """Extend the hold before another API call (the list call of a reconciliation)."""
+        return self._write(claim, lease_until=self._clock() + lease_s)
+
+    def retrying(
+        self,
+        claim: Claim,
+        error: ErrorPayload,
+        *,
+        in_doubt: bool,
+        due_at: float,
+        refund_attempt: bool = False,
+        note: Attempt | None = None,
+    ) -> bool:
+        """Record a failed attempt, release the hold and wait in the delayed set until ``due_at``.
+
+        ``refund_attempt`` gives back the attempt counted by :meth:`start_attempt` (a throttled
+        call costs no attempt).
+        """
+        return self._write(
+            claim,
+            attempts=-1 if refund_attempt else 0,
+            due_at=due_at,
+            note=note,
+            state=TicketState.RETRYING.value,
+            error=error.model_dump_json(),
+            in_doubt=int(in_doubt),
+            lease_until=0,
+        )
+
+    def succeed(
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        reconciled: bool,
+        note: Attempt | None = None,
+        found: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record success; the result expires after ``result_ttl_s``.
+
+        A reconciled success (``job_id`` None) keeps the list row it was found with and says
+        why it has no job id.
+        """
+        return self._write(
+            claim,
+            ttl_s=self._ttl_s,
+            note=note,
+            state=TicketState.SUCCEEDED.value,
+            job_id=job_id or "",
+            job_id_reason="" if job_id else NO_JOB_ID_REASON,
+            found=json.dumps(found, separators=(",", ":")) if found else "",
+            error="",
+            in_doubt=0,
+            reconciled=int(reconciled),
+            lease_until=0,
+        )
+
+    def fail(
+        self,
+        claim: Claim,
+        error: ErrorPayload,
+        *,
+        in_doubt: bool | None = None,
+        note: Attempt | None = None,
+    ) -> bool:
+        """Record failure with its payload; the result expires after ``result_ttl_s``.
+
+        ``in_doubt=False`` records that the API's answer proved nothing was created (None
+        leaves the flag as it is), so a re-drive can skip the reconciliation.
+        """
+        doubt: dict[str, Any] = {} if in_doubt is None else {"in_doubt": int(in_doubt)}
+        return self._write(
+            claim,
+            ttl_s=self._ttl_s,
+            failed=True,
+            note=note,
+            state=TicketState.FAILED.value,
+            error=error.model_dump_json(),
+            lease_until=0,
+            **doubt,
+        )
