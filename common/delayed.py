@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -98,6 +98,11 @@ class DelayedSet:
         (running), instead of at their watchdog time; returns how many were moved."""
         ticket_prefix = Keys(self._prefix).ticket("")
         return int(self._expedite(keys=[self.key], args=[self._clock(), ticket_prefix]))
+
+    def state(self) -> dict[str, Any]:
+        """For operators: how many tickets wait, and in how long the first is due."""
+        due = self.next_due_in_s()
+        return {"depth": self.depth(), "next_due_in_s": None if due is None else round(due, 3)}
 
     def depth(self) -> int:
         """How many tickets wait."""

@@ -24,12 +24,12 @@ from celery.worker import state
 from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.fleet import fleet_view
 from htap_sync.common.keys import Keys
 from htap_sync.common.lease import Claim
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import ErrorPayload
 from htap_sync.common.settings import Settings
+from htap_sync.worker.fleet import fleet_view
 from htap_sync.worker.follower import Follower
 from htap_sync.worker.metrics import FleetCollector, serve_metrics
 from htap_sync.worker.mover import DelayedMover

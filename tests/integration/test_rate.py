@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from htap_sync.common.fleet import fleet_view
 from htap_sync.common.models import TicketState
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
+from htap_sync.worker.fleet import fleet_view
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, wait_for

@@ -21,8 +21,8 @@ from htap_sync.cli.base import (
     wait_exit,
 )
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
-from htap_sync.common.fleet import fleet_view
 from htap_sync.common.models import Until
+from htap_sync.worker.fleet import fleet_view
 
 
 @click.command()
@@ -168,6 +168,8 @@ def inspect(as_json: bool) -> None:
         f"tickets: {t['queued']} queued, {t['running']} running, {t['retrying']} retrying,"
         f" {t['succeeded']} succeeded, {t['failed']} failed"
     )
+    f = view["following"]
+    click.echo(f"following: {f['tickets']} tasks on {f['instances']} instances")
     for r in view["rate_limits"]:
         blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
         click.echo(
