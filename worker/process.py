@@ -23,7 +23,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from htap_sync.common.errors import (
@@ -35,7 +34,7 @@ from htap_sync.common.errors import (
     Throttled,
 )
 from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
-from htap_sync.common.models import Attempt, ErrorPayload, ReplicationRequest
+from htap_sync.common.models import ErrorPayload, ReplicationRequest
 from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets import ticket_id
@@ -44,79 +43,12 @@ from htap_sync.worker.backoff import backoff_s
 from htap_sync.worker.classify import says_name_exists
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
+from htap_sync.worker.outcome import Outcome, finished, note, observed
+
+__all__ = ["Delivery", "Enroll", "Outcome", "process_ticket"]
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one delivery: finished, retrying or waiting (for ``delay_s``), skipped.
-
-    ``waiting`` is a wait for the rate limit or the breaker: it cost no attempt.
-    """
-
-    kind: Literal["finished", "retry", "waiting", "skipped"]
-    delay_s: float = 0.0
-    reason: str = ""
-
-
-def _note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = None) -> Attempt:
-    return Attempt.model_validate(
-        {
-            "at": datetime.now(UTC),
-            "call": call,
-            "outcome": outcome,
-            "http_status": exc.http_status if exc else None,
-            "error_code": exc.error_code if exc else None,
-            "request_id": exc.request_id if exc else None,
-        }
-    )
-
-
-def _observed(
-    claim: Claim,
-    api: Literal["create", "list"],
-    call: Callable[[], T],
-    gate: CallGate,
-    project_id: str,
-) -> T:
-    """Make one API call: feed the gate, count it, time it, log it (never a secret)."""
-    started = time.monotonic()
-    error: ApiError | None = None
-    try:
-        return call()
-    except ApiError as exc:
-        error = exc
-        raise
-    finally:
-        gate.after_call(project_id, api, error)
-        status = (
-            str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
-        )
-        outcome = type(error).__name__ if error else "ok"
-        metrics.API_CALLS.labels(api, outcome, status).inc()
-        metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
-        log.info(
-            "ticket %s: %s call %s",
-            claim.ticket,
-            api,
-            outcome,
-            extra={
-                "ticket": claim.ticket,
-                "attempt": claim.attempts + (api == "create"),
-                "api": api,
-                "outcome": outcome,
-                "http_status": error.http_status if error else None,
-                "error_code": error.error_code if error else None,
-                "request_id": error.request_id if error else None,
-            },
-        )
-
-
-def _finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:
-    if claim.created_at is not None:
-        metrics.RESULTS.labels(state).observe(max(0.0, clock() - claim.created_at.timestamp()))
 
 
 def _invalid(store: LeaseStore, claim: Claim, why: str, reason: str) -> Outcome:
@@ -177,9 +109,9 @@ def process_ticket(
     sent = False
     try:
         if claim.in_doubt:
-            finished = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
-            if finished is not None:
-                return finished
+            looked = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
+            if looked is not None:
+                return looked
         d.gate.before_call(request.project_id, "create")
         started = _start_attempt(claim, d)
         if isinstance(started, Outcome):
@@ -187,7 +119,7 @@ def process_ticket(
         if not started:
             return Outcome("skipped", reason="lost the ticket")
         sent = True
-        created = _observed(
+        created = observed(
             claim, "create", lambda: client.create_replication(request), d.gate, request.project_id
         )
     except MustWait as wait:
@@ -197,8 +129,8 @@ def process_ticket(
             return _refused_but_maybe_ours(request, claim, exc, d)
         return _after_error(exc, claim, sent=sent, d=d)
     d.enroll(ticket, request, created.job_id)
-    store.succeed(claim, created.job_id, reconciled=False, note=_note("create", "created"))
-    _finished(claim, "succeeded", clock)
+    store.succeed(claim, created.job_id, reconciled=False, note=note("create", "created"))
+    finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
 
 
@@ -264,9 +196,9 @@ def _exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:
             f" {_age_s(claim, d.clock):.0f} s; the task does not exist",
         ),
         in_doubt=False,
-        note=_note("list", "absent"),
+        note=note("list", "absent"),
     )
-    _finished(claim, "failed", d.clock)
+    finished(claim, "failed", d.clock)
     return Outcome("finished", reason="budget exhausted")
 
 
@@ -304,22 +236,22 @@ def _refused_but_maybe_ours(
     says this instant, and the ticket retries in doubt.
     """
     try:
-        finished = _reconcile(request, claim, d)
+        looked = _reconcile(request, claim, d)
     except MustWait as wait:
         # The create was sent: keep the doubt so the next delivery looks first.
         return _after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
     except ApiError as list_error:
         log.info("ticket %s: list call failed after a refusal: %s", claim.ticket, list_error)
         return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
-    if finished is not None:
-        return finished
+    if looked is not None:
+        return looked
     if says_name_exists(exc) and (claim.in_doubt or claim.attempts > 0):
         # Our earlier attempt's task, not listed yet (or its in-doubt mark was lost): never a
         # failure; the next delivery looks again, and the budget bounds the looking.
         return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
     payload = ErrorPayload.model_validate(exc.payload())
-    d.store.fail(claim, payload, in_doubt=False, note=_note("create", "error", exc))
-    _finished(claim, "failed", d.clock)
+    d.store.fail(claim, payload, in_doubt=False, note=note("create", "error", exc))
+    finished(claim, "failed", d.clock)
     return Outcome("finished", reason=type(exc).__name__)
 
 
@@ -327,7 +259,7 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
     """Ask the list call whether an earlier attempt created the task; None: it did not."""
     d.gate.before_call(request.project_id, "list")
     d.store.renew(claim, lease_s=d.settings.lease_s)
-    existing = _observed(
+    existing = observed(
         claim, "list", lambda: d.client.find_replication(request), d.gate, request.project_id
     )
     if existing is None:
@@ -335,10 +267,10 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
         return None
     if existing.matches(request):
         d.enroll(claim.ticket, request, None)
-        note = _note("list", "found")
-        d.store.succeed(claim, None, reconciled=True, note=note, found=existing.raw)
+        found = note("list", "found")
+        d.store.succeed(claim, None, reconciled=True, note=found, found=existing.raw)
         metrics.RECONCILIATIONS.labels("found").inc()
-        _finished(claim, "succeeded", d.clock)
+        finished(claim, "succeeded", d.clock)
         return Outcome("finished", reason="reconciled")
     metrics.RECONCILIATIONS.labels("name_taken").inc()
     d.store.fail(
@@ -348,9 +280,9 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
             error_msg=f"a task named {request.task_name} already exists on the instance"
             " with another database pair",
         ),
-        note=_note("list", "found"),
+        note=note("list", "found"),
     )
-    _finished(claim, "failed", d.clock)
+    finished(claim, "failed", d.clock)
     return Outcome("finished", reason="name taken")
 
 
@@ -377,12 +309,12 @@ def _after_error(
     """
     settings = d.settings
     call: Literal["create", "list"] = "create" if sent else "list"
-    note = _note(call, "error", exc)
+    noted = note(call, "error", exc)
     payload = ErrorPayload.model_validate(exc.payload())
     if isinstance(exc, Permanent) and not keep_doubt:
         # A refusal of our create proves it created nothing; one of the list call proves less.
-        d.store.fail(claim, payload, in_doubt=False if sent else None, note=note)
-        _finished(claim, "failed", d.clock)
+        d.store.fail(claim, payload, in_doubt=False if sent else None, note=noted)
+        finished(claim, "failed", d.clock)
         return Outcome("finished", reason=type(exc).__name__)
     # Waiting out the gateway's throttling costs no attempt.
     refund = sent and isinstance(exc, Throttled)
@@ -392,8 +324,8 @@ def _after_error(
     if spent and not in_doubt:
         # Not in doubt here means the answers proved nothing was created: record it, or a
         # re-drive would reconcile for nothing.
-        d.store.fail(claim, payload, in_doubt=False, note=note)
-        _finished(claim, "failed", d.clock)
+        d.store.fail(claim, payload, in_doubt=False, note=noted)
+        finished(claim, "failed", d.clock)
         return Outcome("finished", reason="budget exhausted")
     delay = delay_s
     if delay is None:
@@ -410,7 +342,7 @@ def _after_error(
         in_doubt=in_doubt,
         due_at=d.clock() + delay,
         refund_attempt=refund,
-        note=note,
+        note=noted,
     )
     metrics.RETRIES.labels(type(exc).__name__).inc()
     return Outcome("retry", delay_s=delay, reason=type(exc).__name__)

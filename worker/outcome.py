@@ -1,0 +1,89 @@
+"""What a delivery reports, and how each of its API calls is noted, counted, timed, logged."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, TypeVar
+
+from htap_sync.common.errors import ApiError
+from htap_sync.common.lease import Claim
+from htap_sync.common.models import Attempt
+from htap_sync.worker import metrics
+from htap_sync.worker.gate import CallGate
+
+log = logging.getLogger("htap_sync.worker")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one delivery: finished, retrying or waiting (for ``delay_s``), skipped.
+
+    ``waiting`` is a wait for the rate limit or the breaker: it cost no attempt.
+    """
+
+    kind: Literal["finished", "retry", "waiting", "skipped"]
+    delay_s: float = 0.0
+    reason: str = ""
+
+
+def note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = None) -> Attempt:
+    return Attempt.model_validate(
+        {
+            "at": datetime.now(UTC),
+            "call": call,
+            "outcome": outcome,
+            "http_status": exc.http_status if exc else None,
+            "error_code": exc.error_code if exc else None,
+            "request_id": exc.request_id if exc else None,
+        }
+    )
+
+
+def observed(
+    claim: Claim,
+    api: Literal["create", "list"],
+    call: Callable[[], T],
+    gate: CallGate,
+    project_id: str,
+) -> T:
+    """Make one API call: feed the gate, count it, time it, log it (never a secret)."""
+    started = time.monotonic()
+    error: ApiError | None = None
+    try:
+        return call()
+    except ApiError as exc:
+        error = exc
+        raise
+    finally:
+        gate.after_call(project_id, api, error)
+        status = (
+            str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
+        )
+        outcome = type(error).__name__ if error else "ok"
+        metrics.API_CALLS.labels(api, outcome, status).inc()
+        metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
+        log.info(
+            "ticket %s: %s call %s",
+            claim.ticket,
+            api,
+            outcome,
+            extra={
+                "ticket": claim.ticket,
+                "attempt": claim.attempts + (api == "create"),
+                "api": api,
+                "outcome": outcome,
+                "http_status": error.http_status if error else None,
+                "error_code": error.error_code if error else None,
+                "request_id": error.request_id if error else None,
+            },
+        )
+
+
+def finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:
+    if claim.created_at is not None:
+        metrics.RESULTS.labels(state).observe(max(0.0, clock() - claim.created_at.timestamp()))
