@@ -23,8 +23,6 @@ and queues; its blocking Redis calls run in Starlette's thread pool.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -53,7 +51,9 @@ from htap_sync.common.models import Until
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets import is_ticket_id
 from htap_sync.producer.api import Producer
+from htap_sync.producer.api_keys import KeyCheck
 from htap_sync.producer.openapi import build_openapi
+from htap_sync.producer.problems import Problem
 
 logger = logging.getLogger(__name__)
 
@@ -68,29 +68,6 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram("htap_sync_ingress_latency_seconds", "Ingress answer time.", ["method"])
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class Problem(Exception):
-    """An answer other than success: a status and one error naming the part at fault."""
-
-    def __init__(
-        self,
-        status: int,
-        field: str,
-        rule: str,
-        *,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.status = status
-        self.errors = [{"field": field, "rule": rule, "message": f"{field}: {rule}"}]
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-    def response(self) -> JSONResponse:
-        """The JSON answer."""
-        return JSONResponse({**self.extra, "errors": self.errors}, self.status, self.headers)
 
 
 def _wait_params(request: Request, max_wait_s: float) -> tuple[float, Until]:
@@ -152,48 +129,6 @@ class RequestIds:
                 raise
             problem = Problem(500, "server", f"internal error (request id {request_id})")
             await problem.response()(scope, receive, stamped)
-
-
-class KeyCheck:
-    """Checks a request's API key against every configured key, in constant time."""
-
-    def __init__(self, keys: list[str], *, enabled: bool) -> None:
-        # Digests, so that every comparison is between equal lengths: no length leaks either.
-        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
-        self.enabled = enabled
-
-    @staticmethod
-    def presented(request: Request) -> str | None:
-        """The key the request carries: ``X-API-Key``, else ``Authorization: Bearer``."""
-        key = request.headers.get("x-api-key")
-        if key is not None:
-            return key
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return (value.strip() or None) if scheme.lower() == "bearer" else None
-
-    def matches(self, key: str) -> bool:
-        """True when ``key`` equals a configured key; every key is compared, match or not."""
-        # Starlette decodes header bytes as latin-1: encoding back gives the bytes sent.
-        given = hashlib.sha256(key.encode("latin-1", errors="replace")).digest()
-        found = False
-        for expected in self._digests:
-            found |= hmac.compare_digest(given, expected)
-        return found
-
-    def require(self, request: Request) -> None:
-        """Raise a 401 Problem unless auth is off or the request carries a valid key."""
-        if not self.enabled:
-            return
-        key = self.presented(request)
-        if key is not None and self.matches(key):
-            return
-        rule = "required" if key is None else "not accepted"
-        raise Problem(
-            401,
-            "X-API-Key",
-            f"{rule}: send a valid key as X-API-Key or Authorization: Bearer",
-            headers={"WWW-Authenticate": 'Bearer realm="htap-sync", ApiKey header="X-API-Key"'},
-        )
 
 
 async def read_json(request: Request, limit: int) -> Any:
