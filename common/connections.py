@@ -25,7 +25,8 @@ def make_redis(settings: Settings) -> redis.Redis:
             str(settings.redis_url), decode_responses=True, **_CLIENT_OPTIONS
         )
     url = settings.redis_url
-    client = sentinel_for(settings).master_for(  # type: ignore[no-untyped-call]
+    sentinel: Any = sentinel_for(settings)  # redis-py types Sentinel in some releases only
+    client = sentinel.master_for(
         str(settings.redis_sentinel_master),
         redis_class=redis.Redis,
         decode_responses=True,
@@ -37,10 +38,14 @@ def make_redis(settings: Settings) -> redis.Redis:
     return cast(redis.Redis, client)
 
 
+# Typed in some redis-py releases, untyped in others: called through Any for both.
+_SENTINEL: Any = Sentinel
+
+
 def sentinel_for(settings: Settings) -> Sentinel:
     """The Sentinel client of these settings (their sentinels must be configured)."""
     password = settings.redis_sentinel_password
-    return Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = _SENTINEL(
         settings.sentinel_hosts(),
         sentinel_kwargs={
             "password": password.get_secret_value() if password else None,
@@ -48,6 +53,7 @@ def sentinel_for(settings: Settings) -> Sentinel:
             "socket_timeout": 5,
         },
     )
+    return cast(Sentinel, sentinel)
 
 
 def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:

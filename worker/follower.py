@@ -12,7 +12,6 @@ follow structures live in Redis.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,12 +24,14 @@ from htap_sync.worker.client import Job, TaskRow, TaurusClient
 from htap_sync.worker.follow import Evidence, Followed, judge, needs_configuration, needs_job
 from htap_sync.worker.follow_store import FollowStore
 from htap_sync.worker.gate import Api, CallGate, MustWait
+from htap_sync.worker.loop import BackgroundLoop
+from htap_sync.worker.outcome import gated
 
 log = logging.getLogger("htap_sync.follow")
 T = TypeVar("T")
 
 
-class Follower:
+class Follower(BackgroundLoop):
     """Runs follow rounds for the fleet (a thread per worker process).
 
     Args:
@@ -50,13 +51,12 @@ class Follower:
         interval_s: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__("follower")
         self._store = store
         self._client = client
         self._gate = gate
         self._interval_s = interval_s
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Run every round due now; returns how many instances had one."""
@@ -137,17 +137,7 @@ class Follower:
 
     def _call(self, project_id: str, api: Api, call: Callable[[], T]) -> T:
         self._gate.before_call(project_id, api)
-        error: ApiError | None = None
-        try:
-            return call()
-        except ApiError as exc:
-            error = exc
-            raise
-        finally:
-            self._gate.after_call(project_id, api, error)
-            outcome = type(error).__name__ if error else "ok"
-            status = str(error.http_status) if error and error.http_status else "none"
-            metrics.API_CALLS.labels(api, outcome, status if error else "2xx").inc()
+        return gated(self._gate, project_id, api, call)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -158,19 +148,6 @@ class Follower:
             except Exception:  # a bug in one round must not end following for the process
                 log.exception("follow round failed")
             self._stop.wait(min(self._interval_s, 1.0))
-
-    def start(self) -> None:
-        """Start the background thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="follower", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
 
 
 def _by_name(rows: list[TaskRow]) -> dict[str, TaskRow]:

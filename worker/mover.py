@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -11,13 +10,14 @@ import redis
 
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.lease import LeaseStore
+from htap_sync.worker.loop import BackgroundLoop
 
 log = logging.getLogger("htap_sync.mover")
 
 Send = Callable[[str, str, dict[str, Any]], None]
 
 
-class DelayedMover:
+class DelayedMover(BackgroundLoop):
     """Every ``interval_s``, claims due tickets, queues a fresh message for each, releases them.
 
     Every worker process runs one; claims keep them from sending the same member twice, and a
@@ -43,6 +43,7 @@ class DelayedMover:
         queue_depth: Callable[[], int] = lambda: 0,
         watch_s: float = 300.0,
     ) -> None:
+        super().__init__("delayed-mover")
         self._delayed = delayed
         self._store = store
         self._send = send
@@ -50,8 +51,6 @@ class DelayedMover:
         self._on_recovery = on_recovery
         self._queue_depth = queue_depth
         self._watch_s = watch_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
         """Move what is due now; returns how many messages were queued."""
@@ -90,16 +89,3 @@ class DelayedMover:
                 server = current
             pause = self._interval_s if wait is None else min(max(wait, 0.01), self._interval_s)
             self._stop.wait(pause)
-
-    def start(self) -> None:
-        """Start the background thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="delayed-mover", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None

@@ -13,7 +13,7 @@ from htap_sync.common.errors import ApiError
 from htap_sync.common.lease import Claim
 from htap_sync.common.models import Attempt
 from htap_sync.worker import metrics
-from htap_sync.worker.gate import CallGate
+from htap_sync.worker.gate import Api, CallGate
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
@@ -44,14 +44,17 @@ def note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = N
     )
 
 
-def observed(
-    claim: Claim,
-    api: Literal["create", "list"],
-    call: Callable[[], T],
+def gated(
     gate: CallGate,
     project_id: str,
+    api: Api,
+    call: Callable[[], T],
+    on_done: Callable[[str, ApiError | None], None] | None = None,
 ) -> T:
-    """Make one API call: feed the gate, count it, time it, log it (never a secret)."""
+    """Make one API call the gate let through: feed the gate its outcome, count and time it.
+
+    ``on_done(outcome, error)`` runs last (callers log there).
+    """
     started = time.monotonic()
     error: ApiError | None = None
     try:
@@ -67,6 +70,20 @@ def observed(
         outcome = type(error).__name__ if error else "ok"
         metrics.API_CALLS.labels(api, outcome, status).inc()
         metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
+        if on_done is not None:
+            on_done(outcome, error)
+
+
+def observed(
+    claim: Claim,
+    api: Literal["create", "list"],
+    call: Callable[[], T],
+    gate: CallGate,
+    project_id: str,
+) -> T:
+    """Make one call of a delivery: :func:`gated`, and logged (never a secret)."""
+
+    def logged(outcome: str, error: ApiError | None) -> None:
         log.info(
             "ticket %s: %s call %s",
             claim.ticket,
@@ -82,6 +99,8 @@ def observed(
                 "request_id": error.request_id if error else None,
             },
         )
+
+    return gated(gate, project_id, api, call, logged)
 
 
 def finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:
