@@ -168,24 +168,60 @@ def make_app(
     """
     if rate_limiter is not None and monotonic is not None:
         raise ValueError("monotonic: give it to the RateLimiter passed as rate_limiter")
-    clock = clock or utc_now
-    authenticator = Authenticator(config, clock=clock, tokens=state.tokens)
-    faults = Faults(config, sleep=sleep, hangs=hangs)
-    limiter = rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic)
-    lifecycle = Lifecycle(
-        wait_s=config.stage_wait_s,
-        full_s=config.stage_full_s,
-        fail_rate=config.sync_fail_rate,
-        job_delay_s=config.job_appear_delay_s,
-        seed=config.seed,
-        clock=monotonic or time.monotonic,
+    sim = _Simulator(
+        config,
+        state,
+        authenticator=Authenticator(config, clock=clock or utc_now, tokens=state.tokens),
+        faults=Faults(config, sleep=sleep, hangs=hangs),
+        limiter=rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic),
+        lifecycle=Lifecycle(
+            wait_s=config.stage_wait_s,
+            full_s=config.stage_full_s,
+            fail_rate=config.sync_fail_rate,
+            job_delay_s=config.job_appear_delay_s,
+            seed=config.seed,
+            clock=monotonic or time.monotonic,
+        ),
     )
-    state.lifecycle = lifecycle
+    state.lifecycle = sim.lifecycle
+    routes = [
+        Route(REPLICATION_PATH, sim.create_route, methods=["POST"]),
+        Route(REPLICATION_PATH, sim.list_route, methods=["GET"]),
+        *task_routes(state, sim.lifecycle, sim.guard),
+        *iam_routes(config, state.tokens, clock or utc_now),
+        *admin_routes(state, sim.limiter),
+    ]
+    return DroppingStarlette(
+        routes=routes,
+        middleware=[Middleware(_RequestIdMiddleware)],
+        exception_handlers={404: _no_such_api, 405: _no_such_api},
+    )
 
-    async def auth_failure(request: Request, body: bytes) -> Response | None:
-        if not authenticator.enabled:
+
+class _Simulator:
+    """The create and list routes of one simulator, over its state and its injected parts."""
+
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        state: SimulatorState,
+        *,
+        authenticator: Authenticator,
+        faults: Faults,
+        limiter: RateLimiter,
+        lifecycle: Lifecycle,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.authenticator = authenticator
+        self.faults = faults
+        self.limiter = limiter
+        self.lifecycle = lifecycle
+
+    async def auth_failure(self, request: Request, body: bytes) -> Response | None:
+        if not self.authenticator.enabled:
             return None
-        reason = authenticator.failure(
+        reason = self.authenticator.failure(
             method=request.method,
             path=request.scope["path"],
             query_string=request.scope["query_string"],
@@ -196,12 +232,12 @@ def make_app(
             return None
         return error(401, AUTH_FAILED, f"Incorrect IAM authentication information: {reason}")
 
-    def unknown_instance(*instance_ids: str) -> Response | None:
-        if any(i in config.unknown_instances for i in instance_ids):
+    def unknown_instance(self, *instance_ids: str) -> Response | None:
+        if any(i in self.config.unknown_instances for i in instance_ids):
             return error(400, INSTANCE_NOT_FOUND, "Instance not found.")
         return None
 
-    def create(project_id: str, instance_id: str, body: CreateBody) -> Response:
+    def create(self, project_id: str, instance_id: str, body: CreateBody) -> Response:
         task = Task(
             project_id=project_id,
             instance_id=instance_id,
@@ -212,29 +248,29 @@ def make_app(
             target_database=body.target_database,
             job_id=uuid.uuid4().hex,
         )
-        if state.create_task(task):
-            lifecycle.born(task.key, task.job_id)
+        if self.state.create_task(task):
+            self.lifecycle.born(task.key, task.job_id)
             return JSONResponse({"job_id": task.job_id})
-        state.record_name_hit(task.key)
-        if config.existing_name == "accept":
+        self.state.record_name_hit(task.key)
+        if self.config.existing_name == "accept":
             # As the provider uses it: starting an existing task answers a job id.
-            return JSONResponse({"job_id": lifecycle.job_for(task.key, "StartStarRocksTask")})
-        status = 400 if config.existing_name == "reject-400" else 409
+            return JSONResponse({"job_id": self.lifecycle.job_for(task.key, "StartStarRocksTask")})
+        status = 400 if self.config.existing_name == "reject-400" else 409
         return error(status, TASK_NAME_EXISTS, "Task name already exists.")
 
-    async def with_fault(step: FaultStep, create_now: Callable[[], Response]) -> Response:
+    async def with_fault(self, step: FaultStep, create_now: Callable[[], Response]) -> Response:
         fault = step.fault
         if fault is CreateFault.FAIL:
             return internal_error()
         if fault is CreateFault.THROTTLE:
             retry_after_s = (
-                config.retry_after_s if step.retry_after_s is None else step.retry_after_s
+                self.config.retry_after_s if step.retry_after_s is None else step.retry_after_s
             )
             return throttled(retry_after_s)
         if fault is CreateFault.IN_PROGRESS:
             return error(409, OPERATION_IN_PROGRESS, "Another operation is in progress.")
         if fault is CreateFault.HANG:
-            await faults.hang(step)
+            await self.faults.hang(step)
             return internal_error()
         answer = create_now()
         if fault is CreateFault.CREATED_THEN_500:
@@ -242,44 +278,44 @@ def make_app(
         if fault is CreateFault.DROP_AFTER_CREATE:
             return DropConnection()
         if fault is CreateFault.HANG_AFTER_CREATE:
-            await faults.hang(step)
+            await self.faults.hang(step)
         return answer
 
-    async def create_task(request: Request) -> Response:
-        await faults.delay()
+    async def create_task(self, request: Request) -> Response:
+        await self.faults.delay()
         raw = await request.body()
-        if (denied := await auth_failure(request, raw)) is not None:
+        if (denied := await self.auth_failure(request, raw)) is not None:
             return denied
         try:
             project_id, instance_id = path_ids(request)
             body = parse_create_body(raw)
         except InvalidParameter as exc:
             return error(400, INVALID_PARAMETER, str(exc))
-        if (missing := unknown_instance(instance_id, body.source_instance_id)) is not None:
+        if (missing := self.unknown_instance(instance_id, body.source_instance_id)) is not None:
             return missing
         # Before the fault: a throttled call takes no draw and no scripted step.
-        admission = limiter.admit(project_id)
-        state.record_create_arrival(admission.at, admitted=admission.admitted)
+        admission = self.limiter.admit(project_id)
+        self.state.record_create_arrival(admission.at, admitted=admission.admitted)
         if not admission.admitted and admission.limit is not None:
             return throttled(admission.retry_after_s, admission.limit.text)
         # Draw even when the script decides: valid call N always meets seeded draw N.
-        drawn = faults.create_fault()
-        step = state.next_scripted() or FaultStep(drawn)
-        state.record_fault(step.fault)
-        return await with_fault(step, lambda: create(project_id, instance_id, body))
+        drawn = self.faults.create_fault()
+        step = self.state.next_scripted() or FaultStep(drawn)
+        self.state.record_fault(step.fault)
+        return await self.with_fault(step, lambda: self.create(project_id, instance_id, body))
 
-    async def create_route(request: Request) -> Response:
+    async def create_route(self, request: Request) -> Response:
         # Counted on arrival, so calls that fail later (401, 400, 500) are counted too.
-        state.record_create_call()
-        response = await create_task(request)
+        self.state.record_create_call()
+        response = await self.create_task(request)
         if not isinstance(response, DropConnection):
-            state.record_create_answer(response.status_code)
+            self.state.record_create_answer(response.status_code)
         return response
 
-    async def list_route(request: Request) -> Response:
-        state.record_list_call()
-        await faults.delay()
-        if (denied := await auth_failure(request, await request.body())) is not None:
+    async def list_route(self, request: Request) -> Response:
+        self.state.record_list_call()
+        await self.faults.delay()
+        if (denied := await self.auth_failure(request, await request.body())) is not None:
             return denied
         try:
             project_id, instance_id = path_ids(request)
@@ -287,30 +323,17 @@ def make_app(
             offset = query_int(request, "offset", default=0, low=0, high=None)
         except InvalidParameter as exc:
             return error(400, INVALID_PARAMETER, str(exc))
-        if (missing := unknown_instance(instance_id)) is not None:
+        if (missing := self.unknown_instance(instance_id)) is not None:
             return missing
-        state.record_instance_list(project_id, instance_id, lifecycle.clock())
-        total, page = state.page(project_id, instance_id, limit=limit, offset=offset)
+        self.state.record_instance_list(project_id, instance_id, self.lifecycle.clock())
+        total, page = self.state.page(project_id, instance_id, limit=limit, offset=offset)
         payload: dict[str, Any] = {
             # A string, as the real API sends it.
             "total_count": str(total),
-            "replications": [task.to_replication(lifecycle.row(task.key)) for task in page],
+            "replications": [task.to_replication(self.lifecycle.row(task.key)) for task in page],
         }
         return JSONResponse(payload)
 
-    async def guard(request: Request, body: bytes) -> Response | None:
-        await faults.delay()
-        return await auth_failure(request, body)
-
-    routes = [
-        Route(REPLICATION_PATH, create_route, methods=["POST"]),
-        Route(REPLICATION_PATH, list_route, methods=["GET"]),
-        *task_routes(state, lifecycle, guard),
-        *iam_routes(config, state.tokens, clock),
-        *admin_routes(state, limiter),
-    ]
-    return DroppingStarlette(
-        routes=routes,
-        middleware=[Middleware(_RequestIdMiddleware)],
-        exception_handlers={404: _no_such_api, 405: _no_such_api},
-    )
+    async def guard(self, request: Request, body: bytes) -> Response | None:
+        await self.faults.delay()
+        return await self.auth_failure(request, body)

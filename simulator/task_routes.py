@@ -30,7 +30,7 @@ from starlette.routing import Route
 
 from htap_sync.simulator.errors import INVALID_PARAMETER, error
 from htap_sync.simulator.lifecycle import Lifecycle
-from htap_sync.simulator.state import SimulatorState
+from htap_sync.simulator.state import SimulatorState, Task
 from htap_sync.simulator.validation import InvalidParameter, path_ids
 
 UNKNOWN_TASK = "DBS.270022"
@@ -53,19 +53,40 @@ def _task_name(raw: bytes | str | None) -> str:
     return raw
 
 
+async def _checked(
+    request: Request, state: SimulatorState, guard: Guard, *, body_name: bool
+) -> tuple[Any, ...] | Response:
+    """(project, instance, task name, task or None) of a call on one task, or its refusal."""
+    raw = await request.body()
+    if (denied := await guard(request, raw)) is not None:
+        return denied
+    try:
+        project_id, instance_id = path_ids(request)
+        name = _task_name(raw if body_name else request.query_params.get("task_name"))
+    except InvalidParameter as exc:
+        return error(400, INVALID_PARAMETER, str(exc))
+    return project_id, instance_id, name, state.task(project_id, instance_id, name)
+
+
+def _configuration(task: Task, alter_error: str) -> dict[str, Any]:
+    """The configuration call's answer for a task."""
+    return {
+        "source_instance_id": task.source_instance_id,
+        "source_node_id": task.source_node_id,
+        "database_info": {"source_database": task.source_database},
+        "table_infos": [],
+        "table_repl_config": {"repl_type": "database", "repl_scope": "all"},
+        "target_database_name": task.target_database,
+        "is_tables_change": False,
+        "last_error_of_alter_table": alter_error,
+    }
+
+
 def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> list[Route]:
     """The jobs, configuration, delete, pause and resume routes over ``state``."""
 
-    async def checked(request: Request, *, body_name: bool) -> tuple[Any, ...] | Response:
-        raw = await request.body()
-        if (denied := await guard(request, raw)) is not None:
-            return denied
-        try:
-            project_id, instance_id = path_ids(request)
-            name = _task_name(raw if body_name else request.query_params.get("task_name"))
-        except InvalidParameter as exc:
-            return error(400, INVALID_PARAMETER, str(exc))
-        return project_id, instance_id, name, state.task(project_id, instance_id, name)
+    def checked(request: Request, *, body_name: bool) -> Awaitable[tuple[Any, ...] | Response]:
+        return _checked(request, state, guard, body_name=body_name)
 
     async def configuration_route(request: Request) -> Response:
         state.record_task_call("configuration")
@@ -75,18 +96,8 @@ def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> li
         project_id, instance_id, name, task = found
         if task is None:
             return error(400, UNKNOWN_TASK, "The task does not exist.")
-        return JSONResponse(
-            {
-                "source_instance_id": task.source_instance_id,
-                "source_node_id": task.source_node_id,
-                "database_info": {"source_database": task.source_database},
-                "table_infos": [],
-                "table_repl_config": {"repl_type": "database", "repl_scope": "all"},
-                "target_database_name": task.target_database,
-                "is_tables_change": False,
-                "last_error_of_alter_table": lifecycle.alter_error((project_id, instance_id, name)),
-            }
-        )
+        alter_error = lifecycle.alter_error((project_id, instance_id, name))
+        return JSONResponse(_configuration(task, alter_error))
 
     def on_task(action: str) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
