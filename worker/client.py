@@ -149,18 +149,25 @@ class TaurusClient:
             )
         return Created(job_id=job_id, request_id=request_id)
 
-    def find_replication(self, request: ReplicationRequest) -> TaskRow | None:
-        """The live (not Cancelled) task named like ``request.task_name``, if the list has one.
+    def find_replication(
+        self, request: ReplicationRequest, *, include_cancelled: bool = False
+    ) -> TaskRow | None:
+        """The live (not Cancelled) task named like ``request.task_name``, if the list has one;
+        with ``include_cancelled``, a Cancelled one when no live one exists.
 
-        Pages only as far as the name is found.
+        Pages only as far as a live task of that name is found.
 
         Raises:
             ApiError: as :meth:`create_replication` (an Ambiguous here changes nothing).
         """
+        cancelled: TaskRow | None = None
         for row in self.iter_replications(request.project_id, request.instance_id):
-            if row.task_name == request.task_name and not row.cancelled:
+            if row.task_name != request.task_name:
+                continue
+            if not row.cancelled:
                 return row
-        return None
+            cancelled = cancelled or row
+        return cancelled if include_cancelled else None
 
     def list_replications(self, project_id: str, instance_id: str) -> list[TaskRow]:
         """Every sync task of an instance (see :meth:`iter_replications`)."""

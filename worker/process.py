@@ -235,8 +235,11 @@ def _refused_but_maybe_ours(
     Except for "name exists" after an earlier attempt: then the task is ours whatever the list
     says this instant, and the ticket retries in doubt.
     """
+    # "Name exists" after an earlier attempt: a Cancelled task of ours is still ours (it was
+    # created, then failed to sync: following will say so), or the create would loop on 409s.
+    ours_even_if_cancelled = claim.in_doubt or claim.attempts > 0
     try:
-        looked = _reconcile(request, claim, d)
+        looked = _reconcile(request, claim, d, include_cancelled=ours_even_if_cancelled)
     except MustWait as wait:
         # The create was sent: keep the doubt so the next delivery looks first.
         return _after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
@@ -255,12 +258,21 @@ def _refused_but_maybe_ours(
     return Outcome("finished", reason=type(exc).__name__)
 
 
-def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | None:
-    """Ask the list call whether an earlier attempt created the task; None: it did not."""
+def _reconcile(
+    request: ReplicationRequest, claim: Claim, d: Delivery, *, include_cancelled: bool = False
+) -> Outcome | None:
+    """Ask the list call whether an earlier attempt created the task; None: it did not.
+
+    A Cancelled task counts only with ``include_cancelled`` (see _refused_but_maybe_ours).
+    """
     d.gate.before_call(request.project_id, "list")
     d.store.renew(claim, lease_s=d.settings.lease_s)
     existing = observed(
-        claim, "list", lambda: d.client.find_replication(request), d.gate, request.project_id
+        claim,
+        "list",
+        lambda: d.client.find_replication(request, include_cancelled=include_cancelled),
+        d.gate,
+        request.project_id,
     )
     if existing is None:
         metrics.RECONCILIATIONS.labels("absent").inc()

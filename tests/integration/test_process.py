@@ -75,7 +75,7 @@ class ScriptedApi:
         """Queue answers for the next list calls; when none is left, the list shows ``listed``."""
         self.lists.extend(answers)
 
-    def show(self, request: dict[str, str], **changes: str) -> None:
+    def show(self, request: dict[str, str], stage: str = "full", **changes: str) -> None:
         """Make the list call report the task of ``request`` (with some fields changed)."""
         task = {**request, **changes}
         self.listed.append(
@@ -84,7 +84,7 @@ class ScriptedApi:
                 "source_database": task["source_database"],
                 "target_database": task["target_database"],
                 "status": "Yes",
-                "stage": "full",
+                "stage": stage,
                 "percentage": "0",
             }
         )
@@ -935,3 +935,26 @@ def test_no_create_call_until_replicas_hold_the_in_doubt_mark(rig: Rig) -> None:
     rig.api.answer_creates(created("job-r"))
     assert rig.deliver(msg) == Outcome("finished", reason="created")
     assert rig.status(msg).attempts == 1
+
+
+def test_a_cancelled_task_of_ours_ends_the_409_loop(rig: Rig) -> None:
+    """After an earlier attempt, "name exists" with our task Cancelled in the list is ours:
+    succeeded (following reports the failure), not 409 after 409 until the budget runs out."""
+    msg = fail_once_with_503(rig)
+    rig.api.show(msg.payload, stage="Cancelled")
+    rig.api.answer_creates(refused(409, NAME_EXISTS, "Task name already exists."))
+    # In doubt: the list shows only a Cancelled task, which is nobody's: the create goes out.
+    assert rig.deliver(msg) == Outcome("finished", reason="reconciled")
+    assert rig.api.methods == ["POST", "GET", "POST", "GET"]
+    status = rig.status(msg)
+    assert status.reconciled and status.found is not None
+    assert status.found["stage"] == "Cancelled"
+
+
+def test_a_cancelled_task_of_someone_else_fails_a_first_attempt(rig: Rig) -> None:
+    """On a first attempt, a Cancelled task holding the name is not ours: the 409 stands."""
+    msg = rig.submit()
+    rig.api.show(msg.payload, stage="Cancelled")
+    rig.api.answer_creates(refused(409, NAME_EXISTS, "Task name already exists."))
+    assert rig.deliver(msg) == Outcome("finished", reason="Rejected")
+    assert rig.api.methods == ["POST", "GET"]
