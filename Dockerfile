@@ -9,6 +9,6 @@ COPY producer ./producer
 COPY worker ./worker
 COPY simulator ./simulator
 COPY src ./src
-RUN pip install . && useradd --system --uid 10001 htap
+RUN pip install .[flower] && useradd --system --uid 10001 htap
 USER htap
 CMD ["htap-sync", "--help"]

@@ -58,6 +58,12 @@ class TicketConflict(HtapSyncError):
             f"ticket {ticket} is {state} with a different request under the same task name"
         )
 
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        """The conflict as ``{field, rule, message}`` errors, the shape of every other error."""
+        rule = f"another request holds this task name ({self.state})"
+        return [{"field": "task_name", "rule": rule, "message": f"task_name: {rule}"}]
+
 
 class TicketNotFound(HtapSyncError, LookupError):
     """No ticket with this id exists (never submitted, or its result expired)."""

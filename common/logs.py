@@ -2,43 +2,81 @@
 
 Log calls pass context as ``extra`` fields (``ticket``, ``attempt``, ``outcome``,
 ``http_status``, ``error_code``, ``request_id``, ``wait_reason``, ``delay_s``...); the JSON
-format emits them as keys, the text format appends them as ``key=value``. Nothing secret is
-ever passed: secrets live in ``SecretStr`` and never reach a log call.
+format (python-json-logger) emits them as keys, the text format appends them as ``key=value``.
+Nothing secret is ever passed: secrets live in ``SecretStr`` and never reach a log call.
+
+Two libraries pass extras of their own that do not belong in a log line: uvicorn's
+``color_message`` (the message again, with ANSI colour codes) and Celery's ``data`` (the whole
+task message: arguments, return value). Both are dropped; of Celery's, the task id, the task
+name and the run time are kept.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter as _LibraryJsonFormatter
+
 # The attributes every LogRecord has; anything else on a record came in through ``extra``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Extras never written: uvicorn's coloured copy of the message, Celery's message dump.
+_DROPPED = {"color_message", "data"}
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _celery_task(record: logging.LogRecord) -> dict[str, Any]:
+    """The task id, name and run time from Celery's ``data`` extra, without the message."""
+    data = record.__dict__.get("data")
+    if not (record.name.startswith("celery") and isinstance(data, dict)):
+        return {}
+    picked = {"task_id": data.get("id"), "task": data.get("name"), "runtime_s": data.get("runtime")}
+    return {k: v for k, v in picked.items() if v is not None}
 
 
 def _context(record: logging.LogRecord) -> dict[str, Any]:
-    return {
-        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+    extras = {
+        k: v
+        for k, v in record.__dict__.items()
+        if k not in _STANDARD and k not in _DROPPED and not k.startswith("_")
     }
+    return {**extras, **_celery_task(record)}
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, then the context fields."""
+class JsonFormatter(_LibraryJsonFormatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``msg``, then the context.
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Render a record as JSON."""
-        data: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-            **_context(record),
-        }
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, separators=(",", ":"))
+    ``exc`` holds a traceback when there is one. No value carries an ANSI escape.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"name": "logger", "message": "msg", "exc_info": "exc"},
+            reserved_attrs=[*RESERVED_ATTRS, *_DROPPED, "taskName"],
+            json_ensure_ascii=False,
+            json_serializer=functools.partial(json.dumps, separators=(",", ":")),
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """The time first, the level in lower case, Celery's task fields, no colour codes."""
+        fields: dict[str, Any] = {}
+        super().add_fields(fields, record, message_dict)
+        log_data["ts"] = datetime.fromtimestamp(record.created, UTC).isoformat(
+            timespec="milliseconds"
+        )
+        log_data["level"] = fields.pop("levelname").lower()
+        for key, value in {**fields, **_celery_task(record)}.items():
+            clean = isinstance(value, str) and "\x1b" in value
+            log_data[key] = _ANSI.sub("", value) if clean else value
 
 
 class TextFormatter(logging.Formatter):
@@ -50,7 +88,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """Render a record as text with its context appended."""
         text = super().format(record)
-        context = _context(record)
+        context = {k: v for k, v in _context(record).items() if k not in ("task_id", "task")}
         if context:
             text += " " + " ".join(f"{k}={v}" for k, v in context.items())
         return text
@@ -65,3 +103,6 @@ def configure_logging(fmt: Literal["text", "json"] = "text", level: str | int = 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # httpx logs every request at INFO; the worker's own line per call says more (outcome,
+    # status, error code, the API's request id), so httpx speaks only of problems.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

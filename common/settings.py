@@ -232,7 +232,8 @@ class Settings(BaseSettings):
         default=None,
         ge=0,
         le=65535,
-        description="Workers serve Prometheus metrics on this port (unset: no metrics server).",
+        description="Workers and the ingress serve Prometheus metrics on this port (unset:"
+        " workers serve none, the ingress serves /metrics on its API port).",
     )
     task_events: bool = Field(
         default=False,

@@ -5,13 +5,16 @@ POST /v1/replications           one request object, or a list of 1..API_MAX_ITEM
 GET  /v1/replications/{ticket}  the ticket's status
 GET  /healthz                   200 when Redis answers PING, else 503      (no key needed)
 GET  /openapi.json              the OpenAPI 3.1 document                   (no key needed)
+GET  /docs                      that document as a page to read            (no key needed)
+GET  /metrics                   Prometheus text, unless HTAP_SYNC_METRICS_PORT serves it apart
 ```
 
-Every answer is JSON with an ``X-Request-Id``; errors are ``{"errors": [{"field", "rule",
-"message"}]}``, with the model's own messages (the same as the CLI's). A list answers one
-result per item and a status a client can act on: 202 when every item was accepted, 207 when
-some were; when none was, 409 if every item is a conflict, else 422. So a 2xx means something
-was queued and a 4xx that nothing was.
+Every answer carries an ``X-Request-Id`` (:mod:`.request_ids`), and all but ``/docs`` and
+``/metrics`` are JSON; errors are ``{"errors": [{"field", "rule", "message"}]}``, with the
+model's own messages (the same as the CLI's and bulk's). A list answers one result per item
+and a status a client can act on: 202 when every item was accepted, 207 when some were; when
+none was, 409 if every item is a conflict, else 422. So a 2xx means something was queued and
+a 4xx that nothing was.
 
 Keys come from ``HTAP_SYNC_API_KEYS`` (``X-API-Key: K`` or ``Authorization: Bearer K``) and
 are compared in constant time against every configured key. Bodies are read as a stream and
@@ -27,22 +30,25 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import redis
 import uvicorn
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    generate_latest,
+    start_http_server,
+)
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 from uvicorn.config import LOGGING_CONFIG
 
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
@@ -52,21 +58,15 @@ from htap_sync.common.settings import Settings
 from htap_sync.common.tickets import is_ticket_id
 from htap_sync.producer.api import Producer
 from htap_sync.producer.api_keys import KeyCheck
-from htap_sync.producer.openapi import build_openapi
+from htap_sync.producer.openapi import DOCS_CSP, DOCS_HTML, build_openapi
 from htap_sync.producer.problems import Problem
+from htap_sync.producer.request_ids import RequestIds
 
 logger = logging.getLogger(__name__)
 
-REQUEST_ID = "X-Request-Id"
 RETRY_AFTER_S = 1
 BACKPRESSURE_RETRY_S = 5
 WAIT_POLL_S = 0.25
-REQUESTS = Counter(
-    "htap_sync_ingress_requests_total",
-    "Ingress answers by method and status.",
-    ["method", "status"],
-)
-LATENCY = Histogram("htap_sync_ingress_latency_seconds", "Ingress answer time.", ["method"])
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -92,43 +92,6 @@ def _unavailable() -> Problem:
         "unavailable; nothing, or for a list only part, was queued: send the same body again",
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )
-
-
-class RequestIds:
-    """ASGI middleware: an ``X-Request-Id`` on every answer, and JSON even for a crash."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request, stamping its answer with a fresh id."""
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex
-        started = False
-
-        begun = time.monotonic()
-        method = str(scope.get("method", ""))
-
-        async def stamped(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                MutableHeaders(scope=message)[REQUEST_ID] = request_id
-                REQUESTS.labels(method, str(message["status"])).inc()
-                LATENCY.labels(method).observe(time.monotonic() - begun)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, stamped)
-        except Exception:
-            # Never a traceback to the caller; the log keeps it, findable by the request id.
-            logger.exception("ingress request %s failed", request_id)
-            if started:
-                raise
-            problem = Problem(500, "server", f"internal error (request id {request_id})")
-            await problem.response()(scope, receive, stamped)
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -188,9 +151,8 @@ class Ingress:
         except RequestInvalid as exc:
             return JSONResponse({"errors": exc.errors}, 422)
         except TicketConflict as exc:
-            rule = f"another request holds this task name ({exc.state})"
-            extra = {"ticket": exc.ticket, "state": exc.state}
-            return Problem(409, "task_name", rule, extra=extra).response()
+            body = {"ticket": exc.ticket, "state": exc.state, "errors": exc.errors}
+            return JSONResponse(body, 409)
         body = {"outcome": receipt.outcome.value, **status.to_json()}
         location = request.url_for("ticket", ticket=receipt.ticket).path
         return JSONResponse(body, 202, {"Location": location})
@@ -260,6 +222,10 @@ class Ingress:
         """GET /openapi.json."""
         return JSONResponse(self.openapi)
 
+    async def docs(self, request: Request) -> Response:
+        """GET /docs: a page that renders /openapi.json (no script or style from elsewhere)."""
+        return HTMLResponse(DOCS_HTML, headers={"Content-Security-Policy": DOCS_CSP})
+
 
 def _answering(endpoint: Endpoint) -> Endpoint:
     """Turn Problems and an unreachable Redis into JSON answers."""
@@ -295,6 +261,9 @@ async def _metrics(request: Request) -> Response:
 def make_ingress(settings: Settings, producer: Producer) -> Starlette:
     """The ingress app on a producer (the caller closes it).
 
+    ``/metrics`` is a route of the app unless ``HTAP_SYNC_METRICS_PORT`` is set: then
+    :func:`serve_ingress` serves it on that port alone, apart from the public API.
+
     Raises:
         SettingsError: authentication is on and ``HTAP_SYNC_API_KEYS`` names no key.
     """
@@ -310,11 +279,13 @@ def make_ingress(settings: Settings, producer: Producer) -> Starlette:
         ),
         Route("/healthz", _answering(ingress.health), methods=["GET"]),
         Route("/openapi.json", _answering(ingress.document), methods=["GET"]),
-        Route("/metrics", _metrics, methods=["GET"]),
+        Route("/docs", ingress.docs, methods=["GET"]),
     ]
+    if settings.metrics_port is None:
+        routes.append(Route("/metrics", _metrics, methods=["GET"]))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIds)],
+        middleware=[Middleware(RequestIds, routes=routes)],
         exception_handlers={HTTPException: _http_error},
     )
 
@@ -336,6 +307,7 @@ def ingress_config(
         ws="none",
         lifespan="off",
         log_level="info",
+        access_log=False,  # RequestIds logs each answer, with its request id
         log_config=LOGGING_CONFIG if configure_logging else None,
     )
 
@@ -348,6 +320,9 @@ def serve_ingress(settings: Settings, host: str, port: int) -> None:
     """
     settings.ingress_keys()
     configure_logging(settings.log_format)
+    if settings.metrics_port is not None:
+        # Scraped by Prometheus on its own port, which need not be published with the API's.
+        start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104
     producer = Producer(settings)
     try:
         app = make_ingress(settings, producer)

@@ -13,6 +13,65 @@ _JSON = "application/json"
 TICKET_PATTERN = r"^tk_[0-9a-f]{32}$"
 
 
+# GET /docs: a page that renders the document it fetches, built with DOM calls (no markup
+# from the document is ever parsed) and nothing loaded from elsewhere.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+)
+DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>taurus-htap-sync ingress</title>
+<style>
+body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+section{border-top:1px solid #ddd;padding:.5rem 0}.m{color:#555}.k{color:#a40}
+code,pre{background:#f6f6f6;padding:.1rem .3rem}pre{overflow:auto;padding:.5rem}
+</style></head><body><main id="doc"><p>Loading <a href="openapi.json">openapi.json</a>...</p>
+</main><script>
+const el = (tag, text, cls) => {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+};
+const kind = s => !s ? "" : s.$ref ? s.$ref.split("/").pop()
+  : s.oneOf ? s.oneOf.map(kind).join(" | ")
+  : s.type === "array" ? "[" + kind(s.items) + "]" : s.enum ? s.enum.join(" | ") : s.type || "";
+const main = document.getElementById("doc");
+fetch("openapi.json").then(r => r.json()).then(doc => {
+  main.replaceChildren(el("h1", doc.info.title), el("p", doc.info.description));
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [method, op] of Object.entries(ops)) {
+      const sec = el("section");
+      sec.append(el("h2", method.toUpperCase() + " " + path), el("p", op.summary));
+      if (op.description) sec.append(el("p", op.description, "m"));
+      if ((op.security || []).length) sec.append(el("p", "Needs a key: X-API-Key or Bearer.", "k"));
+      for (const p of op.parameters || []) {
+        sec.append(el("p", p.in + " " + p.name + (p.required ? " (required)" : "") + ": "
+          + kind(p.schema), "m"));
+      }
+      const body = op.requestBody && op.requestBody.content["application/json"];
+      if (body) sec.append(el("p", "body: " + kind(body.schema), "m"));
+      const list = el("ul");
+      for (const [code, r] of Object.entries(op.responses)) {
+        const media = r.content && Object.values(r.content)[0];
+        const shape = media ? " -> " + kind(media.schema) : "";
+        list.append(el("li", code + " " + r.description + shape));
+      }
+      sec.append(list);
+      main.append(sec);
+    }
+  }
+  main.append(el("h2", "Schemas"));
+  for (const [name, schema] of Object.entries(doc.components.schemas)) {
+    const d = el("details");
+    d.id = name;
+    d.append(el("summary", name), el("pre", JSON.stringify(schema, null, 2)));
+    main.append(d);
+  }
+}).catch(e => main.replaceChildren(el("p", "Could not load openapi.json: " + e)));
+</script></body></html>
+"""
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": _REF.format(model=name)}
 
@@ -285,6 +344,14 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         "security": [],
         "responses": {"200": _response("The OpenAPI document.", {"type": "object"})},
     }
+    docs = {
+        "operationId": "docs",
+        "summary": "This document as a page to read.",
+        "security": [],
+        "responses": {
+            "200": {"description": "An HTML page.", "content": {"text/html": {"schema": {}}}}
+        },
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -298,6 +365,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             "/v1/replications/{ticket}": {"get": get},
             "/healthz": {"get": health},
             "/openapi.json": {"get": document},
+            "/docs": {"get": docs},
         },
         "components": {
             "schemas": {**_model_schemas(settings), **_error_schemas(max_items)},

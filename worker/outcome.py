@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from htap_sync.common.errors import ApiError
 from htap_sync.common.lease import Claim
@@ -31,7 +31,14 @@ class Outcome:
     reason: str = ""
 
 
-def note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = None) -> Attempt:
+def note(
+    call: Literal["create", "list"],
+    outcome: str,
+    exc: ApiError | None = None,
+    *,
+    request_id: str | None = None,
+) -> Attempt:
+    """One entry of a ticket's history; ``request_id`` is the answer's ``X-Request-Id``."""
     return Attempt.model_validate(
         {
             "at": datetime.now(UTC),
@@ -39,7 +46,7 @@ def note(call: Literal["create", "list"], outcome: str, exc: ApiError | None = N
             "outcome": outcome,
             "http_status": exc.http_status if exc else None,
             "error_code": exc.error_code if exc else None,
-            "request_id": exc.request_id if exc else None,
+            "request_id": exc.request_id if exc else request_id,
         }
     )
 
@@ -49,16 +56,19 @@ def gated(
     project_id: str,
     api: Api,
     call: Callable[[], T],
-    on_done: Callable[[str, ApiError | None], None] | None = None,
+    on_done: Callable[[str, ApiError | None, str | None], None] | None = None,
 ) -> T:
     """Make one API call the gate let through: feed the gate its outcome, count and time it.
 
-    ``on_done(outcome, error)`` runs last (callers log there).
+    ``on_done(outcome, error, request_id)`` runs last (callers log there); the request id is
+    the error's, or the answer's when the result carries one (a created task's).
     """
     started = time.monotonic()
     error: ApiError | None = None
+    result: Any = None
     try:
-        return call()
+        result = call()
+        return cast(T, result)
     except ApiError as exc:
         error = exc
         raise
@@ -71,7 +81,8 @@ def gated(
         metrics.API_CALLS.labels(api, outcome, status).inc()
         metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
         if on_done is not None:
-            on_done(outcome, error)
+            request_id = error.request_id if error else getattr(result, "request_id", None)
+            on_done(outcome, error, request_id)
 
 
 def observed(
@@ -83,7 +94,7 @@ def observed(
 ) -> T:
     """Make one call of a delivery: :func:`gated`, and logged (never a secret)."""
 
-    def logged(outcome: str, error: ApiError | None) -> None:
+    def logged(outcome: str, error: ApiError | None, request_id: str | None) -> None:
         log.info(
             "ticket %s: %s call %s",
             claim.ticket,
@@ -96,7 +107,7 @@ def observed(
                 "outcome": outcome,
                 "http_status": error.http_status if error else None,
                 "error_code": error.error_code if error else None,
-                "request_id": error.request_id if error else None,
+                "request_id": request_id,
             },
         )
 

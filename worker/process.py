@@ -129,7 +129,12 @@ def process_ticket(
             return _refused_but_maybe_ours(request, claim, exc, d)
         return _after_error(exc, claim, sent=sent, d=d)
     d.enroll(ticket, request, created.job_id)
-    store.succeed(claim, created.job_id, reconciled=False, note=note("create", "created"))
+    store.succeed(
+        claim,
+        created.job_id,
+        reconciled=False,
+        note=note("create", "created", request_id=created.request_id),
+    )
     finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
 

@@ -25,18 +25,30 @@ from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
-from htap_sync.common.lease import Claim
+from htap_sync.common.lease import Claim, LeaseStore
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import ErrorPayload
 from htap_sync.common.settings import Settings
 from htap_sync.worker.fleet import fleet_view
 from htap_sync.worker.follower import Follower
-from htap_sync.worker.metrics import FleetCollector, serve_metrics
+from htap_sync.worker.metrics import FleetCollector, observe_delivery, serve_metrics
 from htap_sync.worker.mover import DelayedMover
 from htap_sync.worker.process import process_ticket
 from htap_sync.worker.runtime import Runtime
 
 log = logging.getLogger("htap_sync.worker")
+
+
+class TicketFailed(Exception):
+    """The delivery failed its ticket for good: the task ends in FAILURE (Flower shows it)."""
+
+
+def _raise_if_failed(store: LeaseStore, ticket: str) -> None:
+    """Raise :class:`TicketFailed` with the ticket's error when it ended failed."""
+    found = store.get(ticket)
+    if found.state.value == "failed" and found.error is not None:
+        e = found.error
+        raise TicketFailed(f"{ticket}: {e.http_status} {e.error_code} {e.error_msg}")
 
 
 def restart_worker() -> None:
@@ -71,7 +83,11 @@ def make_worker_app(
     app = make_celery(settings)
     runtime = runtime or Runtime(settings)
     app.task(
-        name=CREATE_REPLICATION, acks_late=True, reject_on_worker_lost=True, ignore_result=True
+        name=CREATE_REPLICATION,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        throws=(TicketFailed,),  # an expected end: logged in one line, no traceback
     )(_create_task(settings, runtime))
     _connect_signals(app, settings, runtime, loglevel)
     return app
@@ -122,6 +138,9 @@ def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, An
                 "delay_s": round(outcome.delay_s, 3),
             },
         )
+        observe_delivery(outcome.kind, outcome.reason, outcome.delay_s)
+        if outcome.kind == "finished":
+            _raise_if_failed(parts.store, ticket)
         return outcome.kind
 
     create_replication.__name__ = "create_replication"
@@ -195,9 +214,12 @@ def _connect_signals(app: Celery, settings: Settings, runtime: Runtime, loglevel
     def _metrics(**_: Any) -> None:
         if settings.metrics_port is not None:
             client = make_redis(settings)
-            serve_metrics(
-                settings.metrics_port, FleetCollector(lambda: fleet_view(client, settings))
+            fleet = FleetCollector(
+                lambda: fleet_view(client, settings),
+                redis_client=client,
+                key_prefix=settings.key_prefix,
             )
+            serve_metrics(settings.metrics_port, fleet)
 
     setup_logging.connect(_logging, weak=False)
     worker_ready.connect(_metrics, weak=False)

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from htap_sync.devstack import free_port, wait_until
+from htap_sync.common.settings import Settings
+from htap_sync.devstack import Service, free_port, http_ready, wait_until
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+
+def _scrape(port: int) -> Samples:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     samples = {}
     for family in text_string_to_metric_families(text):
@@ -143,3 +148,122 @@ def test_inspect_describes_a_running_fleet(
     assert create["blocked_for_s"] > 200  # and Retry-After holds the bucket
     assert view["queue"]["depth"] == 0
     assert failing.ticket != waiting.ticket
+
+
+API_KEY = "observability-key"
+
+
+def _ingress(settings: Settings, log_dir: Path, api_port: int, metrics_port: int) -> Service:
+    env = child_env(
+        settings,
+        HTAP_SYNC_API_KEYS=API_KEY,
+        HTAP_SYNC_METRICS_PORT=str(metrics_port),
+        HTAP_SYNC_LOG_FORMAT="json",
+    )
+    argv = [sys.executable, "-m", "htap_sync", "api", "--port", str(api_port)]
+    service = Service("ingress", argv, env=env, log_dir=log_dir)
+    wait_until(
+        lambda: service.alive() and http_ready(f"http://127.0.0.1:{api_port}/healthz"),
+        timeout_s=30,
+        what="the ingress",
+    )
+    return service
+
+
+def _json_lines(service: Service) -> list[dict[str, Any]]:
+    text = service.log_path.read_text()
+    assert "\x1b" not in text and "color_message" not in text
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.timeout(150)
+def test_two_workers_and_the_ingress_serve_prometheus_metrics(
+    settings: Settings,
+    producer: Producer,
+    simulator: SimulatorServer,
+    start_worker: WorkerFactory,
+    tmp_path: Path,
+) -> None:
+    """Two worker processes and the ingress serve Prometheus text: counters add up across the
+    workers, the fleet gauges come from exactly one of them, waits are timed, and the ingress
+    counts answers by route on a metrics port apart from its API."""
+    simulator.state.script(["throttle:15"])  # the first create: 429, Retry-After 15 s
+    ports = [free_port(), free_port()]
+    workers = [start_worker(concurrency=2, metrics_port=p, log_format="json") for p in ports]
+    api_port, metrics_port = free_port(), free_port()
+    ingress = _ingress(settings, tmp_path, api_port, metrics_port)
+    ids = []
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{api_port}", headers={"X-API-Key": API_KEY}, timeout=10
+        ) as api:
+
+            def post(name: str) -> str:
+                answer = api.post("/v1/replications", json=request_data(task_name=name))
+                assert answer.status_code == 202, answer.text
+                ids.append(answer.headers["X-Request-Id"])
+                return str(answer.json()["ticket"])
+
+            first = post("obs2_first")
+            wait_until(
+                lambda: producer.status(first).state.value == "retrying",
+                timeout_s=30,
+                what="the throttled ticket",
+            )
+            # The bucket is shut for 15 s: these wait without an attempt, in the delayed set.
+            tickets = [first, *(post(f"obs2_{i}") for i in range(5))]
+            statuses = wait_for(producer, tickets, workers=workers, timeout_s=90)
+            assert {s.state.value for s in statuses.values()} == {"succeeded"}
+            for ticket in tickets:
+                assert api.get(f"/v1/replications/{ticket}").status_code == 200
+            assert api.get("/metrics").status_code == 404  # only on the metrics port
+            docs = api.get("/docs")
+            assert docs.status_code == 200 and "openapi.json" in docs.text
+            assert "default-src 'none'" in docs.headers["content-security-policy"]
+        wait_until(lambda: all(_up(p) for p in ports), timeout_s=30, what="the workers' metrics")
+        _check_worker_metrics([_scrape(p) for p in ports], [_scrape(p) for p in reversed(ports)])
+        _check_ingress_metrics(_scrape(metrics_port))
+    finally:
+        ingress.stop()
+    logged = {e["request_id"]: e for e in _json_lines(ingress) if e.get("route")}
+    assert {logged[i]["route"] for i in ids} == {"/v1/replications"}
+    for worker in workers:
+        assert worker.stop() in (0, -15)
+        received = [e for e in _json_lines(worker) if str(e["msg"]).endswith("received")]
+        assert received and all(e["task_id"] and "obs2_" not in str(e) for e in received)
+
+
+def _check_worker_metrics(scrapes: list[Samples], again: list[Samples]) -> None:
+    def total(name: str, **labels: str) -> float:
+        return sum(_value(s, name, **labels) for s in scrapes)
+
+    assert total("htap_sync_api_calls_total", api="create") == 7  # one 429, then six created
+    assert total("htap_sync_api_calls_total", api="create", status="429") == 1
+    assert total("htap_sync_deliveries_total", kind="finished") == 6
+    waits = total("htap_sync_wait_seconds_count", reason="rate")
+    assert waits >= 5 and waits == total("htap_sync_waits_total", reason="rate")
+    exporters = [i for i, s in enumerate(scrapes) if ("htap_sync_queue_depth", ()) in s]
+    assert len(exporters) == 1, "fleet gauges must come from one worker only"
+    (holder,) = exporters
+    assert [i for i, s in enumerate(reversed(again)) if ("htap_sync_queue_depth", ()) in s] == [
+        holder
+    ]
+    fleet = scrapes[holder]
+    assert _value(fleet, "htap_sync_configured_rate_per_second", api="create") == 1000
+    assert 0 < _value(fleet, "htap_sync_effective_rate_per_second", api="create") < 1000
+    assert _value(fleet, "htap_sync_breaker_state", state="closed") == 1
+    assert _value(fleet, "htap_sync_breaker_state", state="half_open") == 0
+
+
+def _check_ingress_metrics(samples: Samples) -> None:
+    def answers(route: str, method: str, status: str) -> float:
+        return _value(
+            samples, "htap_sync_ingress_requests_total", route=route, method=method, status=status
+        )
+
+    assert answers("/v1/replications", "POST", "202") == 6
+    assert answers("/v1/replications/{ticket}", "GET", "200") >= 6
+    assert answers("unmatched", "GET", "404") == 1
+    assert answers("/docs", "GET", "200") == 1
+    assert _value(samples, "htap_sync_ingress_latency_seconds_count", route="/healthz") >= 1
+    assert not any(name.startswith("htap_sync_api_calls") for name, _ in samples)

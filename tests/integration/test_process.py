@@ -958,3 +958,12 @@ def test_a_cancelled_task_of_someone_else_fails_a_first_attempt(rig: Rig) -> Non
     rig.api.answer_creates(refused(409, NAME_EXISTS, "Task name already exists."))
     assert rig.deliver(msg) == Outcome("finished", reason="Rejected")
     assert rig.api.methods == ["POST", "GET"]
+
+
+def test_a_success_keeps_the_api_request_id(rig: Rig) -> None:
+    """The create call's X-Request-Id is kept in the history of a success, as for an error."""
+    msg = rig.submit()
+    rig.api.answer_creates(created("job-rid"))
+    assert rig.deliver(msg) == Outcome("finished", reason="created")
+    (call,) = rig.status(msg).history
+    assert (call.outcome, call.request_id) == ("created", "req-job-rid")

@@ -214,3 +214,144 @@ def test_compose_ha_profile_is_a_sentinel_group_the_settings_can_use() -> None:
         "sentinel-2",
         "sentinel-3",
     ]
+
+
+# Every profile of the compose file; a profile added there must be added here to be checked.
+PROFILES = ("default", "ha", "flower", "monitoring")
+
+
+def _active(profile: str) -> dict[str, dict[str, Any]]:
+    """The services `docker compose --profile PROFILE up` starts (``default``: no profile)."""
+    return {
+        name: service
+        for name, service in _compose()["services"].items()
+        if not service.get("profiles") or profile in service["profiles"]
+    }
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: _interpolate(str(v)) for k, v in service.get("environment", {}).items()}
+
+
+def _check_url(service: dict[str, Any]) -> str:
+    """The URL a healthcheck fetches (Python's urlopen or wget), or '' for another check."""
+    found = re.search(
+        r"http://127\.0\.0\.1:\d+/\S*?(?=['\"\s]|$)",
+        " ".join(map(str, service["healthcheck"]["test"])),
+    )
+    return found.group(0) if found else ""
+
+
+def test_compose_profiles_are_the_ones_checked() -> None:
+    """Every profile the compose file uses is one these tests check."""
+    used = {p for s in _compose()["services"].values() for p in s.get("profiles", [])}
+    assert used == set(PROFILES) - {"default"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_compose_profile_services_restart_check_health_and_start(profile: str) -> None:
+    """Under each profile every service restarts unless stopped, has a healthcheck, depends
+    only on services of the same run (waiting for health only where one is checked),
+    publishes on loopback only, and mounts declared volumes or files of this repository."""
+    compose = _compose()
+    active = _active(profile)
+    for name, service in active.items():
+        assert service.get("restart") == "unless-stopped", name
+        test = service.get("healthcheck", {}).get("test")
+        assert isinstance(test, list) and test[0] in ("CMD", "CMD-SHELL") and len(test) > 1, name
+        for dep, how in service.get("depends_on", {}).items():
+            assert dep in active, f"{name} depends on {dep}, absent from profile {profile}"
+            if how["condition"] == "service_healthy":
+                assert "healthcheck" in active[dep], f"{name} waits for {dep}'s health"
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in compose["volumes"], f"{name} mounts undeclared {source}"
+
+
+def test_compose_healthchecks_probe_the_ports_services_listen_on() -> None:
+    """The worker's healthcheck reads its metrics port, the ingress's its API port, the
+    simulator's and Flower's the port their command serves."""
+    services = _compose()["services"]
+    worker_port = _env(services["worker"])[f"{ENV_PREFIX}METRICS_PORT"]
+    assert _check_url(services["worker"]) == f"http://127.0.0.1:{worker_port}/metrics"
+    for name, path in (
+        ("ingress", "/healthz"),
+        ("simulator", "/_sim/healthz"),
+        ("flower", "/healthcheck"),
+    ):
+        argv = [_interpolate(str(a)) for a in services[name]["command"]]
+        port = argv[argv.index("--port") + 1]
+        assert _check_url(services[name]) == f"http://127.0.0.1:{port}{path}", name
+
+
+def test_prometheus_scrapes_every_metrics_port_and_nothing_else() -> None:
+    """monitoring/prometheus.yml scrapes each service that sets HTAP_SYNC_METRICS_PORT, on that
+    port (every worker replica through its DNS name), and the ingress's metrics port is not its
+    public one; no metrics port is published."""
+    services = _compose()["services"]
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    targets = set()
+    for job in config["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            targets |= {(name, int(sd["port"])) for name in sd["names"]}
+        for static in job.get("static_configs", []):
+            targets |= {(t.split(":")[0], int(t.split(":")[1])) for t in static["targets"]}
+    exporting = {
+        (name, int(_env(s)[f"{ENV_PREFIX}METRICS_PORT"]))
+        for name, s in services.items()
+        if f"{ENV_PREFIX}METRICS_PORT" in _env(s)
+    }
+    assert targets == exporting and {"worker", "ingress"} <= {n for n, _ in targets}
+    ingress_argv = [str(a) for a in services["ingress"]["command"]]
+    api_port = int(ingress_argv[ingress_argv.index("--port") + 1])
+    for name, port in exporting:
+        published = [str(p).rsplit(":", 1)[-1] for p in services[name].get("ports", [])]
+        assert str(port) not in published, f"{name} publishes its metrics port"
+        assert name != "ingress" or port != api_port
+    prometheus = services["prometheus"]
+    config_flag = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    mounted = {str(v).split(":")[1]: str(v).split(":")[0] for v in prometheus["volumes"]}
+    assert mounted[config_flag.split("=", 1)[1]] == "./monitoring/prometheus.yml"
+
+
+def test_grafana_provisions_prometheus_and_the_shipped_dashboard() -> None:
+    """Grafana's data source is the compose Prometheus, and its dashboard provider reads the
+    folder the dashboard file is mounted into."""
+    grafana = _compose()["services"]["grafana"]
+    mounts = {str(v).split(":")[1]: str(v).split(":")[0] for v in grafana["volumes"]}
+    provisioning = ROOT / mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "htap-sync.yml").read_text())[
+        "providers"
+    ]
+    folder = provider["options"]["path"]
+    assert (ROOT / mounts[folder] / "htap-sync.json").is_file()
+
+
+def test_compose_flower_uses_the_fleet_settings_and_a_login() -> None:
+    """Flower gets the fleet's settings (so its key prefix) and a well-formed basic login."""
+    from htap_sync.cli.flower import parse_users
+
+    flower = _compose()["services"]["flower"]
+    env = _env(flower)
+    shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
+    assert shared.items() <= env.items()
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    assert {k for k in env if k.startswith(ENV_PREFIX)} <= fields
+    assert parse_users(env["FLOWER_BASIC_AUTH"])
+
+
+def test_readme_metrics_table_is_the_generated_one() -> None:
+    """The README's metrics table is exactly what `python -m htap_sync.metrics_table` prints."""
+    from htap_sync.metrics_table import render_metrics_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert render_metrics_table().strip() in readme

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from htap_sync.cli import bulk, demo, report, services, tickets
+from htap_sync.cli import bulk, demo, flower, report, services, tickets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +34,7 @@ for _command in (
     services.api,
     services.simulator,
     demo.demo,
+    flower.flower,
 ):
     main.add_command(_command)
 

@@ -47,7 +47,7 @@ def enqueue(as_json: bool, **fields: str | None) -> None:
             fail(f"invalid request: {exc}", EXIT_USAGE)
         except TicketConflict as exc:
             if as_json:
-                emit_json({"state": "conflict", "ticket": exc.ticket, "errors": [str(exc)]})
+                emit_json({"state": "conflict", "ticket": exc.ticket, "errors": exc.errors})
             fail(str(exc), EXIT_CONFLICT)
         status = producer.status(receipt.ticket)
     if as_json:
