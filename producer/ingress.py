@@ -147,7 +147,7 @@ class Ingress:
         await self._room_for(1)
         try:
             receipt = await run_in_threadpool(self.producer.enqueue, data)
-            status = await run_in_threadpool(self.producer.status, receipt.ticket)
+            status = await run_in_threadpool(self.producer.status, receipt.ticket, ride_out_s=0)
         except RequestInvalid as exc:
             return JSONResponse({"errors": exc.errors}, 422)
         except TicketConflict as exc:
@@ -200,11 +200,12 @@ class Ingress:
         try:
             if not is_ticket_id(ticket):
                 raise TicketNotFound(ticket)
-            status = await run_in_threadpool(self.producer.status, ticket)
+            # No riding out here: with Redis down, a caller gets 503 and Retry-After at once.
+            status = await run_in_threadpool(self.producer.status, ticket, ride_out_s=0)
             # A long poll that holds no thread while it waits.
             while not status.done(until) and time.monotonic() < deadline:
                 await asyncio.sleep(min(WAIT_POLL_S, max(0.0, deadline - time.monotonic())))
-                status = await run_in_threadpool(self.producer.status, ticket)
+                status = await run_in_threadpool(self.producer.status, ticket, ride_out_s=0)
         except TicketNotFound:
             raise Problem(404, "ticket", "not found (never submitted, or expired)") from None
         return JSONResponse(status.to_json())
