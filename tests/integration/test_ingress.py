@@ -465,7 +465,7 @@ def test_a_bug_answers_500_json_and_logs_the_traceback(
 ) -> None:
     """An unexpected error answers 500 JSON naming the request id; its details stay in the log."""
 
-    def broken(ticket: str) -> None:
+    def broken(ticket: str, **options: object) -> None:
         raise RuntimeError("internal detail for the log only")
 
     monkeypatch.setattr(producer, "status", broken)
