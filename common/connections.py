@@ -8,7 +8,7 @@ from urllib.parse import quote
 import redis
 from redis.sentinel import Sentinel
 
-from htap_sync.common.lease import LeaseStore
+from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import TicketStore
 
@@ -87,10 +87,10 @@ def make_ticket_store(settings: Settings, client: redis.Redis | None = None) -> 
     )
 
 
-def make_store(settings: Settings, client: redis.Redis | None = None) -> LeaseStore:
+def make_store(settings: Settings, client: redis.Redis | None = None) -> RedisLeaseStore:
     """The ticket store (with the worker's lease protocol) for these settings, on ``client``
     or a new connection."""
-    return LeaseStore(
+    return RedisLeaseStore(
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
         result_ttl_s=settings.result_ttl_s,

@@ -15,26 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, cast
 
 import redis
 
 from htap_sync.common.keys import Keys
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
-return due
-"""
-
-_RELEASE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) == tonumber(ARGV[2]) then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
-end
-return 0
-"""
+from htap_sync.common.scripts import script
 
 
 @dataclass(frozen=True)
@@ -61,11 +47,10 @@ class DelayedSet:
         self._redis = client
         self.key = Keys(key_prefix).delayed
         self._clock = clock
-        self._claim = client.register_script(_CLAIM)
-        self._release = client.register_script(_RELEASE)
         self._prefix = key_prefix
-        script = resources.files("htap_sync.common").joinpath("expedite.lua")
-        self._expedite = client.register_script(script.read_text(encoding="utf-8"))
+        self._claim = script(client, "htap_sync.common", "claim_due.lua")
+        self._release = script(client, "htap_sync.common", "release_due.lua")
+        self._expedite = script(client, "htap_sync.common", "expedite.lua")
 
     def claim_due(self, *, limit: int = 100, claim_s: float = 60.0) -> list[Due]:
         """Take up to ``limit`` due members for ``claim_s`` seconds."""

@@ -1,4 +1,4 @@
-"""The worker's side of the ticket store: the lease protocol, every write atomic (Lua).
+"""The worker's side of the ticket store: the lease protocol, the same on every backend.
 
 A delivery *claims* a ticket (``begin``), marks it in doubt before each create call
 (``start_attempt``, optionally ``WAIT``-ing for replicas), and ends with ``succeed``, ``fail``,
@@ -6,20 +6,23 @@ A delivery *claims* a ticket (``begin``), marks it in doubt before each create c
 again later (``defer``), and one that lost Redis gives its lease up (``release``). Every write
 names the run and the holder, and a finished ticket is never written again: a late writer
 never undoes a result. See :mod:`htap_sync.common.store` for the ticket's fields.
+
+:class:`LeaseStore` says what each write records; keeping each claim and write atomic is its
+backend's: :class:`~htap_sync.common.lease_redis.RedisLeaseStore` (Lua scripts, shared by the
+fleet) and :class:`~htap_sync.common.lease_memory.MemoryLeaseStore` (one process: the fast
+tier of the worker's tests). One contract test runs both.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import redis
-
-from htap_sync.common.models import Attempt, ErrorPayload, TicketState
-from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso, lua
+from htap_sync.common.models import Attempt, ErrorPayload, TicketState, TicketStatus
 from htap_sync.common.sync import NO_JOB_ID_REASON
 
 
@@ -46,63 +49,46 @@ class Claim:
     prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
 
 
-class LeaseStore(TicketStore):
-    """The ticket store with the worker's lease protocol (same arguments as TicketStore)."""
+class LeaseStore(ABC):
+    """The worker's ticket store: claims, attempts and results of deliveries.
 
-    def __init__(self, client: redis.Redis, **options: Any) -> None:
-        super().__init__(client, **options)
-        self._begin = client.register_script(lua("begin.lua"))
-        update = lua("update.lua").replace("HISTORY_LIMIT", str(HISTORY_LIMIT))
-        self._update = client.register_script(update)
-        self._pending = client.register_script(lua("pending.lua"))
+    A backend keeps ``_clock`` (seconds since the epoch) and ``_ttl_s`` (how long finished
+    tickets stay readable), and implements the abstract methods; every write below is one
+    :meth:`_write`.
+    """
 
-    # -- worker side ---------------------------------------------------------------------------
+    _clock: Callable[[], float]
+    _ttl_s: int
 
+    @abstractmethod
     def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
         """Take the ticket for one delivery of its message.
+
+        Moves its watchdog to "now + ``lease_s`` + the store's watch time".
 
         Returns:
             a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``
             (another run), ``"done"`` (finished), ``"busy"`` (a live delivery holds it).
         """
-        now = self._clock()
-        holder = uuid.uuid4().hex
-        result = cast(
-            list[str],
-            self._begin(
-                keys=[self.key(ticket), self.delayed_key],
-                args=[
-                    run,
-                    now,
-                    now + lease_s,
-                    iso(now),
-                    holder,
-                    repr(now + lease_s + self._watch_s),
-                    ticket,
-                ],
-            ),
-        )
-        if result[0] != "ok":
-            return result[0]
-        return Claim(
-            ticket=ticket,
-            run=run,
-            holder=holder,
-            in_doubt=result[1] == "1",
-            attempts=int(result[2]),
-            fingerprint=result[3],
-            created_at=datetime.fromisoformat(result[4]),
-            prior=TicketState(result[5]),
-        )
 
+    @abstractmethod
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """``(state, request)`` of an unfinished ticket of ``run``, else None (stale, done,
         expired)."""
-        found = cast(list[str] | None, self._pending(keys=[self.key(ticket)], args=[run]))
-        if not found:
-            return None
-        return found[0], cast(dict[str, Any], json.loads(found[1]))
 
+    @abstractmethod
+    def get(self, ticket: str) -> TicketStatus:
+        """The ticket's status.
+
+        Raises:
+            TicketNotFound: unknown ticket, or a finished one whose result expired.
+        """
+
+    @abstractmethod
+    def connected_replicas(self) -> int:
+        """How many replicas the store writes to right now (0 for one without replicas)."""
+
+    @abstractmethod
     def _write(
         self,
         claim: Claim,
@@ -112,36 +98,27 @@ class LeaseStore(TicketStore):
         failed: bool = False,
         due_at: float | None = None,
         note: Attempt | None = None,
-        client: redis.client.Pipeline | None = None,
         **fields: Any,
     ) -> bool:
-        now = self._clock()
-        fields["updated_at"] = iso(now)
-        flat: list[Any] = []
-        for name, value in fields.items():
-            flat += [name, value]
-        done = self._update(
-            keys=[
-                self.key(claim.ticket),
-                self.failed_key,
-                self.history_key(claim.ticket),
-                self.delayed_key,
-            ],
-            args=[
-                claim.run,
-                claim.holder,
-                attempts,
-                ttl_s,
-                now,
-                int(failed),
-                "" if due_at is None else repr(due_at),
-                note.model_dump_json() if note else "",
-                claim.ticket,
-                *flat,
-            ],
-            client=client,
-        )
-        return done is not None
+        """Apply one write of ``claim``'s delivery, atomically, unless it is refused.
+
+        Refused (False): another run, a finished ticket, or (``claim.holder`` set) a lease
+        taken over. Otherwise: add ``attempts`` to the count, set ``fields`` and
+        ``updated_at``, append ``note`` to the bounded history, expire the ticket after
+        ``ttl_s`` (> 0: finished, its wake-up removed), index it as failed, and schedule its
+        next wake-up at ``due_at``.
+        """
+
+    @abstractmethod
+    def _write_replicated(
+        self, claim: Claim, *, replicas: int, wait_s: float, **fields: Any
+    ) -> bool:
+        """:meth:`_write` with one attempt more, then wait up to ``wait_s`` for ``replicas``
+        to hold it.
+
+        Raises:
+            NotReplicated: written, but fewer replicas acknowledged it.
+        """
 
     def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
         """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
@@ -175,20 +152,9 @@ class LeaseStore(TicketStore):
         lease_until = self._clock() + lease_s
         if replicas <= 0:
             return self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until)
-        pipe = self.redis.pipeline(transaction=False)
-        self._write(claim, attempts=1, in_doubt=1, lease_until=lease_until, client=pipe)
-        pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
-        done, acked = pipe.execute()
-        if done is None:
-            return False
-        if int(acked) < replicas:
-            raise NotReplicated(int(acked), replicas)
-        return True
-
-    def connected_replicas(self) -> int:
-        """How many replicas the Redis this store writes to has right now."""
-        info = self.redis.info("replication")
-        return int(info.get("connected_slaves", 0))
+        return self._write_replicated(
+            claim, replicas=replicas, wait_s=wait_s, in_doubt=1, lease_until=lease_until
+        )
 
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""

@@ -2,7 +2,8 @@
 
 A ticket is written before its message is queued and read by callers polling for results.
 This module holds what producers and callers use (submit, read); the worker's lease protocol
-is :mod:`htap_sync.common.lease`. The Lua scripts are the ``.lua`` files beside this module.
+is :mod:`htap_sync.common.lease` (on Redis: :mod:`htap_sync.common.lease_redis`; in memory, for
+tests: :mod:`htap_sync.common.lease_memory`). The Lua scripts are ``.lua`` files beside them.
 
 * ``run`` names the current submission: a message carrying another run is stale and dropped,
   so a re-driven ticket is never acted on by a leftover message.
@@ -30,7 +31,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
-from importlib import resources
 from typing import cast
 
 import redis
@@ -44,16 +44,12 @@ from htap_sync.common.models import (
     TicketState,
     TicketStatus,
 )
+from htap_sync.common.scripts import script
 from htap_sync.common.sync import SyncInfo
 from htap_sync.common.tickets import ticket_id
 
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
-
-
-def lua(name: str) -> str:
-    """One of the Lua scripts that ship next to this module (read once, at store creation)."""
-    return resources.files("htap_sync.common").joinpath(name).read_text(encoding="utf-8")
 
 
 class Submitted(StrEnum):
@@ -97,7 +93,7 @@ class TicketStore:
         self.keys = Keys(key_prefix)
         self.failed_key = self.keys.failed
         self.delayed_key = self.keys.delayed
-        self._submit = client.register_script(lua("submit.lua"))
+        self._submit = script(client, "htap_sync.common", "submit.lua")
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
@@ -196,7 +192,7 @@ class TicketStore:
         out: dict[str, TicketStatus | None] = {}
         for i, ticket in enumerate(tickets):
             raw, history = replies[2 * i], replies[2 * i + 1]
-            out[ticket] = self._status(ticket, raw, history) if raw else None
+            out[ticket] = status_of(ticket, raw, history) if raw else None
         return out
 
     def failed(self, *, limit: int = 1000) -> list[TicketStatus]:
@@ -206,21 +202,53 @@ class TicketStore:
         found = self.get_many(tickets)
         return [s for s in found.values() if s is not None and s.state is TicketState.FAILED]
 
-    @staticmethod
-    def _status(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
-        error = raw.get("error")
-        return TicketStatus(
-            ticket=ticket,
-            state=TicketState(raw["state"]),
-            job_id=raw.get("job_id") or None,
-            error=ErrorPayload.model_validate_json(error) if error else None,
-            attempts=int(raw.get("attempts", "0")),
-            reconciled=raw.get("reconciled") == "1",
-            job_id_reason=raw.get("job_id_reason") or None,
-            found=json.loads(raw["found"]) if raw.get("found") else None,
-            sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
-            request=ReplicationRequest.model_validate_json(raw["request"]),
-            history=[Attempt.model_validate_json(item) for item in history],
-            created_at=datetime.fromisoformat(raw["created_at"]),
-            updated_at=datetime.fromisoformat(raw["updated_at"]),
-        )
+    def due_at(self, ticket: str, run: str) -> float | None:
+        """When the ticket's run is next looked at (its retry, or its watchdog), on the store's
+        clock; None when nothing is scheduled (finished, or another run)."""
+        score = self.redis.zscore(self.delayed_key, f"{ticket}:{run}")
+        return None if score is None else float(score)
+
+    def failed_count(self) -> int:
+        """How many tickets the failed index holds (expired ones included until ``failed``)."""
+        return int(self.redis.zcard(self.failed_key))
+
+    def count_by_state(self) -> dict[str, int]:
+        """Tickets by state, by scanning their keys (O(tickets): for operators, not scrapes)."""
+        found = {state.value: 0 for state in TicketState}
+        batch: list[str] = []
+
+        def flush() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in batch:
+                pipe.hget(key, "state")
+            for state in pipe.execute():
+                if state in found:
+                    found[state] += 1
+            batch.clear()
+
+        for key in self.redis.scan_iter(match=self.keys.ticket("*"), count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                flush()
+        flush()
+        return found
+
+
+def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
+    """A ticket's status from its hash and its history notes, as the stores keep them."""
+    error = raw.get("error")
+    return TicketStatus(
+        ticket=ticket,
+        state=TicketState(raw["state"]),
+        job_id=raw.get("job_id") or None,
+        error=ErrorPayload.model_validate_json(error) if error else None,
+        attempts=int(raw.get("attempts", "0")),
+        reconciled=raw.get("reconciled") == "1",
+        job_id_reason=raw.get("job_id_reason") or None,
+        found=json.loads(raw["found"]) if raw.get("found") else None,
+        sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
+        request=ReplicationRequest.model_validate_json(raw["request"]),
+        history=[Attempt.model_validate_json(item) for item in history],
+        created_at=datetime.fromisoformat(raw["created_at"]),
+        updated_at=datetime.fromisoformat(raw["updated_at"]),
+    )

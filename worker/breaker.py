@@ -7,7 +7,7 @@ close it, one failure opens it again. Probes that never report back (a worker di
 given out again after ``probe_timeout_s``.
 
 As with the bucket, the transitions are pure functions; :class:`MemoryBreakerStore` runs them
-in-process and :class:`RedisBreakerStore` runs the same steps atomically in Lua.
+in-process and :class:`RedisBreakerStore` runs the same steps atomically in ``breaker.lua``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Literal, cast
 
 import redis
 
+from htap_sync.common.scripts import script
 from htap_sync.worker.memory_state import MemoryStates
 
 State = Literal["closed", "open", "half_open"]
@@ -96,67 +97,12 @@ class MemoryBreakerStore(MemoryStates[BreakerState]):
         self.update(key, lambda state: (record(state, policy, at, ok), None))
 
 
-# allow() and record() above, in Lua. KEYS[1]: the breaker's hash. ARGV: now ('' = Redis's
-# clock), threshold, cooldown, probes, probe timeout, op ('allow' | 'ok' | 'fail').
-_SCRIPT = """
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-end
-local threshold, cooldown = tonumber(ARGV[2]), tonumber(ARGV[3])
-local probes, probe_timeout = tonumber(ARGV[4]), tonumber(ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'open_until', 'granted',
-  'successes', 'half_open_at', 'opened')
-local state = h[1] or 'closed'
-local failures, open_until = tonumber(h[2]) or 0, tonumber(h[3]) or 0
-local granted, successes = tonumber(h[4]) or 0, tonumber(h[5]) or 0
-local half_open_at, opened = tonumber(h[6]) or 0, tonumber(h[7]) or 0
-local wait = 0
-local function open()
-  state, failures, open_until, granted, successes, half_open_at = 'open', 0, now + cooldown, 0, 0, 0
-  opened = opened + 1
-end
-if ARGV[6] == 'allow' then
-  if state == 'open' and now < open_until then
-    wait = open_until - now
-  else
-    if state == 'open' then state, granted, successes, half_open_at = 'half_open', 0, 0, now end
-    if state == 'half_open' then
-      if granted >= probes and now - half_open_at < probe_timeout then
-        wait = math.max(0.1, probe_timeout - (now - half_open_at))
-      else
-        if granted >= probes then granted, half_open_at = 0, now end
-        granted = granted + 1
-      end
-    end
-  end
-elseif state == 'closed' then
-  if ARGV[6] == 'ok' then failures = 0 else
-    failures = failures + 1
-    if failures >= threshold then open() end
-  end
-elseif state == 'half_open' then
-  if ARGV[6] == 'fail' then open() else
-    successes = successes + 1
-    if successes >= probes then
-      state, failures, open_until, granted, successes, half_open_at = 'closed', 0, 0, 0, 0, 0
-    end
-  end
-end
-redis.call('HSET', KEYS[1], 'state', state, 'failures', failures, 'open_until', open_until,
-  'granted', granted, 'successes', successes, 'half_open_at', half_open_at, 'opened', opened)
-redis.call('EXPIRE', KEYS[1], 86400)
-return tostring(wait)
-"""
-
-
 class RedisBreakerStore:
     """Breakers in Redis, shared by every worker process on every host."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
-        self._script = client.register_script(_SCRIPT)
+        self._script = script(client, "htap_sync.worker", "breaker.lua")
 
     def _run(self, key: str, policy: BreakerPolicy, now: float | None, op: str) -> float:
         args: list[str | int | float] = [

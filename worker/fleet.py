@@ -1,4 +1,4 @@
-"""What the fleet is doing, read from Redis: queue depth, waits, failures, rates, breakers."""
+"""What the fleet is doing, read through each store: queue, waits, failures, rates, breakers."""
 
 from __future__ import annotations
 
@@ -6,34 +6,14 @@ from typing import Any
 
 import redis
 
+from htap_sync.common.broker_queue import BrokerQueue
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
 from htap_sync.common.settings import Settings
+from htap_sync.common.store import TicketStore
 from htap_sync.worker.breaker import RedisBreakerStore
 from htap_sync.worker.bucket import RedisBucketStore
 from htap_sync.worker.follow_store import FollowStore
-
-
-def count_tickets(client: redis.Redis, keys: Keys) -> dict[str, int]:
-    """Tickets by state, by scanning their keys (O(tickets): for operators, not for scrapes)."""
-    counts = dict.fromkeys(("queued", "running", "retrying", "succeeded", "failed"), 0)
-    batch: list[str] = []
-
-    def flush() -> None:
-        pipe = client.pipeline(transaction=False)
-        for key in batch:
-            pipe.hget(key, "state")
-        for state in pipe.execute():
-            if state in counts:
-                counts[state] += 1
-        batch.clear()
-
-    for key in client.scan_iter(match=keys.ticket("*"), count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            flush()
-    flush()
-    return counts
 
 
 def fleet_view(
@@ -41,26 +21,27 @@ def fleet_view(
 ) -> dict[str, Any]:
     """A JSON-ready picture of one deployment (its key prefix) on its Redis.
 
-    Each part is read through its own store's ``state()`` (buckets, breakers, the delayed set,
-    the follow structures), so no view knows a store's fields. Times are read on Redis's
-    clock, the one the rate limit and the breaker use. ``with_tickets`` adds counts of tickets
-    by state (a scan of every ticket).
+    Each part is read through its own store (``state()`` of the queue, the delayed set, each
+    bucket and breaker, the follow structures; the ticket store's counts), so no view knows a
+    store's fields. Times are read on Redis's clock, the one the rate limit and the breaker
+    use. ``with_tickets`` adds counts of tickets by state (a scan of every ticket).
     """
     keys = Keys(settings.key_prefix)
     seconds, micros = client.time()
     now = seconds + micros / 1e6
-    queued = int(client.llen(keys.queue(settings.queue)))
-    unacked = int(client.hlen(f"{keys.broker_prefix}unacked"))
+    tickets = TicketStore(
+        client, key_prefix=settings.key_prefix, result_ttl_s=settings.result_ttl_s
+    )
     view: dict[str, Any] = {
-        "queue": {"name": settings.queue, "depth": queued, "unacknowledged": unacked},
+        "queue": BrokerQueue(client, keys, settings.queue).state(),
         "delayed": DelayedSet(client, key_prefix=settings.key_prefix, clock=lambda: now).state(),
-        "failed": int(client.zcard(keys.failed)),
+        "failed": tickets.failed_count(),
         "rate_limits": _rate_limits(client, keys, settings, now),
         "breakers": _breakers(client, keys, now),
         "following": FollowStore(client, keys).state(),
     }
     if with_tickets:
-        view["tickets"] = count_tickets(client, keys)
+        view["tickets"] = tickets.count_by_state()
     return view
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.lease import Claim, LeaseStore
+from htap_sync.common.lease import Claim
+from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.models import ErrorPayload, parse_request
 from htap_sync.common.settings import Settings
 from htap_sync.worker.mover import DelayedMover
@@ -34,16 +35,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def parts(settings: Settings, clock: Clock) -> tuple[LeaseStore, DelayedSet]:
+def parts(settings: Settings, clock: Clock) -> tuple[RedisLeaseStore, DelayedSet]:
     """A store and a delayed set on the test's keys, both on the injected clock."""
     client = make_redis(settings)
-    store = LeaseStore(
+    store = RedisLeaseStore(
         client, key_prefix=settings.key_prefix, result_ttl_s=60, clock=clock, watch_s=60
     )
     return store, DelayedSet(client, key_prefix=settings.key_prefix, clock=clock)
 
 
-def _waiting(store: LeaseStore, name: str, due_at: float) -> Claim:
+def _waiting(store: RedisLeaseStore, name: str, due_at: float) -> Claim:
     ticket, run, _ = store.submit(parse_request(request_data(task_name=name)))
     claim = store.begin(ticket, run, lease_s=10)
     assert isinstance(claim, Claim)
@@ -52,7 +53,7 @@ def _waiting(store: LeaseStore, name: str, due_at: float) -> Claim:
 
 
 def test_members_are_claimed_only_when_due_and_only_once(
-    parts: tuple[LeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
     """A waiting ticket is not claimable before it is due, and one claim hides it from others."""
     store, delayed = parts
@@ -69,7 +70,7 @@ def test_members_are_claimed_only_when_due_and_only_once(
 
 
 def test_a_claim_that_is_never_released_falls_due_again(
-    parts: tuple[LeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
     """A mover that dies after claiming loses nothing: the member is due again after claim_s."""
     store, delayed = parts
@@ -82,7 +83,7 @@ def test_a_claim_that_is_never_released_falls_due_again(
 
 
 def test_release_keeps_a_member_rescheduled_meanwhile(
-    parts: tuple[LeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
     """If the ticket was rescheduled after the claim, releasing the old claim keeps the new wait."""
     store, delayed = parts
@@ -96,7 +97,7 @@ def test_release_keeps_a_member_rescheduled_meanwhile(
 
 
 def test_mover_requeues_due_tickets_and_drops_stale_ones(
-    parts: tuple[LeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
     """The mover sends each due, unfinished ticket once with its recorded request."""
     store, delayed = parts
@@ -124,7 +125,7 @@ def test_mover_requeues_due_tickets_and_drops_stale_ones(
 
 
 def test_the_watchdog_requeues_a_ticket_whose_message_was_lost(
-    parts: tuple[LeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
     """A queued ticket with no message anywhere (lost in a Redis crash) is queued again once
     its watchdog falls due and the queue is empty; not while the queue still holds messages."""

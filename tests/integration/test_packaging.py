@@ -55,9 +55,18 @@ def test_wheel_holds_one_top_level_name(wheel: Path) -> None:
     for part in ("common/settings.py", "producer/samples/demo.csv", "worker/tasks.py"):
         assert f"htap_sync/{part}" in names
     assert "htap_sync/simulator/cli.py" in names and "htap_sync/cli/__init__.py" in names
-    # The Lua scripts ship next to the stores that load them.
-    for script in ("common/expedite.lua", "worker/follow_claim.lua", "worker/follow_record.lua"):
-        assert f"htap_sync/{script}" in names
+
+
+def test_wheel_ships_every_lua_script_beside_its_store(wheel: Path) -> None:
+    """Each ``.lua`` file of the source folders is in the wheel, next to the module loading it."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    scripts = sorted(
+        f"htap_sync/{path.parent.name}/{path.name}"
+        for folder in ("common", "producer", "worker", "simulator")
+        for path in (ROOT / folder).glob("*.lua")
+    )
+    assert len(scripts) >= 10  # bucket, breaker, delayed set, tickets, leases, following
+    assert [s for s in scripts if s not in names] == []
 
 
 def test_installed_wheel_runs_as_a_module(wheel: Path, tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,7 +14,8 @@ import pytest
 import redis
 
 from htap_sync.common.connections import make_redis, make_store
-from htap_sync.common.lease import Claim, LeaseStore
+from htap_sync.common.lease import Claim
+from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.models import ErrorPayload, TicketState, TicketStatus, parse_request
 from htap_sync.common.settings import Settings, load_settings
 from htap_sync.common.store import Submitted
@@ -25,106 +25,12 @@ from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.process import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.integration.harness import TOKEN
+from tests.scripted_api import Answer, FakeClock, ScriptedApi, created, refused
 
 SEED = 1234
 BASE_URL = "https://taurus.invalid"  # MockTransport answers; nothing is ever resolved
 RESULT_TTL_S = 4321  # distinctive, so a TTL check cannot pass by accident
 NAME_EXISTS = "DBS.280005"  # the simulator's 409 for a task name that already exists
-
-# What the create call may be answered with: a response, or a transport failure to raise.
-Answer = httpx.Response | type[httpx.TransportError]
-
-
-# -- the scripted API ----------------------------------------------------------------------------
-
-
-def created(job_id: str) -> httpx.Response:
-    """A successful create answer."""
-    return httpx.Response(200, json={"job_id": job_id}, headers={"X-Request-Id": f"req-{job_id}"})
-
-
-def refused(
-    status: int, code: str, msg: str, *, request_id: str = "req-err", **headers: str
-) -> httpx.Response:
-    """An error answer in the API's format."""
-    return httpx.Response(
-        status,
-        json={"error_code": code, "error_msg": msg},
-        headers={"X-Request-Id": request_id, **headers},
-    )
-
-
-class ScriptedApi:
-    """A TaurusDB API whose create answers a test scripts; the list call shows ``listed``.
-
-    Every request is recorded, so a test can assert the exact calls made. A POST with no
-    scripted answer left fails the test: it should never have been sent.
-    """
-
-    def __init__(self) -> None:
-        self.creates: deque[Answer] = deque()
-        self.lists: deque[Answer] = deque()
-        self.listed: list[dict[str, str]] = []
-        self.seen: list[httpx.Request] = []
-
-    def answer_creates(self, *answers: Answer) -> None:
-        """Queue answers for the next create calls, in order."""
-        self.creates.extend(answers)
-
-    def answer_lists(self, *answers: Answer) -> None:
-        """Queue answers for the next list calls; when none is left, the list shows ``listed``."""
-        self.lists.extend(answers)
-
-    def show(self, request: dict[str, str], stage: str = "full", **changes: str) -> None:
-        """Make the list call report the task of ``request`` (with some fields changed)."""
-        task = {**request, **changes}
-        self.listed.append(
-            {
-                "task_name": task["task_name"],
-                "source_database": task["source_database"],
-                "target_database": task["target_database"],
-                "status": "Yes",
-                "stage": stage,
-                "percentage": "0",
-            }
-        )
-
-    @property
-    def methods(self) -> list[str]:
-        """The methods of every request received, in order."""
-        return [r.method for r in self.seen]
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.seen.append(request)
-        if request.method == "GET" and self.lists:
-            listed = self.lists.popleft()
-            if isinstance(listed, httpx.Response):
-                return listed
-            raise listed("scripted transport failure", request=request)
-        if request.method == "GET":
-            body = {"total_count": str(len(self.listed)), "replications": list(self.listed)}
-            return httpx.Response(200, json=body, headers={"X-Request-Id": "req-list"})
-        assert request.method == "POST", request
-        if not self.creates:
-            raise AssertionError("unexpected create call: no answer was scripted for it")
-        answer = self.creates.popleft()
-        if isinstance(answer, httpx.Response):
-            return answer
-        raise answer("scripted transport failure", request=request)
-
-
-class FakeClock:
-    """Seconds since the epoch that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Let time pass."""
-        self.now += seconds
 
 
 @dataclass(frozen=True)
@@ -142,7 +48,7 @@ class Rig:
 
     settings: Settings
     redis: redis.Redis
-    store: LeaseStore
+    store: RedisLeaseStore
     api: ScriptedApi
     client: TaurusClient
 
@@ -153,7 +59,7 @@ class Rig:
     def use_clock(self, clock: FakeClock) -> None:
         """Swap in a store on the same keys whose time is ``clock`` (before any submit)."""
         self.clock = clock
-        self.store = LeaseStore(
+        self.store = RedisLeaseStore(
             self.redis,
             key_prefix=self.settings.key_prefix,
             result_ttl_s=self.settings.result_ttl_s,

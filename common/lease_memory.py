@@ -1,0 +1,112 @@
+"""The lease protocol in this process: the steps of ``begin.lua``, ``update.lua`` and
+``pending.lua`` under one lock, for the worker's fast tests (one contract test runs it and
+the Redis store alike)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
+from htap_sync.common.models import Attempt, TicketState
+from htap_sync.common.store import HISTORY_LIMIT, iso
+
+_FINISHED = (TicketState.SUCCEEDED.value, TicketState.FAILED.value)
+_UNFINISHED = (TicketState.QUEUED.value, TicketState.RUNNING.value, TicketState.RETRYING.value)
+
+
+class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
+    """The ticket store of one process with the worker's lease protocol (same arguments as
+    MemoryTicketStore). It has no replicas: a write that must reach one is never acknowledged."""
+
+    def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
+        """See :meth:`LeaseStore.begin`."""
+        now = self._clock()
+        holder = uuid.uuid4().hex
+        with self._lock:
+            found = self._live(ticket)
+            if found is None:
+                return "missing"
+            if found.get("run") != run:
+                return "stale"
+            state = found["state"]
+            if state in _FINISHED:
+                return "done"
+            if state == TicketState.RUNNING and float(found["lease_until"]) > now:
+                return "busy"
+            found.update(
+                state=TicketState.RUNNING.value,
+                lease_until=as_text(now + lease_s),
+                holder=holder,
+                updated_at=iso(now),
+            )
+            self._delayed[f"{ticket}:{run}"] = now + lease_s + self._watch_s
+            return Claim(
+                ticket=ticket,
+                run=run,
+                holder=holder,
+                in_doubt=found["in_doubt"] == "1",
+                attempts=int(found["attempts"]),
+                fingerprint=found["request"],
+                created_at=datetime.fromisoformat(found["created_at"]),
+                prior=TicketState(state),
+            )
+
+    def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
+        """See :meth:`LeaseStore.pending_request`."""
+        with self._lock:
+            found = self._live(ticket)
+            if found is None or found.get("run") != run or found["state"] not in _UNFINISHED:
+                return None
+            request: dict[str, Any] = json.loads(found["request"])
+            return found["state"], request
+
+    def _write(
+        self,
+        claim: Claim,
+        *,
+        attempts: int = 0,
+        ttl_s: int = 0,
+        failed: bool = False,
+        due_at: float | None = None,
+        note: Attempt | None = None,
+        **fields: Any,
+    ) -> bool:
+        now = self._clock()
+        with self._lock:
+            found = self._live(claim.ticket)
+            if found is None or found.get("run") != claim.run or found["state"] in _FINISHED:
+                return False
+            if claim.holder and found.get("holder") != claim.holder:
+                return False
+            found["attempts"] = str(int(found["attempts"]) + attempts)
+            found.update({name: as_text(value) for name, value in fields.items()})
+            found["updated_at"] = iso(now)
+            if note is not None:
+                history = self._history.setdefault(claim.ticket, [])
+                history.append(note.model_dump_json())
+                del history[:-HISTORY_LIMIT]
+            member = f"{claim.ticket}:{claim.run}"
+            if ttl_s > 0:
+                self._delayed.pop(member, None)
+                self._expires[claim.ticket] = now + ttl_s
+            if failed:
+                self._failed[claim.ticket] = now
+            if due_at is not None:
+                self._delayed[member] = due_at
+            return True
+
+    def _write_replicated(
+        self, claim: Claim, *, replicas: int, wait_s: float, **fields: Any
+    ) -> bool:
+        # As on a Redis without replicas: the mark is written, and no replica acknowledges it.
+        if not self._write(claim, attempts=1, **fields):
+            return False
+        raise NotReplicated(0, replicas)
+
+    def connected_replicas(self) -> int:
+        """Always 0: one process has no replicas."""
+        return 0
