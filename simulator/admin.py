@@ -10,12 +10,19 @@
   default), ``GET`` shows it. Each answers the limit now in force, ``{"per_s", "burst"}``,
   both null without a limit. In-process, ``SimulatorServer.set_rate_limit`` does the same.
 
-- ``GET /_sim/tasks``: ``{"tasks": [...]}``, every live task with its ``planned`` end
-  (``syncing`` or ``failed``), its ``failure`` signal (``job_failed``, ``cancelled``,
-  ``status_no``, ``alter_error`` or null), ``creates`` (times it was created), ``name_hits``
-  (create calls that met its name taken) and its list row now (``stage``, ``status``...).
+- ``GET /_sim/tasks``: ``{"tasks": [...]}``, every live task (a deleted one leaves it) as
+  ``{"project_id", "instance_id", "task_name", "job_id" (its create job), "planned"
+  ("syncing" or "failed"), "failure" ("job_failed", "cancelled", "status_no", "alter_error" or
+  null), "creates" (create calls that created it), "name_hits" (create calls that met its name
+  taken), "status", "stage", "percentage", "is_need_repair", "is_main_task"}`` (the last five:
+  its list row now). Tasks created more than once, deleted ones included, are in
+  ``/_sim/stats``'s ``created_more_than_once``.
 - ``GET /_sim/list-calls``: ``{"instances": [{"project_id", "instance_id", "times": [...]}]}``,
-  the arrival time (monotonic seconds) of every list call of each instance.
+  the arrival time (the app's monotonic seconds) of every list call of each instance, oldest
+  first (calls refused by authentication or validation are not logged).
+- ``GET /_sim/job-calls``: the same shape for jobs calls, each logged under the instance of
+  the job it asked about; a call about an id the simulator never issued (or another project's)
+  is under ``"instance_id": null``.
 
 A bad body is answered 400 ``DBS.280001`` and changes nothing.
 """
@@ -75,19 +82,15 @@ def admin_routes(state: SimulatorState, rate_limiter: RateLimiter) -> list[Route
         return JSONResponse({"tasks": state.tasks_report()})
 
     async def list_calls_route(request: Request) -> Response:
-        calls = state.list_call_times()
-        return JSONResponse(
-            {
-                "instances": [
-                    {"project_id": p, "instance_id": i, "times": times}
-                    for (p, i), times in calls.items()
-                ]
-            }
-        )
+        return JSONResponse({"instances": state.calls.as_json("list")})
+
+    async def job_calls_route(request: Request) -> Response:
+        return JSONResponse({"instances": state.calls.as_json("jobs")})
 
     return [
         Route("/_sim/tasks", tasks_route, methods=["GET"]),
         Route("/_sim/list-calls", list_calls_route, methods=["GET"]),
+        Route("/_sim/job-calls", job_calls_route, methods=["GET"]),
         Route("/_sim/stats", stats_route, methods=["GET"]),
         Route("/_sim/healthz", healthz_route, methods=["GET"]),
         Route("/_sim/script", script_route, methods=["GET", "POST", "DELETE"]),

@@ -58,7 +58,6 @@ Admin routes (``/_sim/*``, no authentication) are described in ``simulator.admin
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -88,7 +87,7 @@ from htap_sync.simulator.errors import (
 )
 from htap_sync.simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
 from htap_sync.simulator.iam import iam_routes
-from htap_sync.simulator.lifecycle import Lifecycle
+from htap_sync.simulator.lifecycle import START_JOB, Lifecycle
 from htap_sync.simulator.ratelimit import Monotonic, RateLimiter
 from htap_sync.simulator.state import SimulatorState, Task
 from htap_sync.simulator.task_routes import task_routes
@@ -158,9 +157,11 @@ def make_app(
         sleep: Awaitable sleep used for ``latency_ms`` and hangs; tests inject one.
         hangs: Where hang faults hold requests; the server passes one to release them when it
             shuts down.
-        monotonic: Monotonic seconds for the rate limit and the arrival times; defaults to
-            ``time.monotonic`` (tests inject one). Only used without ``rate_limiter``.
-        rate_limiter: The gateway's rate limit, whose clock is then used; the server passes
+        monotonic: Monotonic seconds for the rate limit, the arrival times, task stages, jobs
+            and the call logs; defaults to ``time.monotonic`` (tests inject one). Only used
+            without ``rate_limiter``.
+        rate_limiter: The gateway's rate limit, whose clock is then used for all of those; the
+            server passes
             one to change it at run time. Defaults to one built from ``config``.
 
     Returns:
@@ -168,20 +169,15 @@ def make_app(
     """
     if rate_limiter is not None and monotonic is not None:
         raise ValueError("monotonic: give it to the RateLimiter passed as rate_limiter")
+    limiter = rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic)
     sim = _Simulator(
         config,
         state,
         authenticator=Authenticator(config, clock=clock or utc_now, tokens=state.tokens),
         faults=Faults(config, sleep=sleep, hangs=hangs),
-        limiter=rate_limiter or RateLimiter(config.rate_limit(), clock=monotonic),
-        lifecycle=Lifecycle(
-            wait_s=config.stage_wait_s,
-            full_s=config.stage_full_s,
-            fail_rate=config.sync_fail_rate,
-            job_delay_s=config.job_appear_delay_s,
-            seed=config.seed,
-            clock=monotonic or time.monotonic,
-        ),
+        limiter=limiter,
+        # One clock for rate limit, stages, jobs and call logs: their times compare.
+        lifecycle=_lifecycle(config, limiter.clock),
     )
     state.lifecycle = sim.lifecycle
     routes = [
@@ -195,6 +191,17 @@ def make_app(
         routes=routes,
         middleware=[Middleware(_RequestIdMiddleware)],
         exception_handlers={404: _no_such_api, 405: _no_such_api},
+    )
+
+
+def _lifecycle(config: SimulatorConfig, clock: Monotonic) -> Lifecycle:
+    return Lifecycle(
+        wait_s=config.stage_wait_s,
+        full_s=config.stage_full_s,
+        fail_rate=config.sync_fail_rate,
+        job_delay_s=config.job_appear_delay_s,
+        seed=config.seed,
+        clock=clock,
     )
 
 
@@ -254,7 +261,7 @@ class _Simulator:
         self.state.record_name_hit(task.key)
         if self.config.existing_name == "accept":
             # As the provider uses it: starting an existing task answers a job id.
-            return JSONResponse({"job_id": self.lifecycle.job_for(task.key, "StartStarRocksTask")})
+            return JSONResponse({"job_id": self.lifecycle.job_for(task.key, START_JOB)})
         status = 400 if self.config.existing_name == "reject-400" else 409
         return error(status, TASK_NAME_EXISTS, "Task name already exists.")
 

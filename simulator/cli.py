@@ -77,7 +77,11 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
     metavar="N|none",
     help="Retry-After of the 429s; 'none' omits the header.",
 )
-@click.option("--seed", type=int, help="Seed of the fault injection, to replay a run.")
+@click.option(
+    "--seed",
+    type=int,
+    help="Seed of the fault injection and the failures to sync, to replay a run.",
+)
 @click.option(
     "--rate-limit-per-s",
     type=float,
@@ -90,9 +94,22 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
 )
 @click.option("--iam-user", metavar="USER", help="...this IAM user...")
 @click.option("--iam-password", metavar="PWD", help="...and this password.")
-@click.option("--stage-wait-s", default=0.0, show_default=True, type=float, help="Seconds in Wait.")
+# A standalone simulator paces tasks like a live service, only faster: each waits 1 s, loads
+# in full for 1 s, then syncs; a new job shows after 0.5 s. SimulatorConfig's own defaults stay
+# 0 (instant) for in-process tests, which set what they need.
 @click.option(
-    "--stage-full-s", default=0.0, show_default=True, type=float, help="Then seconds in Full."
+    "--stage-wait-s",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Seconds a new task stays in stage Wait.",
+)
+@click.option(
+    "--stage-full-s",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Then seconds in Full before Incremental.",
 )
 @click.option(
     "--sync-fail-rate",
@@ -100,11 +117,12 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
     show_default=True,
     type=float,
     metavar="RATE",
-    help="Share of created tasks that fail to sync (job Failed, Cancelled, status No...).",
+    help="Share of created tasks that fail to sync (job Failed, Cancelled, status No or an"
+    " ALTER error), drawn per task from --seed.",
 )
 @click.option(
     "--job-appear-delay-s",
-    default=0.0,
+    default=0.5,
     show_default=True,
     type=float,
     help="Seconds a new job is not found by the jobs API.",
@@ -124,7 +142,8 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
     help="Seconds an issued token stays valid.",
 )
 def command(host: str, port: int, **options: Any) -> None:
-    """Serve a local TaurusDB HTAP endpoint (create, list) with fault injection."""
+    """Serve a local TaurusDB HTAP endpoint (create, list, jobs, configuration, delete, pause,
+    resume) with task stages, failures to sync and fault injection."""
     try:
         config = config_from_options(**options)
     except ValueError as exc:

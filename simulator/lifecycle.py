@@ -1,15 +1,20 @@
 """How a created task lives on, as the live service shows it (taurus-api.md section 7).
 
 A task moves ``Wait`` -> ``Full`` -> ``Incremental`` over configured seconds, unless it was
-drawn to fail: a seeded share of tasks (``sync_fail_rate``) fails, each in one of the ways the
-service shows a failure, in turn: its create job ends ``Failed`` (and the task stays in
-``Wait`` with ``status`` "No", so a caller without the job id sees it too), its stage turns
+drawn to fail: a share of tasks (``sync_fail_rate``) fails, each in one of the ways the service
+shows a failure: its create job ends ``Failed`` with a ``fail_reason`` (and the task stays in
+``Wait`` with ``status`` "No", so a caller who lost the job id sees it too), its stage turns
 ``Cancelled``, the list's ``status`` turns ``No``, or its configuration gets a
 ``last_error_of_alter_table`` (the task stays in ``Wait``). Failures show once the wait is over.
 
-Jobs (``GET /v3/{project_id}/jobs?id=``) are unknown for ``job_appear_delay_s`` after they
-start, as a new job can take seconds to appear; then ``Running``, then ``Completed`` (or
-``Failed``) when the task leaves ``Wait`` (or fails). Pause and resume start jobs of their own.
+Each task's fate is drawn from its own generator, seeded with ``seed`` and the task's identity
+(project, instance, task name): the same seed gives every task the same fate whatever order
+concurrent workers create the tasks in. Without a seed, each run draws afresh.
+
+Jobs (``GET /v3/{project_id}/jobs?id=``) are unknown for ``job_delay_s`` after they start, as
+a new job can take seconds to appear; then ``Running``, then ``Completed`` (or ``Failed``) when
+the task leaves ``Wait`` (or fails). Pause, resume, delete and a create that meets an existing
+name (``--existing-name accept``) start jobs of their own, complete as soon as they appear.
 
 Values are capitalised as the live service answers them (the SDK documents lower case).
 Every time is read from one injected monotonic clock.
@@ -18,6 +23,7 @@ Every time is read from one injected monotonic clock.
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -28,6 +34,15 @@ from typing import Any
 FAILURES = ("job_failed", "cancelled", "status_no", "alter_error")
 ALTER_ERROR = "ALTER TABLE orders MODIFY COLUMN id: type change is not supported"
 JOB_FAIL_REASON = "The source database's binlog is not configured for replication."
+
+# Job names, after the SDK operations that start them.
+CREATE_JOB = "CreateStarRocksDataReplication"
+START_JOB = "StartStarRocksDataReplication"
+PAUSE_JOB = "PauseStarRocksDataReplication"
+RESUME_JOB = "ResumeStarRocksDataReplication"
+DELETE_JOB = "DeleteStarRocksDataReplication"
+
+TaskKey = tuple[str, str, str]  # project, instance, task name
 
 
 @dataclass
@@ -46,13 +61,27 @@ class Fate:
 
 @dataclass
 class Job:
-    """One asynchronous job: a create, pause, resume or delete of a task."""
+    """One asynchronous job: a create, start, pause, resume or delete of a task."""
 
     job_id: str
     name: str
-    task: tuple[str, str, str]  # project, instance, task name
+    task: TaskKey
     started_at: float
     fate: Fate | None = None  # a create job follows its task's fate
+
+
+def draw_failure(salt: str, key: TaskKey, fail_rate: float) -> str | None:
+    """The failure signal a task is drawn to show, or None if it syncs.
+
+    Args:
+        salt: The run's seed as text; with ``key`` it seeds the task's own generator.
+        key: (project, instance, task name).
+        fail_rate: Share of tasks that fail (0-1).
+    """
+    rng = random.Random(f"{salt}/{'/'.join(key)}")  # noqa: S311 - a simulation, not cryptography
+    fails = rng.random() < fail_rate
+    failure = FAILURES[rng.randrange(len(FAILURES))]
+    return failure if fails else None
 
 
 @dataclass
@@ -74,55 +103,50 @@ class Lifecycle:
     job_delay_s: float = 0.0
     seed: int | None = None
     clock: Callable[[], float] = time.monotonic
-    _fates: dict[tuple[str, str, str], Fate] = field(default_factory=dict)
+    _fates: dict[TaskKey, Fate] = field(default_factory=dict)
     _jobs: dict[str, Job] = field(default_factory=dict)
-    _failed_so_far: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)  # noqa: S311 - a simulation, not cryptography
+        self._salt = str(self.seed) if self.seed is not None else secrets.token_hex(8)
 
-    def born(self, key: tuple[str, str, str], job_id: str) -> None:
+    def born(self, key: TaskKey, job_id: str) -> None:
         """A task was created with ``job_id``: draw its fate, start its create job."""
+        failure = draw_failure(self._salt, key, self.fail_rate)
         with self._lock:
-            fails = self._rng.random() < self.fail_rate
-            failure = FAILURES[self._failed_so_far % len(FAILURES)] if fails else None
-            self._failed_so_far += int(fails)
             fate = Fate(created_at=self.clock(), failure=failure)
             self._fates[key] = fate
-            self._jobs[job_id] = Job(
-                job_id, "CreateStarRocksDataReplication", key, fate.created_at, fate
-            )
+            self._jobs[job_id] = Job(job_id, CREATE_JOB, key, fate.created_at, fate)
 
-    def job_for(self, key: tuple[str, str, str], name: str) -> str:
-        """Start a job on a task (pause, resume, delete, a create of an existing name)."""
+    def job_for(self, key: TaskKey, name: str) -> str:
+        """Start a job on a task (pause, resume, delete, a start of an existing name)."""
         with self._lock:
             job = Job(uuid.uuid4().hex, name, key, self.clock())
             self._jobs[job.job_id] = job
             return job.job_id
 
-    def forget(self, key: tuple[str, str, str]) -> None:
+    def forget(self, key: TaskKey) -> None:
         """The task was deleted."""
         with self._lock:
             self._fates.pop(key, None)
 
-    def set_paused(self, key: tuple[str, str, str], paused: bool) -> None:
+    def set_paused(self, key: TaskKey, paused: bool) -> None:
         """Pause or resume a task."""
         with self._lock:
             if key in self._fates:
                 self._fates[key].paused = paused
 
-    def fate(self, key: tuple[str, str, str]) -> Fate | None:
+    def fate(self, key: TaskKey) -> Fate | None:
         """The fate of a task (None if unknown)."""
         with self._lock:
             return self._fates.get(key)
 
-    def fates(self) -> dict[tuple[str, str, str], Fate]:
+    def fates(self) -> dict[TaskKey, Fate]:
         """Every live task's fate."""
         with self._lock:
             return dict(self._fates)
 
-    def row(self, key: tuple[str, str, str]) -> dict[str, Any]:
+    def row(self, key: TaskKey) -> dict[str, Any]:
         """The list call's lifecycle fields of a task now."""
         fate = self.fate(key) or Fate(created_at=self.clock())
         age = self.clock() - fate.created_at
@@ -144,37 +168,56 @@ class Lifecycle:
             "is_main_task": True,
         }
 
-    def alter_error(self, key: tuple[str, str, str]) -> str:
+    def alter_error(self, key: TaskKey) -> str:
         """The configuration's ``last_error_of_alter_table`` now ('' when none)."""
         fate = self.fate(key)
         if fate and fate.failure == "alter_error" and self.clock() - fate.created_at >= self.wait_s:
             return ALTER_ERROR
         return ""
 
-    def job(self, job_id: str) -> dict[str, Any] | None:
-        """The jobs API's ``job`` object, or None while (or when) the job is unknown."""
+    def job_owner(self, job_id: str) -> tuple[str, str] | None:
+        """(project, instance) of a job, visible or not yet (None for an id never issued)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        return None if job is None else (job.task[0], job.task[1])
+
+    def job(self, job_id: str, project_id: str | None = None) -> dict[str, Any] | None:
+        """The jobs API's ``job`` object, or None while (or when) the job is unknown.
+
+        Args:
+            job_id: The job's id.
+            project_id: The project asking; another project's job is unknown to it.
+        """
         with self._lock:
             job = self._jobs.get(job_id)
         now = self.clock()
         if job is None or now - job.started_at < self.job_delay_s:
             return None
-        status, reason = "Completed", None
-        if job.fate is not None and now - job.started_at < self.wait_s:
-            status = "Running"
-        elif job.fate is not None and job.fate.failure == "job_failed":
-            status, reason = "Failed", JOB_FAIL_REASON
-        project, instance, task = job.task
-        return {
-            "id": job.job_id,
-            "name": job.name,
-            "status": status,
-            "created": _iso(job.started_at),
-            "ended": None if status == "Running" else _iso(job.started_at + self.wait_s),
-            "process": "100%" if status != "Running" else "50%",
-            "instance": {"id": instance, "name": instance},
-            "entities": {"task_name": task, "project_id": project},
-            "fail_reason": reason,
-        }
+        if project_id is not None and job.task[0] != project_id:
+            return None
+        return _job_json(job, now, self.wait_s)
+
+
+def _job_json(job: Job, now: float, wait_s: float) -> dict[str, Any]:
+    status, reason = "Completed", None
+    if job.fate is not None and now - job.started_at < wait_s:
+        status = "Running"
+    elif job.fate is not None and job.fate.failure == "job_failed":
+        status, reason = "Failed", JOB_FAIL_REASON
+    running = status == "Running"
+    project, instance, task = job.task
+    return {
+        "id": job.job_id,
+        "name": job.name,
+        "status": status,
+        "created": _iso(job.started_at),
+        "ended": None if running else _iso(job.started_at + (wait_s if job.fate else 0.0)),
+        # The API reference: progress only while running, "" otherwise.
+        "process": "50%" if running else "",
+        "instance": {"id": instance, "name": instance},
+        "entities": {"task_name": task, "project_id": project},
+        "fail_reason": reason,
+    }
 
 
 def _iso(monotonic_s: float) -> str:

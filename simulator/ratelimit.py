@@ -135,6 +135,11 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
 
     @property
+    def clock(self) -> Monotonic:
+        """The monotonic clock the limiter reads (seconds)."""
+        return self._clock
+
+    @property
     def limit(self) -> RateLimit | None:
         """The limit in force, None when calls are not limited."""
         with self._lock:

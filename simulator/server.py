@@ -17,7 +17,7 @@ from htap_sync.simulator.app import make_app
 from htap_sync.simulator.auth import Clock
 from htap_sync.simulator.config import SimulatorConfig
 from htap_sync.simulator.faults import Hangs
-from htap_sync.simulator.ratelimit import RateLimit, RateLimiter
+from htap_sync.simulator.ratelimit import Monotonic, RateLimit, RateLimiter
 from htap_sync.simulator.state import SimulatorState
 
 LOOPBACK = "127.0.0.1"
@@ -96,6 +96,7 @@ class SimulatorServer:
         state: SimulatorState | None = None,
         port: int = 0,
         clock: Clock | None = None,
+        monotonic: Monotonic | None = None,
         startup_timeout_s: float = 10.0,
         shutdown_timeout_s: float = 10.0,
     ) -> None:
@@ -107,12 +108,14 @@ class SimulatorServer:
             port: Loopback port; 0 picks a free one.
             clock: Current time (aware datetime) for signature dates and IAM token expiry;
                 defaults to the real UTC time. A test advances its own to expire tokens.
+            monotonic: Monotonic seconds for the rate limit, task stages, jobs and call logs;
+                defaults to ``time.monotonic``. A test steps its own to move stages on.
             startup_timeout_s: How long ``start`` waits for the server to answer.
             shutdown_timeout_s: How long ``stop`` waits for a graceful, then a forced, exit.
         """
         self.config = config or SimulatorConfig()
         self.state = state or SimulatorState()
-        self.rate_limiter = RateLimiter(self.config.rate_limit())
+        self.rate_limiter = RateLimiter(self.config.rate_limit(), clock=monotonic)
         self._requested_port = port
         self._clock = clock
         self._startup_timeout_s = startup_timeout_s

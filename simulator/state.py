@@ -11,6 +11,7 @@ from typing import Any
 from htap_sync.simulator.arrivals import ARRIVALS_CAP, ArrivalLog
 from htap_sync.simulator.arrivals import max_in_window as max_in_window
 from htap_sync.simulator.arrivals import observed_rate as observed_rate
+from htap_sync.simulator.calls import CallLog
 from htap_sync.simulator.faults import CreateFault, FaultStep
 from htap_sync.simulator.lifecycle import Lifecycle
 from htap_sync.simulator.tokens import IssuedToken, TokenStore
@@ -89,9 +90,9 @@ class SimulatorState:
         self._throttled_by_limit = 0
         self.tokens = TokenStore()
         self.lifecycle = Lifecycle()  # make_app replaces it with the configured one
-        # Create calls that met an existing name, and list calls per instance (monotonic s).
+        # Create calls that met an existing name; list and jobs calls per instance.
         self._name_hits: Counter[tuple[str, str, str]] = Counter()
-        self._list_log: dict[InstanceKey, list[float]] = {}
+        self.calls = CallLog()
         self._task_calls: Counter[str] = Counter()  # jobs, configuration, delete, pause...
 
     @property
@@ -179,13 +180,18 @@ class SimulatorState:
 
     def record_instance_list(self, project_id: str, instance_id: str, at: float) -> None:
         """Log a list call of one instance (after its path was checked)."""
-        with self._lock:
-            self._list_log.setdefault((project_id, instance_id), []).append(at)
+        self.calls.record("list", project_id, instance_id, at)
 
     def list_call_times(self) -> dict[InstanceKey, list[float]]:
         """The arrival times of the list calls of each instance, in order."""
-        with self._lock:
-            return {key: list(times) for key, times in self._list_log.items()}
+        return {(p, i): t for (p, i), t in self.calls.times("list").items() if i is not None}
+
+    def job_call_times(self) -> dict[tuple[str, str | None], list[float]]:
+        """The arrival times of the jobs calls about each instance's jobs, in order.
+
+        Calls about a job id the simulator never issued are under instance None.
+        """
+        return self.calls.times("jobs")
 
     def record_task_call(self, route: str) -> None:
         """Count a call to a task route (``jobs``, ``configuration``, ``delete``...)."""
@@ -303,7 +309,11 @@ class SimulatorState:
         return len(tasks), tasks[offset : offset + limit]
 
     def tasks_report(self) -> list[dict[str, Any]]:
-        """Every live task with its planned end, creations and name hits (``/_sim/tasks``)."""
+        """Every live task with its planned end, creations and name hits (``/_sim/tasks``).
+
+        A deleted task leaves this report; its creations still count in ``snapshot()``'s
+        ``created_more_than_once``.
+        """
         with self._lock:
             tasks = [t for per in self._tasks.values() for t in per.values()]
             counts = {t.key: (self._creations[t.key], self._name_hits[t.key]) for t in tasks}
@@ -316,6 +326,7 @@ class SimulatorState:
                     "project_id": task.project_id,
                     "instance_id": task.instance_id,
                     "task_name": task.task_name,
+                    "job_id": task.job_id,
                     "planned": fate.planned if fate else "syncing",
                     "failure": fate.failure if fate else None,
                     "creates": creates,

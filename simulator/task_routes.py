@@ -5,17 +5,26 @@ route                                                       answers
 ==========================================================  ===============================
 ``GET /v3/{project_id}/jobs?id=``                           ``{"job": {...}}``; an unknown (or
                                                             not yet visible) job: 400
-                                                            ``DBS.280001`` (the simulator's
-                                                            choice: the real answer is not
-                                                            documented)
+                                                            ``DBS.280001`` (see below)
 ``GET .../replication/configuration?task_name=``            the task's configuration; unknown
                                                             task: 400 ``DBS.270022``
 ``DELETE .../replication`` with ``{"task_name"}``           ``{"job_id"}``; unknown task: 400
                                                             ``DBS.05000091``
-``POST .../replication/pause`` / ``.../resume``             ``{"job_id"}``; stage Paused / back
+``POST .../replication/pause`` / ``.../resume``             ``{"job_id"}``; stage Paused / back;
+                                                            unknown task: 400 ``DBS.270022``
 ==========================================================  ===============================
 
-Each passes the same authentication and latency as the create and list calls.
+Each passes the same authentication and latency as the create and list calls. Jobs calls are
+logged per instance (``SimulatorState.job_call_times``), after authentication.
+
+What the jobs API answers for a job id it does not know is not documented. The API reference
+of ShowGaussMySqlJobInfo (TaurusDB, "Obtaining Information About a Task with a Specified ID")
+lists only 200, 400 "Client error" and 500, each error with an ``{error_code, error_msg}`` body,
+and warns that a new job takes several seconds to become visible; the Terraform provider
+(``checkGaussDBMySQLJobFinish`` in ``huaweicloud/services/taurusdb``) waits 10 s before its
+first poll and treats any error as fatal, so it never shows the answer either. The simulator
+therefore answers 400 with the general "invalid parameter" code, and a client must read any
+4xx of the jobs API as "not there yet", never as a failed task.
 """
 
 from __future__ import annotations
@@ -29,13 +38,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from htap_sync.simulator.errors import INVALID_PARAMETER, error
-from htap_sync.simulator.lifecycle import Lifecycle
+from htap_sync.simulator.lifecycle import DELETE_JOB, PAUSE_JOB, RESUME_JOB, Lifecycle
 from htap_sync.simulator.state import SimulatorState, Task
-from htap_sync.simulator.validation import InvalidParameter, path_ids
+from htap_sync.simulator.validation import PROJECT_ID_RE, InvalidParameter, path_ids
 
 UNKNOWN_TASK = "DBS.270022"
 DELETE_MISSING = "DBS.05000091"
+UNKNOWN_JOB = INVALID_PARAMETER  # undocumented: see the module docstring
 REPLICATION_PATH = "/v3/{project_id}/instances/{instance_id}/starrocks/databases/replication"
+JOB_NAMES = {"delete": DELETE_JOB, "pause": PAUSE_JOB, "resume": RESUME_JOB}
 
 # Authentication and latency of one call: a refusal, or None to go on.
 Guard = Callable[[Request, bytes], Awaitable[Response | None]]
@@ -68,41 +79,50 @@ async def _checked(
     return project_id, instance_id, name, state.task(project_id, instance_id, name)
 
 
-def _configuration(task: Task, alter_error: str) -> dict[str, Any]:
-    """The configuration call's answer for a task."""
+def configuration(task: Task, alter_error: str) -> dict[str, Any]:
+    """The configuration call's answer for a task, in the SDK's field names.
+
+    The Terraform provider reads ``database_info`` as ``databaseName``/``dbCfgCheckResults``;
+    the SDK (``DataBaseInfo``) documents ``database_name``/``db_config_check_results``: the
+    simulator follows the SDK, and no client of this project reads that field.
+    """
+    tables = {"repl_type": "exclude_tables", "repl_scope": "all", "tables": []}
     return {
         "source_instance_id": task.source_instance_id,
-        "source_node_id": task.source_node_id,
-        "database_info": {"source_database": task.source_database},
+        "source_node_id": task.source_node_id or "",
+        "database_info": {"database_name": task.source_database, "db_config_check_results": []},
         "table_infos": [],
-        "table_repl_config": {"repl_type": "database", "repl_scope": "all"},
+        "table_repl_config": tables,
+        "new_table_repl_config": tables,
         "target_database_name": task.target_database,
         "is_tables_change": False,
         "last_error_of_alter_table": alter_error,
     }
 
 
-def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> list[Route]:
-    """The jobs, configuration, delete, pause and resume routes over ``state``."""
+class TaskRoutes:
+    """The jobs, configuration, delete, pause and resume routes over one simulator's state."""
 
-    def checked(request: Request, *, body_name: bool) -> Awaitable[tuple[Any, ...] | Response]:
-        return _checked(request, state, guard, body_name=body_name)
+    def __init__(self, state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> None:
+        self.state = state
+        self.lifecycle = lifecycle
+        self.guard = guard
 
-    async def configuration_route(request: Request) -> Response:
-        state.record_task_call("configuration")
-        found = await checked(request, body_name=False)
+    async def configuration_route(self, request: Request) -> Response:
+        self.state.record_task_call("configuration")
+        found = await _checked(request, self.state, self.guard, body_name=False)
         if isinstance(found, Response):
             return found
         project_id, instance_id, name, task = found
         if task is None:
             return error(400, UNKNOWN_TASK, "The task does not exist.")
-        alter_error = lifecycle.alter_error((project_id, instance_id, name))
-        return JSONResponse(_configuration(task, alter_error))
+        alter_error = self.lifecycle.alter_error((project_id, instance_id, name))
+        return JSONResponse(configuration(task, alter_error))
 
-    def on_task(action: str) -> Callable[[Request], Awaitable[Response]]:
+    def on_task(self, action: str) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
-            state.record_task_call(action)
-            found = await checked(request, body_name=True)
+            self.state.record_task_call(action)
+            found = await _checked(request, self.state, self.guard, body_name=True)
             if isinstance(found, Response):
                 return found
             project_id, instance_id, name, task = found
@@ -111,28 +131,44 @@ def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> li
                 code = DELETE_MISSING if action == "delete" else UNKNOWN_TASK
                 return error(400, code, "The task does not exist.")
             if action == "delete":
-                state.delete_task(project_id, instance_id, name)
-                lifecycle.forget(key)
+                self.state.delete_task(project_id, instance_id, name)
+                self.lifecycle.forget(key)
             else:
-                lifecycle.set_paused(key, action == "pause")
-            return JSONResponse({"job_id": lifecycle.job_for(key, f"{action}StarRocksTask")})
+                self.lifecycle.set_paused(key, action == "pause")
+            return JSONResponse({"job_id": self.lifecycle.job_for(key, JOB_NAMES[action])})
 
         return route
 
-    async def jobs_route(request: Request) -> Response:
-        state.record_task_call("jobs")
-        raw = await request.body()
-        if (denied := await guard(request, raw)) is not None:
+    async def jobs_route(self, request: Request) -> Response:
+        self.state.record_task_call("jobs")
+        if (denied := await self.guard(request, await request.body())) is not None:
             return denied
-        job = lifecycle.job(request.query_params.get("id", ""))
+        project_id: str = request.path_params["project_id"]
+        job_id = request.query_params.get("id", "")
+        if not PROJECT_ID_RE.fullmatch(project_id):
+            return error(
+                400,
+                INVALID_PARAMETER,
+                "Invalid parameter: project_id: must be 32 letters or digits",
+            )
+        if not job_id:
+            return error(400, INVALID_PARAMETER, "Invalid parameter: id: required")
+        owner = self.lifecycle.job_owner(job_id)
+        instance_id = owner[1] if owner is not None and owner[0] == project_id else None
+        self.state.calls.record("jobs", project_id, instance_id, self.lifecycle.clock())
+        job = self.lifecycle.job(job_id, project_id)
         if job is None:
-            return error(400, INVALID_PARAMETER, "Invalid parameter: id: no such job")
+            return error(400, UNKNOWN_JOB, "Invalid parameter: id: no such job")
         return JSONResponse({"job": job})
 
+
+def task_routes(state: SimulatorState, lifecycle: Lifecycle, guard: Guard) -> list[Route]:
+    """The jobs, configuration, delete, pause and resume routes over ``state``."""
+    routes = TaskRoutes(state, lifecycle, guard)
     return [
-        Route("/v3/{project_id}/jobs", jobs_route, methods=["GET"]),
-        Route(f"{REPLICATION_PATH}/configuration", configuration_route, methods=["GET"]),
-        Route(REPLICATION_PATH, on_task("delete"), methods=["DELETE"]),
-        Route(f"{REPLICATION_PATH}/pause", on_task("pause"), methods=["POST"]),
-        Route(f"{REPLICATION_PATH}/resume", on_task("resume"), methods=["POST"]),
+        Route("/v3/{project_id}/jobs", routes.jobs_route, methods=["GET"]),
+        Route(f"{REPLICATION_PATH}/configuration", routes.configuration_route, methods=["GET"]),
+        Route(REPLICATION_PATH, routes.on_task("delete"), methods=["DELETE"]),
+        Route(f"{REPLICATION_PATH}/pause", routes.on_task("pause"), methods=["POST"]),
+        Route(f"{REPLICATION_PATH}/resume", routes.on_task("resume"), methods=["POST"]),
     ]

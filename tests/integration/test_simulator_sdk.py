@@ -453,3 +453,60 @@ def test_sdk_follows_a_task_through_its_routes(server: SimulatorServer) -> None:
     )
     assert HEX32.fullmatch(deleted.job_id)
     assert [t.task_name for t in server.state.tasks(PROJECT, INSTANCE)] == ["task_001", "task_002"]
+
+
+class SteppedClock:
+    """Monotonic seconds that move only when the test steps them."""
+
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sdk_sees_stages_jobs_and_configuration_move_on_the_injected_clock() -> None:
+    """Over loopback the SDK meets an unknown job, then Running/Completed, Wait/Full/Incremental."""
+    from huaweicloudsdkgaussdb.v3 import (
+        ListStarRocksDataReplicationConfigRequest,
+        ShowGaussMySqlJobInfoRequest,
+    )
+
+    clock = SteppedClock()
+    config = SimulatorConfig(ak=AK, sk=SK, stage_wait_s=10, stage_full_s=10, job_appear_delay_s=2)
+    with SimulatorServer(config, monotonic=clock) as server:
+        client = sdk_client(server)
+        job_id = client.create_star_rocks_data_replication(create_request()).job_id
+
+        def stage() -> tuple[str, str, str]:
+            listed = client.list_star_rocks_data_replications(
+                ListStarRocksDataReplicationsRequest(instance_id=INSTANCE, limit="100", offset="0")
+            )
+            (row,) = listed.replications
+            return row.stage, row.status, row.percentage
+
+        def job() -> tuple[str, str]:
+            found = client.show_gauss_my_sql_job_info(ShowGaussMySqlJobInfoRequest(id=job_id)).job
+            return found.status, found.process
+
+        with pytest.raises(ClientRequestException) as unknown:
+            job()
+        assert (unknown.value.status_code, unknown.value.error_code) == (400, "DBS.280001")
+        clock.now += 2
+        assert (job(), stage()) == (("Running", "50%"), ("Wait", "Yes", "0"))
+        clock.now += 8
+        assert (job(), stage()) == (("Completed", ""), ("Full", "Yes", "50"))
+        clock.now += 10
+        assert stage() == ("Incremental", "Yes", "100")
+        got = client.list_star_rocks_data_replication_config(
+            ListStarRocksDataReplicationConfigRequest(
+                instance_id=INSTANCE, task_name="task_orders_001"
+            )
+        )
+        assert (got.database_info.database_name, got.table_repl_config.repl_scope) == (
+            "src_db",
+            "all",
+        )
+        assert got.last_error_of_alter_table == ""
+        assert server.state.job_call_times() == {(PROJECT, INSTANCE): [500.0, 502.0, 510.0]}
+        assert server.state.list_call_times() == {(PROJECT, INSTANCE): [502.0, 510.0, 520.0]}

@@ -602,48 +602,22 @@ def test_config_hides_secrets_and_freezes_instances() -> None:
 # --- CLI ----------------------------------------------------------------------------------
 
 
+# The standalone simulator's pace (its CLI defaults; SimulatorConfig's own are 0).
+CLI_PACE: dict[str, Any] = {"stage_wait_s": 1.0, "stage_full_s": 1.0, "job_appear_delay_s": 0.5}
+
+EVERY_FAULT_OPTION = [
+    *("--host", "127.0.0.1", "--port", "9000", "--token", "t", "--ak", "A", "--sk", "S"),
+    *("--unknown-instance", INSTANCE, "--unknown-instance", OTHER_INSTANCE),
+    *("--latency-ms", "5", "--fail-rate", "0.25", "--created-then-500-rate", "0.1"),
+    *("--drop-after-create-rate", "0.05", "--hang-rate", "0.04"),
+    *("--hang-after-create-rate", "0.03", "--throttle-rate", "0.2"),
+    *("--in-progress-rate", "0.02", "--hang-ms", "1500", "--retry-after-s", "12", "--seed", "3"),
+]
+
+
 def test_cli_arguments_build_the_config() -> None:
     """Every CLI option lands in the SimulatorConfig."""
-    args = parse(
-        [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "9000",
-            "--token",
-            "t",
-            "--ak",
-            "A",
-            "--sk",
-            "S",
-            "--unknown-instance",
-            INSTANCE,
-            "--unknown-instance",
-            OTHER_INSTANCE,
-            "--latency-ms",
-            "5",
-            "--fail-rate",
-            "0.25",
-            "--created-then-500-rate",
-            "0.1",
-            "--drop-after-create-rate",
-            "0.05",
-            "--hang-rate",
-            "0.04",
-            "--hang-after-create-rate",
-            "0.03",
-            "--throttle-rate",
-            "0.2",
-            "--in-progress-rate",
-            "0.02",
-            "--hang-ms",
-            "1500",
-            "--retry-after-s",
-            "12",
-            "--seed",
-            "3",
-        ]
-    )
+    args = parse(EVERY_FAULT_OPTION)
     assert (args.host, args.port) == ("127.0.0.1", 9000)
     assert args.config == SimulatorConfig(
         token="t",
@@ -661,12 +635,13 @@ def test_cli_arguments_build_the_config() -> None:
         retry_after_s=12,
         in_progress_rate=0.02,
         seed=3,
+        **CLI_PACE,
     )
 
 
 def test_cli_defaults_and_retry_after_none() -> None:
-    """Without fault options the config has no faults; --retry-after-s none omits the header."""
-    assert parse([]).config == SimulatorConfig()
+    """No options: no faults and the standalone pace; --retry-after-s none omits the header."""
+    assert parse([]).config == SimulatorConfig(**CLI_PACE)
     args = parse(["--retry-after-s", "none"])
     assert args.config.retry_after_s is None
 

@@ -17,6 +17,7 @@ from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
 from htap_sync.simulator.auth import Authenticator, sign
 from htap_sync.simulator.cli import main, parse
 from htap_sync.simulator.tokens import TokenStore
+from tests.unit.test_simulator_app import CLI_PACE
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
@@ -441,7 +442,11 @@ def test_cli_iam_flags_parse_into_the_config() -> None:
         ]
     )
     assert args.config == SimulatorConfig(
-        iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD, token_lifetime_s=120.5
+        iam_domain=DOMAIN,
+        iam_user=USER,
+        iam_password=PASSWORD,
+        token_lifetime_s=120.5,
+        **CLI_PACE,
     )
     defaults = parse([]).config
     assert (defaults.iam_domain, defaults.iam_user, defaults.iam_password) == (None, None, None)
