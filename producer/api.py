@@ -25,6 +25,8 @@ from htap_sync.producer.messages import create_message
 T = TypeVar("T")
 
 Accepted = Literal["queued", "duplicate", "redriven"]
+# Subclasses of redis.ConnectionError that a retry cannot cure: a wrong password, no rights.
+_REFUSED = (redis.AuthenticationError, redis.exceptions.AuthorizationError)
 
 
 @dataclass(frozen=True)
@@ -217,11 +219,12 @@ class Producer:
         Args:
             ticket: the ticket id.
             ride_out_s: how long an unreachable Redis is retried (with backoff) before its
-                error is raised; default :attr:`ride_out_s`.
+                error is raised, in seconds; default :attr:`ride_out_s` (10 s).
 
         Raises:
             TicketNotFound: never submitted, or finished longer than ``result_ttl_s`` ago.
-            redis.ConnectionError: Redis stayed unreachable for ``ride_out_s``.
+            redis.ConnectionError: Redis stayed unreachable for ``ride_out_s``, or refused
+                our credentials (``redis.AuthenticationError``, at once).
         """
         deadline = self._clock() + (self.ride_out_s if ride_out_s is None else ride_out_s)
         return self._riding_out(lambda: self.store.get(ticket), deadline)
@@ -239,12 +242,15 @@ class Producer:
         """``call()``, retried with backoff while Redis is unreachable, until ``deadline``.
 
         A restarting Redis refuses connections, or answers LOADING while it reads its AOF:
-        both pass. Anything else, or the deadline, raises.
+        both pass. Anything else, or the deadline, raises; so does a refused password, which
+        redis-py files under ConnectionError but which waiting never cures.
         """
         pause = 0.05
         while True:
             try:
                 return call()
+            except _REFUSED:
+                raise
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
                 left = deadline - self._clock()
                 if left <= 0:

@@ -38,7 +38,9 @@ class BulkReport:
                 continue
             status = statuses[ticket]
             entry.update(status.to_json())
-            self.counts[status.state.value] += 1
+            # Only final states: "queued" is already the count of new rows (an outcome).
+            if status.state.terminal:
+                self.counts[status.state.value] += 1
             if status.sync is not None:
                 self.counts[f"sync_{status.sync.state.value}"] += 1
             self.counts["unfinished"] += not status.done(until)
@@ -55,10 +57,19 @@ def submit_rows(
     rows: Iterable[Row],
     *,
     on_row: Callable[[BulkReport], None] | None = None,
+    report: BulkReport | None = None,
 ) -> BulkReport:
     """Validate and enqueue each row in pipelined batches; bad rows are reported, never
-    queued, never fatal."""
-    report = BulkReport()
+    queued, never fatal.
+
+    Args:
+        producer: queues the rows.
+        rows: the file's rows, in order.
+        on_row: called after each row's result is added.
+        report: filled in place when given, so that a caller still has the lines of the
+            batches already queued when Redis fails part-way (the error propagates).
+    """
+    report = report if report is not None else BulkReport()
     lines: list[int] = []
 
     def requests() -> Iterator[Mapping[str, Any] | RequestInvalid]:

@@ -58,8 +58,9 @@ def check_file(path: Path, fmt: Format | None = None, *, project_default: bool =
     """Check a bulk file as a whole before any row is queued; return its format.
 
     Raises:
-        BulkFileError: the file is empty, is not UTF-8 text (UTF-16, binary), has no row, or
-            (CSV) its header lacks a required column or names an unknown one.
+        BulkFileError: the file is empty (or blank), is not UTF-8 text (UTF-16 or UTF-32 with
+            or without a byte order mark, binary), has no row, or (CSV) its header lacks a
+            required column or names an unknown one.
     """
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
@@ -69,7 +70,10 @@ def check_file(path: Path, fmt: Format | None = None, *, project_default: bool =
         if head.startswith(bom):
             raise BulkFileError(f"{path.name}: the file is {name} text; save it as UTF-8")
     if b"\x00" in head:
-        raise BulkFileError(f"{path.name}: the file holds NUL bytes: not a text file")
+        raise BulkFileError(
+            f"{path.name}: the file holds NUL bytes: binary, or UTF-16/UTF-32 text without a"
+            " byte order mark; save it as UTF-8"
+        )
     # A stray bad byte is the one cell's error (decoded as U+FFFD, it fails that field's rule);
     # a sample full of them is not UTF-8 text at all.
     text = head.decode("utf-8", errors="replace")

@@ -29,6 +29,7 @@ def run_worker(
         SettingsError: the endpoint or another setting a worker needs is missing or wrong, or
             the Redis may evict keys.
         redis.ConnectionError: Redis is unreachable at start.
+        redis.ResponseError: Redis refuses the database of ``HTAP_SYNC_REDIS_URL``.
     """
     if pool == "prefork" and settings.metrics_port is not None:
         # prometheus_client chooses where values live when it is first imported: with prefork,
@@ -39,6 +40,9 @@ def run_worker(
     app = make_worker_app(settings, loglevel=loglevel)
     client = make_redis(settings)
     try:
+        # Connecting selects the database: one the server lacks fails here (exit 78), not in
+        # Celery's endless reconnect loop (the check below reads CONFIG and would only warn).
+        client.ping()
         check_eviction_policy(client, allow_evicting=settings.allow_evicting_redis)
     finally:
         client.close()

@@ -3,6 +3,7 @@ their deadline; bulk --wait writes the results it has even when Redis stays away
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -12,16 +13,14 @@ from pathlib import Path
 
 import pytest
 import redis
+from pydantic import RedisDsn
 
-from htap_sync.common.models import TicketState
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.devstack import RedisServer, Service, wait_until
+from htap_sync.devstack import RedisServer, wait_until
 from htap_sync.producer.api import Producer
-from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.harness import TOKEN, child_env
 from tests.integration.test_cli import _read_jsonl, _write_csv, htap_sync
-from tests.integration.test_faults import _assert_each_created_once, _succeeded, _worker_on
 
 
 @pytest.fixture
@@ -126,53 +125,101 @@ def test_bulk_wait_writes_every_line_when_redis_stays_away(
         restarted.stop()
 
 
-@pytest.fixture
-def sim_config() -> SimulatorConfig:
-    """50 ms per call, so that a crash lands in the middle of a run."""
-    return SimulatorConfig(token=TOKEN, seed=5, latency_ms=50)
-
-
-@pytest.mark.timeout(240)
-def test_a_redis_crash_with_default_settings_recovers_within_a_minute(
-    tmp_path: Path, simulator: SimulatorServer
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(("status", "--timeout-s", "60"), 0), (("wait", "--timeout-s", "20", "--json"), 5)],
+)
+def test_the_cli_rides_out_a_redis_restart(
+    settings: Settings, own_redis: RedisServer, tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:
-    """kill -9 of Redis mid-run and a restart from its AOF, on the README's default settings
-    (visibility timeout 5 minutes): every ticket is done within 60 s of Redis coming back."""
-    data = tmp_path / "aof"
-    data.mkdir()
-    server = RedisServer(data, appendonly=True, appendfsync="always").wait_ready()
-    settings = load_settings(
-        {
-            "redis_url": server.url,
-            "endpoint": simulator.url,
-            "auth_token": TOKEN,
-            "key_prefix": f"dflt-{uuid.uuid4().hex[:8]}",
-            "queue": "dflt",
-        },
-        env_file=None,
-    )
+    """`status` and `wait` meet a Redis that is down, back off, and answer once it is back
+    (status: 0; wait: 5, the ticket still queued at its deadline), never 69."""
     producer = Producer(settings)
-    restarted: RedisServer | None = None
-    worker: Service | None = None
+    ticket = producer.enqueue(request_data(task_name="cli_rides_out")).ticket
+    producer.close()
+    own_redis.stop()
+    # While Redis is down its port takes one connection and drops it: proof that the command
+    # met the outage before Redis comes back.
+    listener = socket.create_server(("127.0.0.1", own_redis.port))
+    listener.settimeout(60)
+    command, *options = args
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "htap_sync", command, ticket, *options],
+        env=child_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        tickets = [
-            producer.enqueue(request_data(task_name=f"d_{i:03d}")).ticket for i in range(200)
-        ]
-        worker = _worker_on(settings, tmp_path)
-        wait_until(lambda: _succeeded(producer, tickets) >= 40, timeout_s=60, what="40 done")
-        server.kill()
-        restarted = RedisServer(data, appendonly=True, appendfsync="always", port=server.port)
-        restarted.wait_ready()
-        back_at = time.monotonic()
-        statuses = producer.wait(tickets, timeout_s=60)
-        took = time.monotonic() - back_at
-        unfinished = [t for t, s in statuses.items() if not s.state.terminal]
-        assert not unfinished, f"{len(unfinished)} unfinished {took:.0f} s after the restart"
-        assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
-        _assert_each_created_once(simulator, statuses)
-        assert worker.alive(), worker.log_tail()
+        dropped, _ = listener.accept()
+        dropped.close()
+    finally:
+        listener.close()
+    restarted = RedisServer(tmp_path, appendonly=True, port=own_redis.port).wait_ready()
+    try:
+        stdout, stderr = cli.communicate(timeout=90)
+    finally:
+        restarted.stop()
+    assert cli.returncode == code, stderr
+    assert ticket in stdout and "queued" in stdout
+
+
+def test_a_refused_password_is_not_ridden_out(settings: Settings, own_redis: RedisServer) -> None:
+    """A wrong password (redis-py's AuthenticationError is a ConnectionError) raises at once:
+    waiting never cures it, so no deadline is spent on it."""
+    pauses: list[float] = []
+    clock = iter(float(n) for n in range(1000))
+    url = f"redis://nobody:wrong-password@127.0.0.1:{own_redis.port}/0"
+    wrong = settings.model_copy(update={"redis_url": RedisDsn(url)})
+    producer = Producer(wrong, sleep=pauses.append, clock=lambda: next(clock))
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            producer.status("tk_" + "0" * 32, ride_out_s=100)
+        with pytest.raises(redis.AuthenticationError):
+            producer.wait(["tk_" + "0" * 32], timeout_s=100)
+        assert pauses == []
     finally:
         producer.close()
-        for service in (worker, restarted, server):
-            if service is not None:
-                service.stop()
+
+
+def test_wait_with_a_wrong_password_exits_69_without_waiting_out_its_deadline(
+    settings: Settings, own_redis: RedisServer
+) -> None:
+    """`wait --timeout-s 3600` with a wrong password: exit 69 saying Redis refused us (the
+    subprocess's own 60 s limit fails the test if the hour were waited out)."""
+    url = f"redis://nobody:wrong-password@127.0.0.1:{own_redis.port}/0"
+    ran = htap_sync(
+        settings,
+        *("wait", "tk_" + "0" * 32, "--timeout-s", "3600"),
+        env={"HTAP_SYNC_REDIS_URL": url},
+        timeout_s=60,
+    )
+    assert ran.returncode == 69, ran.stderr
+    assert f"Redis at redis://nobody:***@127.0.0.1:{own_redis.port}/0 refused us" in ran.stderr
+    assert "wrong-password" not in ran.stdout + ran.stderr
+
+
+def test_bulk_writes_the_lines_of_queued_rows_when_redis_goes_while_queueing(
+    settings: Settings, own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis stops while bulk waits for room to queue its second batch (max queue depth 2, no
+    worker): the two rows already queued still get their lines (ticket, outcome); exit 69."""
+    source = _write_csv(tmp_path / "rows.csv", [request_data(task_name=f"q_{i}") for i in range(5)])
+    out = tmp_path / "out.jsonl"
+    bulk = subprocess.Popen(
+        [sys.executable, "-m", "htap_sync", "bulk", str(source), "--wait", "-o", str(out)],
+        env=child_env(settings, HTAP_SYNC_MAX_QUEUE_DEPTH="2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    producer = Producer(settings)
+    wait_until(lambda: producer.queue_depth() == 2, timeout_s=30, what="the first batch queued")
+    producer.close()
+    own_redis.stop()  # bulk is waiting for room now: no worker will ever make it
+    _, stderr = bulk.communicate(timeout=60)
+    assert bulk.returncode == 69, stderr
+    assert "is unreachable" in stderr and "Traceback" not in stderr
+    lines = _read_jsonl(out)
+    assert [line["line"] for line in lines] == [2, 3]
+    assert all(line["outcome"] == "queued" and line["ticket"] for line in lines)

@@ -14,12 +14,29 @@ from tests.integration.test_cli import _write_csv, htap_sync
 SECRET = "s3cret-Passw0rd"
 
 
-def test_a_database_index_out_of_range_exits_78(settings: Settings, redis_url: str) -> None:
-    """redis://host:port/99 on a server with 16 databases: exit 78, naming the variable."""
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "tk_" + "0" * 32),
+        ("wait", "tk_" + "0" * 32),
+        ("inspect",),
+        ("bulk", "FILE"),
+        ("worker",),
+        ("api", "--port", "0"),
+    ],
+)
+def test_a_database_index_out_of_range_exits_78(
+    tmp_path: Path, settings: Settings, redis_url: str, args: tuple[str, ...]
+) -> None:
+    """redis://host:port/99 on a server with 16 databases: exit 78 at once, naming the
+    variable (worker and ingress too: not an endless reconnect loop or 503s forever)."""
+    source = _write_csv(tmp_path / "rows.csv", [dict(VALID)])
+    argv = [str(source) if a == "FILE" else a for a in args]
     url = redis_url.rsplit("/", 1)[0] + "/99"
-    ran = htap_sync(settings, "status", "tk_" + "0" * 32, env={"HTAP_SYNC_REDIS_URL": url})
+    env = {"HTAP_SYNC_REDIS_URL": url, "HTAP_SYNC_API_AUTH": "off"}
+    ran = htap_sync(settings, *argv, env=env, timeout_s=60)
     assert ran.returncode == 78, ran.stderr
-    assert "HTAP_SYNC_REDIS_URL" in ran.stderr and "database" in ran.stderr
+    assert "HTAP_SYNC_REDIS_URL" in ran.stderr and "names a database the" in ran.stderr
     assert "Traceback" not in ran.stderr
 
 

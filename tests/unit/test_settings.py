@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from htap_sync.common.errors import SettingsError
-from htap_sync.common.settings import load_settings
+from htap_sync.common.settings import Settings, load_settings
 
 
 def test_defaults_are_safe() -> None:
@@ -142,6 +142,21 @@ def test_inf_and_nan_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, val
         load_settings(env_file=None)
 
 
+_FLOAT_SETTINGS = sorted(n for n, f in Settings.model_fields.items() if f.annotation is float)
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+@pytest.mark.parametrize("name", _FLOAT_SETTINGS)
+def test_no_float_setting_takes_inf_or_nan(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Every float setting (including any added later) refuses inf and nan, naming itself."""
+    variable = f"HTAP_SYNC_{name.upper()}"
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=variable):
+        load_settings(env_file=None)
+
+
 def test_sentinels_are_parsed_and_checked() -> None:
     """Sentinel addresses parse as host:port pairs; a bad one, or no master name, is refused."""
     settings = load_settings(
@@ -159,6 +174,9 @@ def test_sentinels_are_parsed_and_checked() -> None:
 
 
 def test_the_redis_password_is_not_displayed() -> None:
-    """redis_display shows the Redis URL without its password."""
+    """redis_display shows the Redis URL without its password (user part or query)."""
     settings = load_settings({"redis_url": "redis://app:pw123@cache:6380/2"}, env_file=None)
     assert settings.redis_display == "redis://app:***@cache:6380/2"
+    # redis-py also reads a password from the query string: that is never shown either.
+    query = load_settings({"redis_url": "redis://cache:6380/2?password=pw123"}, env_file=None)
+    assert "pw123" not in query.redis_display

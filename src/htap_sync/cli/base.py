@@ -17,6 +17,7 @@ Exit codes scripts can trust:
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ import redis
 from kombu.exceptions import OperationalError
 from rich.console import Console
 
+from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import SettingsError
 from htap_sync.common.models import TicketState, TicketStatus, Until
 from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
@@ -79,6 +81,22 @@ def redis_failure(settings: Settings, exc: Exception) -> NoReturn:
     fail(f"Redis at {where} is unreachable: {exc}", EXIT_UNAVAILABLE)
 
 
+def redis_preflight(settings: Settings) -> None:
+    """Exit now for a Redis that can never work: a database the server lacks (78) or refused
+    credentials (69). An unreachable one passes: services answer 503 until it is back."""
+    client = make_redis(settings)
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.exceptions.AuthorizationError) as exc:
+        redis_failure(settings, exc)
+    except redis.ConnectionError:
+        pass
+    except redis.RedisError as exc:
+        redis_failure(settings, exc)
+    finally:
+        client.close()
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, separators=(",", ":")))
 
@@ -101,6 +119,33 @@ def describe(status: TicketStatus) -> str:
         f"{status.ticket}  {status.state.value:<9}  {status.task_ref}"
         f"  attempts={status.attempts}  {detail}"
     )
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds, 0 or more and finite: ``nan`` would never end a wait (it passes a
+    ``min=0`` check), and ``inf`` is refused like the settings refuse it."""
+
+    name = "seconds"
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds.", param, ctx)
+        return number
+
+
+# `--timeout-s` of wait and bulk --wait: the deadline also bounds riding out a Redis outage.
+timeout_option = click.option(
+    "--timeout-s",
+    default=3600.0,
+    show_default=True,
+    type=Seconds(),
+    help="The longest wait, in seconds; an unreachable Redis is retried (with backoff) within"
+    " it, then exit 69.",
+)
 
 
 # `--until` of wait and bulk --wait: the ticket's end, or its task's end.

@@ -20,6 +20,7 @@ from htap_sync.cli.base import (
     fail,
     producer_or_exit,
     settings_or_exit,
+    timeout_option,
     until_option,
 )
 from htap_sync.common.models import TicketStatus, Until
@@ -63,6 +64,7 @@ def run_bulk(
         fmt = check_file(path, fmt, project_default=settings.project_id is not None)
     except BulkFileError as exc:
         fail(str(exc), EXIT_USAGE)
+    report = BulkReport()
     with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
         total = _count_lines(path)
         task = bar.add_task("queueing", total=total) if bar else None
@@ -71,17 +73,19 @@ def run_bulk(
             if bar is not None and task is not None:
                 bar.update(task, completed=report.counts["rows"])
 
-        report = submit_rows(producer, read_rows(path, fmt), on_row=advance)
-        if bar is not None and task is not None:
-            bar.update(task, total=report.counts["rows"], completed=report.counts["rows"])
         try:
+            submit_rows(producer, read_rows(path, fmt), on_row=advance, report=report)
+            if bar is not None and task is not None:
+                bar.update(task, total=report.counts["rows"], completed=report.counts["rows"])
             if wait_s is not None and report.tickets:
                 _wait(producer, report, wait_s=wait_s, until=until, bar=bar)
             else:
                 fill_statuses(producer, report)
         finally:
-            # Whatever happens to the wait (Redis gone for longer than it rides out), every
-            # row's line is written with what is known: its outcome and its ticket.
+            # Whatever stops the run (Redis gone while queueing, or for longer than the wait
+            # rides out), every row handled so far gets its line with what is known: its
+            # outcome and its ticket. The batch Redis failed on and the rows after it have
+            # none; sending the file again accounts for them (a queued row is a duplicate).
             for entry in report.lines:
                 write(json.dumps(entry, separators=(",", ":")))
     return report
@@ -125,7 +129,7 @@ def summary(report: BulkReport, waited: bool) -> str:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="Default: by suffix.")
 @click.option("--wait", "wait_", is_flag=True, help="Wait for every ticket to finish.")
-@click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
+@timeout_option
 @click.option(
     "--output",
     "-o",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import redis
 
-from htap_sync.cli.base import EXIT_CONFIG, fail, redis_failure, settings_or_exit
+from htap_sync.cli.base import EXIT_CONFIG, fail, redis_failure, redis_preflight, settings_or_exit
 from htap_sync.common.errors import SettingsError
 from htap_sync.simulator.cli import command as simulator
 from htap_sync.worker.main import Pool
@@ -49,6 +49,7 @@ def api(host: str, port: int) -> None:
     # Imported here: the other commands need neither Starlette nor uvicorn.
     from htap_sync.producer.ingress import serve_ingress
 
+    redis_preflight(settings)
     try:
         serve_ingress(settings, host, port)
     except SettingsError as exc:

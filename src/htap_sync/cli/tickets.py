@@ -11,12 +11,14 @@ from htap_sync.cli.base import (
     EXIT_NOT_FOUND,
     EXIT_OK,
     EXIT_USAGE,
+    Seconds,
     describe,
     emit_json,
     err,
     fail,
     producer_or_exit,
     settings_or_exit,
+    timeout_option,
     until_option,
     wait_exit,
 )
@@ -63,8 +65,8 @@ def enqueue(as_json: bool, **fields: str | None) -> None:
     "--timeout-s",
     default=10.0,
     show_default=True,
-    type=click.FloatRange(min=0),
-    help="How long an unreachable Redis is retried before exit 69.",
+    type=Seconds(),
+    help="How long an unreachable Redis is retried (with backoff) before exit 69.",
 )
 def status(tickets: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
     """Show tickets' states, job ids and errors."""
@@ -87,7 +89,7 @@ def status(tickets: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
 
 @click.command()
 @click.argument("tickets", nargs=-1, required=True)
-@click.option("--timeout-s", default=3600.0, show_default=True, type=click.FloatRange(min=0))
+@timeout_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @until_option
 def wait(tickets: tuple[str, ...], timeout_s: float, as_json: bool, until: Until) -> None:
