@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Two test processes (pytest-xdist): each starts its own redis-server, workers and simulators,
+# and most tests wait on processes and sockets, so two cores carry two of them.
+# `make test PYTEST_ARGS=` runs them one at a time.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: demo test lint types unit integration bench install clean
 
@@ -28,14 +32,14 @@ types: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
 
 integration: $(STAMP)
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
 # Lint, types, then every test. pytest exits 5 when it collects nothing: that fails here too.
 test: lint types
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # Benchmarks print ratios against a reference measured in the same run (see bench/).
 # `python -m bench` runs them all and writes BENCHMARKS.md; the bench extra brings aiohttp, psutil.
