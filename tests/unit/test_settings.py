@@ -8,17 +8,18 @@ import pytest
 
 from htap_sync.common.errors import SettingsError
 from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.settings_names import fields as settings_fields
 
 
 def test_defaults_are_safe() -> None:
     """Without configuration: local Redis, English messages, 7-day results, TLS required."""
     s = load_settings(env_file=None)
-    assert str(s.redis_url) == "redis://127.0.0.1:6379/0"
-    assert s.language == "en-us"
-    assert s.result_ttl_s == 7 * 24 * 3600
-    assert s.endpoint is None
-    assert s.auth_token is None
-    assert s.allow_insecure_http is False
+    assert str(s.redis.url) == "redis://127.0.0.1:6379/0"
+    assert s.cloud.language == "en-us"
+    assert s.delivery.result_ttl_s == 7 * 24 * 3600
+    assert s.cloud.endpoint is None
+    assert s.auth.token is None
+    assert s.cloud.allow_insecure_http is False
 
 
 def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,11 +30,11 @@ def test_environment_variables_use_the_prefix(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("HTAP_SYNC_LANGUAGE", "zh-cn")
     monkeypatch.setenv("HTAP_SYNC_RESULT_TTL_S", "86400")
     s = load_settings(env_file=None)
-    assert s.require_endpoint == "https://gaussdb.cn-north-4.myhuaweicloud.com"
-    assert s.project_id == "0123456789abcdef0123456789abcdef"
-    assert s.request_timeout_s == 12.5
-    assert s.language == "zh-cn"
-    assert s.result_ttl_s == 86400
+    assert s.cloud.require_endpoint == "https://gaussdb.cn-north-4.myhuaweicloud.com"
+    assert s.cloud.project_id == "0123456789abcdef0123456789abcdef"
+    assert s.cloud.request_timeout_s == 12.5
+    assert s.cloud.language == "zh-cn"
+    assert s.delivery.result_ttl_s == 86400
 
 
 def test_dotenv_file_is_read(tmp_path: Path) -> None:
@@ -71,16 +72,16 @@ def test_a_bad_value_names_its_variable(
 
 def test_plain_http_allowed_on_loopback_or_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
     """http:// works for 127.0.0.1 and localhost, and elsewhere only with ALLOW_INSECURE_HTTP."""
-    assert load_settings({"endpoint": "http://127.0.0.1:8090"}, env_file=None).endpoint
-    assert load_settings({"endpoint": "http://localhost:8090"}, env_file=None).endpoint
+    assert load_settings({"endpoint": "http://127.0.0.1:8090"}, env_file=None).cloud.endpoint
+    assert load_settings({"endpoint": "http://localhost:8090"}, env_file=None).cloud.endpoint
     monkeypatch.setenv("HTAP_SYNC_ALLOW_INSECURE_HTTP", "true")
-    assert load_settings({"endpoint": "http://simulator:8090"}, env_file=None).endpoint
+    assert load_settings({"endpoint": "http://simulator:8090"}, env_file=None).cloud.endpoint
 
 
 def test_worker_needs_an_endpoint() -> None:
     """A worker without HTAP_SYNC_ENDPOINT stops with a message naming it."""
     with pytest.raises(SettingsError, match="HTAP_SYNC_ENDPOINT"):
-        _ = load_settings(env_file=None).require_endpoint
+        _ = load_settings(env_file=None).cloud.require_endpoint
 
 
 def test_secrets_are_hidden_but_passed_to_children() -> None:
@@ -102,8 +103,8 @@ def test_sdk_variables_supply_the_key_pair(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CLOUD_SDK_AK", "QTWAOYTTINDUT2QVKYUC")
     monkeypatch.setenv("CLOUD_SDK_SK", "sk-from-sdk-variable")
     s = load_settings(env_file=None)
-    assert s.require_auth() == "aksk"
-    assert s.sk is not None and s.sk.get_secret_value() == "sk-from-sdk-variable"
+    assert s.auth.require_mode() == "aksk"
+    assert s.auth.sk is not None and s.auth.sk.get_secret_value() == "sk-from-sdk-variable"
     assert "sk-from-sdk-variable" not in repr(s)
 
 
@@ -127,9 +128,9 @@ def test_exactly_one_complete_auth_mode(overrides: dict[str, str], named: list[s
 
 
 def test_a_worker_needs_an_auth_mode() -> None:
-    """Without any credential, require_auth names the three ways to provide one."""
+    """Without any credential, auth.require_mode() names the three ways to provide one."""
     with pytest.raises(SettingsError) as info:
-        load_settings(env_file=None).require_auth()
+        load_settings(env_file=None).auth.require_mode()
     assert "HTAP_SYNC_AUTH_TOKEN" in str(info.value) and "HTAP_SYNC_IAM_" in str(info.value)
 
 
@@ -142,7 +143,7 @@ def test_inf_and_nan_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, val
         load_settings(env_file=None)
 
 
-_FLOAT_SETTINGS = sorted(n for n, f in Settings.model_fields.items() if f.annotation is float)
+_FLOAT_SETTINGS = sorted(n for n, f in settings_fields(Settings) if f.annotation is float)
 
 
 @pytest.mark.parametrize("value", ["inf", "nan"])
@@ -163,8 +164,8 @@ def test_sentinels_are_parsed_and_checked() -> None:
         {"redis_sentinels": "10.0.0.1:26379, [::1]:26380", "redis_sentinel_master": "m"},
         env_file=None,
     )
-    assert settings.sentinel_hosts() == [("10.0.0.1", 26379), ("::1", 26380)]
-    assert settings.redis_display == "sentinels 10.0.0.1:26379, [::1]:26380 (master m)"
+    assert settings.redis.sentinel_hosts() == [("10.0.0.1", 26379), ("::1", 26380)]
+    assert settings.redis.display == "sentinels 10.0.0.1:26379, [::1]:26380 (master m)"
     for bad in (
         {"redis_sentinels": "host"},
         {"redis_sentinels": "h:0", "redis_sentinel_master": "m"},
@@ -176,7 +177,7 @@ def test_sentinels_are_parsed_and_checked() -> None:
 def test_the_redis_password_is_not_displayed() -> None:
     """redis_display shows the Redis URL without its password (user part or query)."""
     settings = load_settings({"redis_url": "redis://app:pw123@cache:6380/2"}, env_file=None)
-    assert settings.redis_display == "redis://app:***@cache:6380/2"
+    assert settings.redis.display == "redis://app:***@cache:6380/2"
     # redis-py also reads a password from the query string: that is never shown either.
     query = load_settings({"redis_url": "redis://cache:6380/2?password=pw123"}, env_file=None)
-    assert "pw123" not in query.redis_display
+    assert "pw123" not in query.redis.display
