@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from operator import attrgetter
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, SecretStr
@@ -144,3 +146,15 @@ def test_each_flat_override_lands_in_its_section(
     """load_settings({"<flat name>": ...}), as the CLI and tests call it, sets the same field."""
     overrides = {each.removeprefix("HTAP_SYNC_").lower(): _SAMPLE[each] for each in _together(name)}
     assert _read(load_settings(overrides, env_file=None), path) == expected
+
+
+def test_the_readme_table_gives_each_variable_its_field() -> None:
+    """The README's settings table names, for each variable, the field it sets in Python."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented: dict[str, str] = {}
+    for line in readme.splitlines():
+        if line.startswith("| `HTAP_SYNC_"):
+            cells = line.split(" | ")
+            names = re.findall(r"`(HTAP_SYNC_[A-Z_]+)`", cells[0])
+            documented.update(zip(names, re.findall(r"`([a-z_.]+)`", cells[1]), strict=True))
+    assert documented == {env_name(flat): ".".join(path) for flat, path in FLAT_NAMES.items()}
