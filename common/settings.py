@@ -153,7 +153,8 @@ class Settings(BaseSettings):
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed, named like the variables (``redis_url=...``),
-        checked like :func:`load_settings` (the environment is not read again).
+        checked like :func:`load_settings`; every other setting keeps its value (neither the
+        environment nor ``.env`` changes it).
 
         Raises:
             SettingsError: a value is wrong, naming its variable.
@@ -190,7 +191,7 @@ def _line(err: Mapping[str, Any], present: set[str]) -> str:
     if path not in FLAT_OF_PATH:
         # A check of a section or of the whole: its message starts with the field at fault.
         head, sep, rest = message.partition(":")
-        named = FLAT_NAMES.get(head) or (*path, head)
+        named = (*path, head) if (*path, head) in FLAT_OF_PATH else FLAT_NAMES.get(head)
         if sep and named in FLAT_OF_PATH:
             path, message = named, rest.strip()
     return f"{_variable(path, present)}: {message}"
