@@ -36,15 +36,17 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_transport_options={
-            "visibility_timeout": settings.visibility_timeout_s,
+            "visibility_timeout": settings.delivery.visibility_timeout_s,
             # kombu looks for expired unacked messages every interval x throttle seconds
             # (100 s by default); look often enough that a dead worker's messages return
             # soon after the visibility timeout.
-            "unacked_restore_interval": max(1.0, min(10.0, settings.visibility_timeout_s / 4)),
+            "unacked_restore_interval": max(
+                1.0, min(10.0, settings.delivery.visibility_timeout_s / 4)
+            ),
             "unacked_restore_throttle": 1,
             # The restore holds a mutex key; if Redis dies mid-restore the key survives in the
             # AOF and, at kombu's default of 300 s, blocks every restore after the restart.
-            "unacked_mutex_expire": max(5, settings.visibility_timeout_s // 4),
+            "unacked_mutex_expire": max(5, settings.delivery.visibility_timeout_s // 4),
             # Every broker key under the deployment's prefix, like the ticket store's.
             "global_keyprefix": Keys(settings.key_prefix).broker_prefix,
             **sentinel_options,
@@ -55,7 +57,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         # Task events are off unless asked for: with them on, a worker was seen to hang for good
         # after Redis restarted (celery/kombu 5.7). Flower turns them on remotely when it runs.
-        worker_send_task_events=settings.task_events,
+        worker_send_task_events=settings.observability.task_events,
         enable_utc=True,
     )
     return app

@@ -20,14 +20,14 @@ def make_redis(settings: Settings) -> redis.Redis:
     master the sentinels name (found again after a failover: a demoted master's ReadOnlyError
     or a lost connection makes redis-py ask the sentinels).
     """
-    if not settings.sentinel_hosts():
+    if not settings.redis.sentinel_hosts():
         return redis.Redis.from_url(
-            str(settings.redis_url), decode_responses=True, **_CLIENT_OPTIONS
+            str(settings.redis.url), decode_responses=True, **_CLIENT_OPTIONS
         )
-    url = settings.redis_url
+    url = settings.redis.url
     sentinel: Any = sentinel_for(settings)  # redis-py types Sentinel in some releases only
     client = sentinel.master_for(
-        str(settings.redis_sentinel_master),
+        str(settings.redis.sentinel_master),
         redis_class=redis.Redis,
         decode_responses=True,
         db=int((url.path or "/0").lstrip("/") or 0),
@@ -44,9 +44,9 @@ _SENTINEL: Any = Sentinel
 
 def sentinel_for(settings: Settings) -> Sentinel:
     """The Sentinel client of these settings (their sentinels must be configured)."""
-    password = settings.redis_sentinel_password
+    password = settings.redis.sentinel_password
     sentinel = _SENTINEL(
-        settings.sentinel_hosts(),
+        settings.redis.sentinel_hosts(),
         sentinel_kwargs={
             "password": password.get_secret_value() if password else None,
             "socket_connect_timeout": 5,
@@ -61,19 +61,19 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
 
     Contains the Redis password in clear text: never print or log it.
     """
-    if not settings.sentinel_hosts():
-        return str(settings.redis_url), {}
-    url = settings.redis_url
+    if not settings.redis.sentinel_hosts():
+        return str(settings.redis.url), {}
+    url = settings.redis.url
     auth = ""
     if url.password:
         auth = f"{quote(url.username or '', safe='')}:{quote(url.password, safe='')}@"
     path = url.path or "/0"
     broker = ";".join(
-        f"sentinel://{auth}{host}:{port}{path}" for host, port in settings.sentinel_hosts()
+        f"sentinel://{auth}{host}:{port}{path}" for host, port in settings.redis.sentinel_hosts()
     )
-    password = settings.redis_sentinel_password
+    password = settings.redis.sentinel_password
     sentinel_kwargs = {"password": password.get_secret_value()} if password else {}
-    options = {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinel_kwargs}
+    options = {"master_name": settings.redis.sentinel_master, "sentinel_kwargs": sentinel_kwargs}
     return broker, options
 
 
@@ -82,8 +82,8 @@ def make_ticket_store(settings: Settings, client: redis.Redis | None = None) -> 
     return TicketStore(
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
-        result_ttl_s=settings.result_ttl_s,
-        watch_s=settings.visibility_timeout_s,
+        result_ttl_s=settings.delivery.result_ttl_s,
+        watch_s=settings.delivery.visibility_timeout_s,
     )
 
 
@@ -93,6 +93,6 @@ def make_store(settings: Settings, client: redis.Redis | None = None) -> RedisLe
     return RedisLeaseStore(
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
-        result_ttl_s=settings.result_ttl_s,
-        watch_s=settings.visibility_timeout_s,
+        result_ttl_s=settings.delivery.result_ttl_s,
+        watch_s=settings.delivery.visibility_timeout_s,
     )

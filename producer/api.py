@@ -115,8 +115,12 @@ class Producer:
         if isinstance(request, ReplicationRequest):
             return request
         data = dict(request) if isinstance(request, Mapping) else request
-        if isinstance(data, dict) and data.get("project_id") is None and self.settings.project_id:
-            data["project_id"] = self.settings.project_id
+        if (
+            isinstance(data, dict)
+            and data.get("project_id") is None
+            and self.settings.cloud.project_id
+        ):
+            data["project_id"] = self.settings.cloud.project_id
         return parse_request(data)
 
     def enqueue(self, request: ReplicationRequest | Mapping[str, Any]) -> Receipt:

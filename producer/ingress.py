@@ -139,7 +139,7 @@ class Ingress:
     async def create(self, request: Request) -> Response:
         """POST /v1/replications: one request object or a list of them."""
         self.keys.require(request)
-        data = await read_json(request, self.settings.api_max_body_bytes)
+        data = await read_json(request, self.settings.ingress.max_body_bytes)
         if isinstance(data, list):
             return await self._create_many(data)
         if not isinstance(data, dict):
@@ -168,7 +168,7 @@ class Ingress:
             )
 
     async def _create_many(self, items: list[Any]) -> Response:
-        limit = self.settings.api_max_items
+        limit = self.settings.ingress.max_items
         if not 1 <= len(items) <= limit:
             raise Problem(422, "body", f"a list of 1 to {limit} requests")
         await self._room_for(len(items))
@@ -195,7 +195,7 @@ class Ingress:
         it is done ``until`` ``created`` (the default) or ``synced``."""
         self.keys.require(request)
         ticket = request.path_params["ticket"]
-        wait_s, until = _wait_params(request, self.settings.api_max_wait_s)
+        wait_s, until = _wait_params(request, self.settings.ingress.max_wait_s)
         deadline = time.monotonic() + wait_s
         try:
             if not is_ticket_id(ticket):
@@ -268,7 +268,7 @@ def make_ingress(settings: Settings, producer: Producer) -> Starlette:
     Raises:
         SettingsError: authentication is on and ``HTAP_SYNC_API_KEYS`` names no key.
     """
-    keys = KeyCheck(settings.ingress_keys(), enabled=settings.api_auth == "on")
+    keys = KeyCheck(settings.ingress.accepted_keys(), enabled=settings.ingress.auth == "on")
     ingress = Ingress(settings, producer, keys)
     routes = [
         Route("/v1/replications", _answering(ingress.create), methods=["POST"]),
@@ -282,7 +282,7 @@ def make_ingress(settings: Settings, producer: Producer) -> Starlette:
         Route("/openapi.json", _answering(ingress.document), methods=["GET"]),
         Route("/docs", ingress.docs, methods=["GET"]),
     ]
-    if settings.metrics_port is None:
+    if settings.observability.metrics_port is None:
         routes.append(Route("/metrics", _metrics, methods=["GET"]))
     return Starlette(
         routes=routes,
@@ -319,11 +319,11 @@ def serve_ingress(settings: Settings, host: str, port: int) -> None:
     Raises:
         SettingsError: authentication is on and no key is configured (before anything starts).
     """
-    settings.ingress_keys()
-    configure_logging(settings.log_format)
-    if settings.metrics_port is not None:
+    settings.ingress.accepted_keys()
+    configure_logging(settings.observability.log_format)
+    if settings.observability.metrics_port is not None:
         # Scraped by Prometheus on its own port, which need not be published with the API's.
-        start_http_server(settings.metrics_port, addr="0.0.0.0")  # noqa: S104
+        start_http_server(settings.observability.metrics_port, addr="0.0.0.0")  # noqa: S104
     producer = Producer(settings)
     try:
         app = make_ingress(settings, producer)

@@ -87,7 +87,7 @@ def _model_schemas(settings: Settings) -> dict[str, Any]:
     new = ReplicationRequest.model_json_schema(ref_template=_REF)
     new["title"] = "NewReplication"
     new["description"] = "One creation request, as the API takes it plus where it runs."
-    if settings.project_id is not None:
+    if settings.cloud.project_id is not None:
         new["required"] = [f for f in new["required"] if f != "project_id"]
         field = new["properties"]["project_id"]
         new["properties"]["project_id"] = {
@@ -207,8 +207,8 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     With ``HTAP_SYNC_API_AUTH=on`` the replication routes require a key (``X-API-Key`` or
     ``Authorization: Bearer``) and may answer 401; health and this document never do.
     """
-    auth = settings.api_auth == "on"
-    limit, max_items = settings.api_max_body_bytes, settings.api_max_items
+    auth = settings.ingress.auth == "on"
+    limit, max_items = settings.ingress.max_body_bytes, settings.ingress.max_items
     errors = _ref("Errors")
     unavailable = _response(
         "Redis is unreachable. Nothing, or for a list only part, was queued: sending the same"
@@ -306,7 +306,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                 "schema": {
                     "type": "number",
                     "minimum": 0,
-                    "maximum": settings.api_max_wait_s,
+                    "maximum": settings.ingress.max_wait_s,
                     "default": 0,
                 },
             },

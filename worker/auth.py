@@ -41,16 +41,16 @@ def make_auth(
     Raises:
         SettingsError: no mode is configured.
     """
-    mode = settings.require_auth()
+    mode = settings.auth.require_mode()
     if mode == "token":
-        assert settings.auth_token is not None
-        return TokenAuth(settings.auth_token), []
+        assert settings.auth.token is not None
+        return TokenAuth(settings.auth.token), []
     if mode == "aksk":
-        assert settings.ak is not None and settings.sk is not None
-        return AkSkAuth(settings.ak, settings.sk), []
+        assert settings.auth.ak is not None and settings.auth.sk is not None
+        return AkSkAuth(settings.auth.ak, settings.auth.sk), []
     iam_http = httpx.Client(
-        base_url=str(settings.iam_endpoint).rstrip("/"),
-        timeout=httpx.Timeout(settings.request_timeout_s),
+        base_url=str(settings.auth.iam_endpoint).rstrip("/"),
+        timeout=httpx.Timeout(settings.cloud.request_timeout_s),
         verify=True,
         transport=transport,
         headers={"User-Agent": "taurus-htap-sync"},

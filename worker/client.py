@@ -264,8 +264,8 @@ def make_http(
 ) -> httpx.Client:
     """The worker process's one httpx client: TLS verified, timeouts from settings."""
     return httpx.Client(
-        base_url=settings.require_endpoint,
-        timeout=httpx.Timeout(settings.request_timeout_s),
+        base_url=settings.cloud.require_endpoint,
+        timeout=httpx.Timeout(settings.cloud.request_timeout_s),
         auth=auth,
         verify=True,
         transport=transport,

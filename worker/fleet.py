@@ -30,7 +30,7 @@ def fleet_view(
     seconds, micros = client.time()
     now = seconds + micros / 1e6
     tickets = TicketStore(
-        client, key_prefix=settings.key_prefix, result_ttl_s=settings.result_ttl_s
+        client, key_prefix=settings.key_prefix, result_ttl_s=settings.delivery.result_ttl_s
     )
     view: dict[str, Any] = {
         "queue": BrokerQueue(client, keys, settings.queue).state(),
@@ -60,7 +60,7 @@ def _rate_limits(
                 "endpoint": host,
                 "project_id": project_id,
                 "api": api,
-                "configured_per_s": settings.rate_limit_per_s,
+                "configured_per_s": settings.rate.limit_per_s,
                 "effective_per_s": round(state.rate, 3),
                 "blocked_for_s": round(max(0.0, state.blocked_until - now), 3),
             }

@@ -63,15 +63,15 @@ class MustWait(Exception):
 
 def bucket_policy(settings: Settings) -> BucketPolicy:
     """The bucket's policy from the settings."""
-    return BucketPolicy(rate_per_s=settings.rate_limit_per_s, burst=settings.rate_burst)
+    return BucketPolicy(rate_per_s=settings.rate.limit_per_s, burst=settings.rate.burst)
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:
     """The breaker's policy from the settings."""
     return BreakerPolicy(
-        threshold=settings.breaker_threshold,
-        cooldown_s=settings.breaker_cooldown_s,
-        probes=settings.breaker_probes,
+        threshold=settings.breaker.threshold,
+        cooldown_s=settings.breaker.cooldown_s,
+        probes=settings.breaker.probes,
         probe_timeout_s=settings.lease_s,
     )
 
@@ -104,9 +104,9 @@ class Gate:
         self._bucket_policy = bucket_policy(settings)
         self._breaker_policy = breaker_policy(settings)
         self._keys = Keys(settings.key_prefix)
-        self._endpoint = settings.require_endpoint
+        self._endpoint = settings.cloud.require_endpoint
         self._sleep = sleep
-        self.max_sleep_s = min(5.0, settings.visibility_timeout_s / 4)
+        self.max_sleep_s = min(5.0, settings.delivery.visibility_timeout_s / 4)
 
     def bucket_key(self, project_id: str, api: Api) -> str:
         """Redis key of the bucket of one API of one project on this endpoint."""

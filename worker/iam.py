@@ -47,16 +47,16 @@ class Token:
 
 def login_body(settings: Settings, project_id: str) -> dict[str, Any]:
     """The documented password-login body, scoped to one project."""
-    assert settings.iam_password is not None
+    assert settings.auth.iam_password is not None
     return {
         "auth": {
             "identity": {
                 "methods": ["password"],
                 "password": {
                     "user": {
-                        "domain": {"name": settings.iam_domain},
-                        "name": settings.iam_user,
-                        "password": settings.iam_password.get_secret_value(),
+                        "domain": {"name": settings.auth.iam_domain},
+                        "name": settings.auth.iam_user,
+                        "password": settings.auth.iam_password.get_secret_value(),
                     }
                 },
             },
@@ -230,7 +230,9 @@ def make_iam_auth(settings: Settings, client: redis.Redis, iam_http: httpx.Clien
     """IAM auth for a worker process: one cache per project, all in Redis."""
     caches: dict[str, TokenCache] = {}
     lock = threading.Lock()
-    identity = json.dumps([str(settings.iam_endpoint), settings.iam_domain, settings.iam_user])
+    identity = json.dumps(
+        [str(settings.auth.iam_endpoint), settings.auth.iam_domain, settings.auth.iam_user]
+    )
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
 
     def cache_for(project_id: str) -> TokenCache:
@@ -242,4 +244,4 @@ def make_iam_auth(settings: Settings, client: redis.Redis, iam_http: httpx.Clien
                 )
             return caches[project_id]
 
-    return IamTokenAuth(cache_for, settings.project_id)
+    return IamTokenAuth(cache_for, settings.cloud.project_id)

@@ -31,7 +31,7 @@ def run_worker(
         redis.ConnectionError: Redis is unreachable at start.
         redis.ResponseError: Redis refuses the database of ``HTAP_SYNC_REDIS_URL``.
     """
-    if pool == "prefork" and settings.metrics_port is not None:
+    if pool == "prefork" and settings.observability.metrics_port is not None:
         # prometheus_client chooses where values live when it is first imported: with prefork,
         # in files the parent sums (its multiprocess mode), so switch before anything imports it.
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="htap-prom-"))
@@ -43,7 +43,7 @@ def run_worker(
         # Connecting selects the database: one the server lacks fails here (exit 78), not in
         # Celery's endless reconnect loop (the check below reads CONFIG and would only warn).
         client.ping()
-        check_eviction_policy(client, allow_evicting=settings.allow_evicting_redis)
+        check_eviction_policy(client, allow_evicting=settings.redis.allow_evicting)
     finally:
         client.close()
     argv = [

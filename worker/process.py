@@ -151,11 +151,11 @@ def _start_attempt(claim: Claim, d: Delivery) -> bool | Outcome:
             claim,
             lease_s=d.settings.lease_s,
             replicas=wanted,
-            wait_s=d.settings.redis_wait_timeout_s,
+            wait_s=d.settings.redis.wait_timeout_s,
         )
     except NotReplicated as exc:
         # Nothing was sent: give the attempt back and keep the doubt as it was.
-        wait_s = d.settings.redis_wait_timeout_s
+        wait_s = d.settings.redis.wait_timeout_s
         d.store.retrying(
             claim,
             ErrorPayload(error_code="HTAP_SYNC.NOT_REPLICATED", error_msg=str(exc)),
@@ -308,7 +308,10 @@ def _age_s(claim: Claim, clock: Callable[[], float]) -> float:
 
 
 def _out_of_budget(claim: Claim, settings: Settings, clock: Callable[[], float]) -> bool:
-    return claim.attempts >= settings.max_attempts or _age_s(claim, clock) >= settings.deadline_s
+    return (
+        claim.attempts >= settings.delivery.max_attempts
+        or _age_s(claim, clock) >= settings.delivery.deadline_s
+    )
 
 
 def _after_error(
@@ -337,7 +340,10 @@ def _after_error(
     refund = sent and isinstance(exc, Throttled)
     attempts = claim.attempts + int(sent) - int(refund)
     in_doubt = claim.in_doubt or keep_doubt or (sent and isinstance(exc, Ambiguous))
-    spent = attempts >= settings.max_attempts or _age_s(claim, d.clock) >= settings.deadline_s
+    spent = (
+        attempts >= settings.delivery.max_attempts
+        or _age_s(claim, d.clock) >= settings.delivery.deadline_s
+    )
     if spent and not in_doubt:
         # Not in doubt here means the answers proved nothing was created: record it, or a
         # re-drive would reconcile for nothing.
@@ -348,8 +354,8 @@ def _after_error(
     if delay is None:
         delay = backoff_s(
             max(attempts, 1),
-            base_s=settings.backoff_base_s,
-            max_s=settings.backoff_max_s,
+            base_s=settings.delivery.backoff_base_s,
+            max_s=settings.delivery.backoff_max_s,
             rng=d.rng,
             retry_after_s=exc.retry_after_s,
         )

@@ -53,7 +53,7 @@ def replica_target(
     takes is lost with it, and the next delivery's create meets "name exists", which is
     reconciled by the list call, never failed.
     """
-    wanted = settings.redis_wait_replicas
+    wanted = settings.redis.wait_replicas
     if wanted == 0:
         return lambda: 0
     seen = {"at": float("-inf"), "count": 0}
@@ -91,17 +91,17 @@ class Runtime:
                 follow = FollowStore(client, Keys(self.settings.key_prefix))
                 enroll = enroller(
                     follow,
-                    timeout_s=self.settings.follow_timeout_s,
-                    first_s=self.settings.follow_first_s,
+                    timeout_s=self.settings.following.timeout_s,
+                    first_s=self.settings.following.first_s,
                 )
                 self._parts = Collaborators(
                     http=http,
-                    client=TaurusClient(http, language=self.settings.language),
+                    client=TaurusClient(http, language=self.settings.cloud.language),
                     store=store,
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
                     gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),
                     follow=follow,
-                    enroll=enroll if self.settings.follow else None,
+                    enroll=enroll if self.settings.following.enabled else None,
                     replicas=replica_target(self.settings, store),
                 )
                 self._pid = os.getpid()

@@ -78,8 +78,8 @@ def make_worker_app(
         SettingsError: no endpoint, or not exactly one way to authenticate.
     """
     # Fail at start, not at the first message.
-    settings.require_endpoint  # noqa: B018
-    settings.require_auth()
+    settings.cloud.require_endpoint  # noqa: B018
+    settings.auth.require_mode()
     app = make_celery(settings)
     runtime = runtime or Runtime(settings)
     app.task(
@@ -179,13 +179,15 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
         queue,
         on_recovery=recover,
         queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
-        watch_s=settings.visibility_timeout_s,
+        watch_s=settings.delivery.visibility_timeout_s,
     )
     threads: list[DelayedMover | Follower] = [mover]
-    if settings.follow:
+    if settings.following.enabled:
         parts = runtime.get()
         threads.append(
-            Follower(parts.follow, parts.client, parts.gate, interval_s=settings.follow_interval_s)
+            Follower(
+                parts.follow, parts.client, parts.gate, interval_s=settings.following.interval_s
+            )
         )
     return threads
 
@@ -209,17 +211,17 @@ def _connect_signals(app: Celery, settings: Settings, runtime: Runtime, loglevel
 
     def _logging(**_: Any) -> None:
         # Connected, this replaces Celery's own logging set-up with ours (text or JSON).
-        configure_logging(settings.log_format, loglevel)
+        configure_logging(settings.observability.log_format, loglevel)
 
     def _metrics(**_: Any) -> None:
-        if settings.metrics_port is not None:
+        if settings.observability.metrics_port is not None:
             client = make_redis(settings)
             fleet = FleetCollector(
                 lambda: fleet_view(client, settings),
                 redis_client=client,
                 key_prefix=settings.key_prefix,
             )
-            serve_metrics(settings.metrics_port, fleet)
+            serve_metrics(settings.observability.metrics_port, fleet)
 
     setup_logging.connect(_logging, weak=False)
     worker_ready.connect(_metrics, weak=False)

@@ -175,7 +175,7 @@ def test_bad_settings_stop_with_the_variable_named(settings: Settings) -> None:
     bad = htap_sync(settings, "status", "x", env={"HTAP_SYNC_REQUEST_TIMEOUT_S": "soon"})
     assert bad.returncode == 78
     assert "HTAP_SYNC_REQUEST_TIMEOUT_S" in bad.stderr
-    no_endpoint = htap_sync(None, "worker", env={"HTAP_SYNC_REDIS_URL": str(settings.redis_url)})
+    no_endpoint = htap_sync(None, "worker", env={"HTAP_SYNC_REDIS_URL": str(settings.redis.url)})
     assert no_endpoint.returncode == 78
     assert "HTAP_SYNC_ENDPOINT" in no_endpoint.stderr
 

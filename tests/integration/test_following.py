@@ -144,7 +144,7 @@ def test_a_lost_in_doubt_mark_never_fails_or_duplicates(mode: str, redis_url: st
             env_file=None,
         )
         store = make_store(settings, make_redis(settings))
-        http = make_http(settings, auth=TokenAuth(settings.auth_token))  # type: ignore[arg-type]
+        http = make_http(settings, auth=TokenAuth(settings.auth.token))  # type: ignore[arg-type]
         client = TaurusClient(http)
         payload = request_data(task_name=f"lost_{mode.replace('-', '_')}")
         ticket, run, what = store.submit(parse_request(payload))

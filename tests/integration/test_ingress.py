@@ -225,7 +225,7 @@ def test_a_duplicate_returns_the_same_ticket_and_queues_nothing(
 def test_project_id_defaults_to_the_setting(settings: Settings) -> None:
     """With HTAP_SYNC_PROJECT_ID set, project_id may be left out, and the schema says so."""
     project = "f" * 32
-    defaulted = settings.model_copy(update={"project_id": project})
+    defaulted = settings.replace(project_id=project)
     producer = Producer(defaulted)
     try:
         with Served(make_ingress(defaulted, producer)) as served, served.client(AUTH) as c:
@@ -437,7 +437,7 @@ def test_health_answers_without_a_key(server: Served) -> None:
 
 def test_an_unreachable_redis_answers_503_json(settings: Settings) -> None:
     """With Redis down: health, POST and GET answer 503 JSON with Retry-After, no traceback."""
-    dead = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    dead = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     producer = Producer(dead)
     try:
         with Served(make_ingress(dead, producer)) as served, served.client(AUTH) as c:
@@ -523,7 +523,7 @@ def test_either_header_style_and_any_configured_key_is_accepted(
 
 def test_auth_off_serves_without_keys(settings: Settings, producer: Producer) -> None:
     """HTAP_SYNC_API_AUTH=off: no key configured, none required, none in the document."""
-    open_settings = settings.model_copy(update={"api_auth": "off", "api_keys": None})
+    open_settings = settings.replace(api_auth="off", api_keys=None)
     with Served(make_ingress(open_settings, producer)) as served, served.client() as c:
         assert c.post("/v1/replications", json=_request(1)).status_code == 202
         document = c.get("/openapi.json").json()
@@ -533,7 +533,7 @@ def test_auth_off_serves_without_keys(settings: Settings, producer: Producer) ->
 
 def test_the_app_refuses_to_build_without_keys(settings: Settings, producer: Producer) -> None:
     """Auth on and no key: make_ingress raises the SettingsError naming HTAP_SYNC_API_KEYS."""
-    keyless = settings.model_copy(update={"api_keys": None})
+    keyless = settings.replace(api_keys=None)
     with pytest.raises(SettingsError, match="HTAP_SYNC_API_KEYS"):
         make_ingress(keyless, producer)
 

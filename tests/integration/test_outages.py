@@ -170,7 +170,7 @@ def test_a_refused_password_is_not_ridden_out(settings: Settings, own_redis: Red
     pauses: list[float] = []
     clock = iter(float(n) for n in range(1000))
     url = f"redis://nobody:wrong-password@127.0.0.1:{own_redis.port}/0"
-    wrong = settings.model_copy(update={"redis_url": RedisDsn(url)})
+    wrong = settings.replace(redis_url=RedisDsn(url))
     producer = Producer(wrong, sleep=pauses.append, clock=lambda: next(clock))
     try:
         with pytest.raises(redis.AuthenticationError):

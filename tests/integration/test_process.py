@@ -62,7 +62,7 @@ class Rig:
         self.store = RedisLeaseStore(
             self.redis,
             key_prefix=self.settings.key_prefix,
-            result_ttl_s=self.settings.result_ttl_s,
+            result_ttl_s=self.settings.delivery.result_ttl_s,
             clock=clock,
         )
 
@@ -104,7 +104,7 @@ class Rig:
 
 def first_jitter_s(settings: Settings) -> float:
     """The delay after a first failed attempt without Retry-After: full jitter from SEED."""
-    return random.Random(SEED).uniform(0.0, settings.backoff_base_s)
+    return random.Random(SEED).uniform(0.0, settings.delivery.backoff_base_s)
 
 
 def assert_result_ttl(rig: Rig, message: Message) -> None:
@@ -624,7 +624,7 @@ def test_past_the_deadline_a_ticket_in_doubt_looks_once_more_then_fails(
     rig.api.answer_creates(*(refused(502, "DBS.108000", "Bad gateway") for _ in "12"))
     assert rig.deliver(found).kind == "retry"
     assert rig.deliver(absent).kind == "retry"
-    clock.advance(rig.settings.deadline_s + 1)
+    clock.advance(rig.settings.delivery.deadline_s + 1)
     rig.api.show(found.payload)
     assert rig.deliver(found) == Outcome("finished", reason="reconciled")
     assert rig.deliver(absent) == Outcome("finished", reason="budget exhausted")
@@ -664,7 +664,7 @@ def test_throttling_costs_no_attempt_and_ends_only_at_the_deadline(
     outcomes = [rig.deliver(msg) for _ in range(4)]
     assert [o.kind for o in outcomes] == ["retry"] * 4  # more than max_attempts (3)
     assert rig.status(msg).attempts == 0
-    clock.advance(rig.settings.deadline_s + 1)
+    clock.advance(rig.settings.delivery.deadline_s + 1)
     assert rig.deliver(msg) == Outcome("finished", reason="budget exhausted")
     assert rig.api.methods == ["POST"] * 5
     status = rig.status(msg)

@@ -26,8 +26,8 @@ def _client(handler: Handler, **settings: object) -> TaurusClient:
     s = load_settings(
         {"endpoint": "https://gaussdb.cn-north-4.myhuaweicloud.com", **settings}, env_file=None
     )
-    auth = TokenAuth(s.auth_token) if s.auth_token else None
-    return TaurusClient(make_http(s, httpx.MockTransport(handler), auth), language=s.language)
+    auth = TokenAuth(s.auth.token) if s.auth.token else None
+    return TaurusClient(make_http(s, httpx.MockTransport(handler), auth), language=s.cloud.language)
 
 
 def test_create_sends_the_documented_request() -> None:
@@ -138,6 +138,6 @@ def test_http_client_verifies_tls_and_never_follows_redirects() -> None:
     s = load_settings({"endpoint": "https://gaussdb.example.com"}, env_file=None)
     http = make_http(s)
     assert http.follow_redirects is False
-    assert http.timeout.read == s.request_timeout_s
+    assert http.timeout.read == s.cloud.request_timeout_s
     assert "X-Auth-Token" not in http.headers
     http.close()

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from htap_sync.cli import main
-from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
+from htap_sync.common.settings import ENV_PREFIX, FLAT_NAMES, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("common", "producer", "worker", "simulator")
@@ -119,25 +119,25 @@ def test_compose_runs_real_htap_sync_commands() -> None:
 
 def test_compose_settings_are_real_settings() -> None:
     """Every HTAP_SYNC_* variable the compose file sets is a setting, with a valid value."""
-    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in FLAT_NAMES}
     worker = _our_services()["worker"]
     env = {k: _interpolate(str(v)) for k, v in worker["environment"].items()}
     assert set(env) <= set(fields)
     settings = load_settings({fields[k]: v for k, v in env.items()}, env_file=None)
-    assert settings.redis_url.host == "redis"
-    assert settings.require_endpoint == "http://simulator:8090"
+    assert settings.redis.url.host == "redis"
+    assert settings.cloud.require_endpoint == "http://simulator:8090"
 
 
 def test_compose_ingress_starts_with_keys_on_loopback() -> None:
     """The ingress has the fleet's shared settings plus API keys, published on loopback only."""
-    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in FLAT_NAMES}
     services = _our_services()
     ingress = services["ingress"]
     env = {k: _interpolate(str(v)) for k, v in ingress["environment"].items()}
     shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
     assert set(env) <= set(fields) and shared.items() <= env.items()
     settings = load_settings({fields[k]: v for k, v in env.items()}, env_file=None)
-    assert settings.ingress_keys()  # with auth on, no key would stop it at start
+    assert settings.ingress.accepted_keys()  # with auth on, no key would stop it at start
     assert all(str(p).startswith("127.0.0.1:") for p in ingress["ports"])
 
 
@@ -161,12 +161,12 @@ def test_dockerfile_installs_every_package() -> None:
 def test_readme_and_env_example_document_every_setting() -> None:
     """Each setting appears in the README's table and in .env.example's list or the README."""
     readme = (ROOT / "README.md").read_text()
-    for name in Settings.model_fields:
+    for name in FLAT_NAMES:
         assert f"`{ENV_PREFIX}{name.upper()}`" in readme, name
     example = (ROOT / ".env.example").read_text()
     for line in example.splitlines():
         if line and not line.startswith("#"):
-            assert line.split("=")[0].removeprefix(ENV_PREFIX).lower() in Settings.model_fields
+            assert line.split("=")[0].removeprefix(ENV_PREFIX).lower() in FLAT_NAMES
 
 
 def test_readme_opens_with_the_two_commands() -> None:
@@ -204,12 +204,12 @@ def test_compose_ha_profile_is_a_sentinel_group_the_settings_can_use() -> None:
     for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
         script = " ".join(str(a) for a in services[name]["command"])
         assert "sentinel monitor htap redis 6379 2" in script and "--sentinel" in script
-    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+    fields = {f"{ENV_PREFIX}{name.upper()}": name for name in FLAT_NAMES}
     shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
     shared[f"{ENV_PREFIX}REDIS_SENTINELS"] = "sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
     shared[f"{ENV_PREFIX}REDIS_SENTINEL_MASTER"] = "htap"
     settings = load_settings({fields[k]: v for k, v in shared.items()}, env_file=None)
-    assert [host for host, _ in settings.sentinel_hosts()] == [
+    assert [host for host, _ in settings.redis.sentinel_hosts()] == [
         "sentinel-1",
         "sentinel-2",
         "sentinel-3",
@@ -344,7 +344,7 @@ def test_compose_flower_uses_the_fleet_settings_and_a_login() -> None:
     env = _env(flower)
     shared = {k: _interpolate(str(v)) for k, v in _compose()["x-settings"].items()}
     assert shared.items() <= env.items()
-    fields = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
+    fields = {f"{ENV_PREFIX}{name.upper()}" for name in FLAT_NAMES}
     assert {k for k in env if k.startswith(ENV_PREFIX)} <= fields
     assert parse_users(env["FLOWER_BASIC_AUTH"])
 

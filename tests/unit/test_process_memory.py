@@ -63,7 +63,9 @@ def worker() -> Iterator[Worker]:
     )
     clock = FakeClock()
     store = MemoryLeaseStore(
-        result_ttl_s=settings.result_ttl_s, watch_s=settings.visibility_timeout_s, clock=clock
+        result_ttl_s=settings.delivery.result_ttl_s,
+        watch_s=settings.delivery.visibility_timeout_s,
+        clock=clock,
     )
     api = ScriptedApi()
     http = httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(api))
@@ -89,7 +91,7 @@ def test_a_5xx_retries_in_doubt_after_a_jittered_backoff(worker: Worker) -> None
     ticket, run, payload = worker.submit()
     worker.api.answer_creates(refused(503, "DBS.108000", "Internal server error."))
     outcome = worker.deliver(ticket, run, payload)
-    delay = random.Random(SEED).uniform(0.0, worker.settings.backoff_base_s)
+    delay = random.Random(SEED).uniform(0.0, worker.settings.delivery.backoff_base_s)
     assert (outcome.kind, outcome.reason) == ("retry", "ServerError")
     assert outcome.delay_s == pytest.approx(delay)
     status = worker.store.get(ticket)
@@ -129,7 +131,7 @@ def test_after_a_5xx_a_listed_task_is_reconciled_without_a_second_post(worker: W
     worker.api.answer_creates(refused(503, "DBS.108000", "Internal server error."))
     assert worker.deliver(ticket, run, payload).kind == "retry"
     worker.api.show(payload)
-    worker.clock.advance(worker.settings.backoff_max_s)
+    worker.clock.advance(worker.settings.delivery.backoff_max_s)
     assert worker.deliver(ticket, run, payload) == Outcome("finished", reason="reconciled")
     assert worker.api.methods == ["POST", "GET"]
     status = worker.store.get(ticket)
@@ -142,7 +144,7 @@ def test_a_lost_answer_is_reconciled_and_an_absent_task_posted_again(worker: Wor
     ticket, run, payload = worker.submit()
     worker.api.answer_creates(httpx.ReadTimeout, created("job-3"))
     assert worker.deliver(ticket, run, payload).kind == "retry"
-    worker.clock.advance(worker.settings.backoff_max_s)
+    worker.clock.advance(worker.settings.delivery.backoff_max_s)
     assert worker.deliver(ticket, run, payload) == Outcome("finished", reason="created")
     assert worker.api.methods == ["POST", "GET", "POST"]
     assert worker.store.get(ticket).attempts == 2

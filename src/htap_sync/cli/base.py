@@ -69,7 +69,7 @@ def redis_failure(settings: Settings, exc: Exception) -> NoReturn:
 
     The message shows where Redis is without its password.
     """
-    where = settings.redis_display
+    where = settings.redis.display
     if isinstance(exc, redis.ResponseError) and "DB index is out of range" in str(exc):
         fail(
             f"{ENV_PREFIX}REDIS_URL: {where} names a database the server does not have"

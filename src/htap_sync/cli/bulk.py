@@ -61,7 +61,7 @@ def run_bulk(
     anything is queued.
     """
     try:
-        fmt = check_file(path, fmt, project_default=settings.project_id is not None)
+        fmt = check_file(path, fmt, project_default=settings.cloud.project_id is not None)
     except BulkFileError as exc:
         fail(str(exc), EXIT_USAGE)
     report = BulkReport()

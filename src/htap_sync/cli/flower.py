@@ -103,7 +103,7 @@ def run_flower(settings: Settings, options: FlowerOptions) -> None:
     from flower.options import options as flower_options  # type: ignore[import-untyped]
     from flower.urls import settings as app_settings  # type: ignore[import-untyped]
 
-    configure_logging(settings.log_format)
+    configure_logging(settings.observability.log_format)
     values: dict[str, Any] = {
         "address": options.address,
         "port": options.port,
@@ -132,7 +132,7 @@ def run_flower(settings: Settings, options: FlowerOptions) -> None:
         port,
         "on" if options.api else "off",
         "basic auth" if options.users else "no login",
-        settings.redis_display,
+        settings.redis.display,
         settings.queue,
     )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
