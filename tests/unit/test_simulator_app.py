@@ -242,7 +242,8 @@ def test_any_valid_name_is_accepted(task_name: str, target: str) -> None:
 
 @given(
     prefix=st.from_regex(r"[A-Za-z0-9_]{0,10}", fullmatch=True),
-    bad=st.characters(exclude_characters="".join(map(chr, range(128))))
+    # Surrogates (Cs) cannot be encoded as JSON text at all: no client can send them.
+    bad=st.characters(exclude_characters="".join(map(chr, range(128))), exclude_categories=["Cs"])
     | st.sampled_from("-. /$\n"),
 )
 def test_any_name_with_a_foreign_character_is_rejected(prefix: str, bad: str) -> None:
