@@ -71,76 +71,75 @@ def run_bare(
         app.close()
 
 
-def run(
+def _alternate(
     redis_url: str,
+    sim: SimulatorServer,
     logs: Path,
     *,
-    requests: int = 400,
-    pools: tuple[tuple[str, int], ...] = (("threads", 16), ("prefork", 4)),
-    repeat: int = 3,
-) -> list[Table]:
-    """Ours and bare Celery, alternated, for each (pool, concurrency); CPU and memory tables."""
-    cpu_rows: list[Row] = []
-    rss_rows: list[Row] = []
+    requests: int,
+    pool: str,
+    concurrency: int,
+    repeat: int,
+) -> tuple[list[OurRun], list[tuple[float, Usage]]]:
+    """``repeat`` runs of ours and of bare Celery, alternated, on one (pool, concurrency)."""
+    label = f"{pool} pool, concurrency {concurrency}"
     per_k = 1000 / requests
-    with simulator(0) as sim:
-        for pool, concurrency in pools:
-            label = f"{pool} pool, concurrency {concurrency}"
-            ours: list[OurRun] = []
-            bare: list[tuple[float, Usage]] = []
-            for attempt in range(repeat):
-                progress(f"footprint, {label}, run {attempt + 1} of {repeat}")
-                ours.append(
-                    run_ours(
-                        redis_url, sim, logs, requests=requests, concurrency=concurrency, pool=pool
-                    )
-                )
-                bare.append(
-                    run_bare(
-                        redis_url, sim, logs, requests=requests, concurrency=concurrency, pool=pool
-                    )
-                )
-                progress(
-                    f"  CPU s/1000 tasks: ours {ours[-1].usage.cpu_s * per_k:.2f},"
-                    f" bare {bare[-1][1].cpu_s * per_k:.2f}"
-                )
-            mine_cpu = [r.usage.cpu_s * per_k for r in ours]
-            bare_cpu = [u.cpu_s * per_k for _, u in bare]
-            mine_rss = [r.usage.rss_bytes / MIB for r in ours]
-            bare_rss = [u.rss_bytes / MIB for _, u in bare]
-            mine_rate = [r.per_s for r in ours]
-            bare_rate = [rate for rate, _ in bare]
-            name = f"htap-sync worker, {label}"
-            cpu_rows.append(
-                Row(
-                    name,
-                    median(mine_cpu),
-                    "CPU s",
-                    "bare Celery task, same pool",
-                    median(bare_cpu),
-                    spread(mine_cpu, bare_cpu),
-                )
-            )
-            cpu_rows.append(
-                Row(
-                    name,
-                    median(mine_rate),
-                    "tasks/s",
-                    "bare Celery task, same pool",
-                    median(bare_rate),
-                    "throughput of the same runs; " + spread(mine_rate, bare_rate),
-                )
-            )
-            rss_rows.append(
-                Row(
-                    name,
-                    median(mine_rss),
-                    "MiB",
-                    "bare Celery worker, same pool",
-                    median(bare_rss),
-                    spread(mine_rss, bare_rss),
-                )
-            )
+    ours: list[OurRun] = []
+    bare: list[tuple[float, Usage]] = []
+    for attempt in range(repeat):
+        progress(f"footprint, {label}, run {attempt + 1} of {repeat}")
+        ours.append(
+            run_ours(redis_url, sim, logs, requests=requests, concurrency=concurrency, pool=pool)
+        )
+        bare.append(
+            run_bare(redis_url, sim, logs, requests=requests, concurrency=concurrency, pool=pool)
+        )
+        progress(
+            f"  CPU s/1000 tasks: ours {ours[-1].usage.cpu_s * per_k:.2f},"
+            f" bare {bare[-1][1].cpu_s * per_k:.2f}"
+        )
+    return ours, bare
+
+
+def _rows(
+    name: str, ours: list[OurRun], bare: list[tuple[float, Usage]], per_k: float
+) -> tuple[list[Row], Row]:
+    """The CPU and throughput rows, and the memory row, of one (pool, concurrency)."""
+    mine_cpu = [r.usage.cpu_s * per_k for r in ours]
+    bare_cpu = [u.cpu_s * per_k for _, u in bare]
+    mine_rss = [r.usage.rss_bytes / MIB for r in ours]
+    bare_rss = [u.rss_bytes / MIB for _, u in bare]
+    mine_rate = [r.per_s for r in ours]
+    bare_rate = [rate for rate, _ in bare]
+    cpu = Row(
+        name,
+        median(mine_cpu),
+        "CPU s",
+        "bare Celery task, same pool",
+        median(bare_cpu),
+        spread(mine_cpu, bare_cpu),
+    )
+    rate = Row(
+        name,
+        median(mine_rate),
+        "tasks/s",
+        "bare Celery task, same pool",
+        median(bare_rate),
+        "throughput of the same runs; " + spread(mine_rate, bare_rate),
+    )
+    rss = Row(
+        name,
+        median(mine_rss),
+        "MiB",
+        "bare Celery worker, same pool",
+        median(bare_rss),
+        spread(mine_rss, bare_rss),
+    )
+    return [cpu, rate], rss
+
+
+def _tables(cpu_rows: list[Row], rss_rows: list[Row], *, requests: int, repeat: int) -> list[Table]:
+    """The CPU and memory tables, with how they were measured."""
     setup = (
         f"{requests} tasks per run at 0 ms simulator latency, after one warm-up task; both"
         " workers run with `--without-gossip --without-mingle`, log level WARNING. Ours:"
@@ -166,6 +165,35 @@ def run(
         rss_rows,
     )
     return [cpu, rss]
+
+
+def run(
+    redis_url: str,
+    logs: Path,
+    *,
+    requests: int = 400,
+    pools: tuple[tuple[str, int], ...] = (("threads", 16), ("prefork", 4)),
+    repeat: int = 3,
+) -> list[Table]:
+    """Ours and bare Celery, alternated, for each (pool, concurrency); CPU and memory tables."""
+    cpu_rows: list[Row] = []
+    rss_rows: list[Row] = []
+    with simulator(0) as sim:
+        for pool, concurrency in pools:
+            ours, bare = _alternate(
+                redis_url,
+                sim,
+                logs,
+                requests=requests,
+                pool=pool,
+                concurrency=concurrency,
+                repeat=repeat,
+            )
+            name = f"htap-sync worker, {pool} pool, concurrency {concurrency}"
+            cpu_and_rate, rss = _rows(name, ours, bare, 1000 / requests)
+            cpu_rows.extend(cpu_and_rate)
+            rss_rows.append(rss)
+    return _tables(cpu_rows, rss_rows, requests=requests, repeat=repeat)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import redis
@@ -79,18 +79,22 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
 
 def make_ticket_store(settings: Settings, client: redis.Redis | None = None) -> TicketStore:
     """The submit-and-read ticket store of producers and callers."""
-    return TicketStore(
-        client if client is not None else make_redis(settings),
-        key_prefix=settings.key_prefix,
-        result_ttl_s=settings.delivery.result_ttl_s,
-        watch_s=settings.delivery.visibility_timeout_s,
-    )
+    return _store(TicketStore, settings, client)
 
 
 def make_store(settings: Settings, client: redis.Redis | None = None) -> RedisLeaseStore:
     """The ticket store (with the worker's lease protocol) for these settings, on ``client``
     or a new connection."""
-    return RedisLeaseStore(
+    return _store(RedisLeaseStore, settings, client)
+
+
+_Store = TypeVar("_Store", bound=TicketStore)
+
+
+def _store(kind: type[_Store], settings: Settings, client: redis.Redis | None) -> _Store:
+    """A store of ``kind`` on ``client`` (or a new connection), configured from ``settings``:
+    the one place both stores take their key prefix, result TTL and watch period."""
+    return kind(
         client if client is not None else make_redis(settings),
         key_prefix=settings.key_prefix,
         result_ttl_s=settings.delivery.result_ttl_s,

@@ -1,6 +1,6 @@
 """A scripted TaurusDB API behind httpx.MockTransport, and a clock tests move by hand.
 
-Shared by the worker's tests on Redis (tests/integration/test_process.py) and in memory
+Shared by the worker's tests on Redis (tests/integration/process/) and in memory
 (tests/unit/test_process_memory.py), so both tiers script the API the same way.
 """
 

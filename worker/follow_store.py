@@ -13,19 +13,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 import redis
 
 from htap_sync.common.keys import Keys
 from htap_sync.common.models import ReplicationRequest
+from htap_sync.common.scripts import script
 from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.follow import Followed
-
-
-def _script(name: str) -> str:
-    return resources.files("htap_sync.worker").joinpath(name).read_text(encoding="utf-8")
 
 
 def instance_ref(project_id: str, instance_id: str) -> str:
@@ -44,9 +40,9 @@ class FollowStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
-        self._claim = client.register_script(_script("follow_claim.lua"))
-        self._record = client.register_script(_script("follow_record.lua"))
-        self._next = client.register_script(_script("follow_next.lua"))
+        self._claim = script(client, "htap_sync.worker", "follow_claim.lua")
+        self._record = script(client, "htap_sync.worker", "follow_record.lua")
+        self._next = script(client, "htap_sync.worker", "follow_next.lua")
 
     def enroll(
         self, ticket: str, item: Followed, *, project_id: str, instance_id: str, first_at: float

@@ -25,6 +25,7 @@ from pydantic import SecretStr
 
 from htap_sync.common.errors import AuthFailed, TransportError
 from htap_sync.common.keys import Keys
+from htap_sync.common.scripts import script
 from htap_sync.common.settings import Settings
 
 MAX_MARGIN_S = 40 * 60
@@ -100,12 +101,6 @@ def login(http: httpx.Client, settings: Settings, project_id: str) -> Token:
 
 
 # Compare-and-delete: drop the cached token only if it is still the one that was refused.
-_DROP_IF = """
-if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class TokenCache:
     """The token of one project, shared through Redis.
 
@@ -134,7 +129,7 @@ class TokenCache:
         self._sleep = sleep
         self._mutex = threading.Lock()
         self._local: tuple[str, float, float] | None = None  # token, renew_at, expires_at
-        self._drop_if = client.register_script(_DROP_IF)
+        self._drop_if = script(client, "htap_sync.worker", "token_drop_if.lua")
         self.logins = 0
 
     def _read(self) -> tuple[str, float, float] | None:

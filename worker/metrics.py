@@ -29,6 +29,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from htap_sync.common.scripts import script
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 RESULT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
@@ -121,16 +123,6 @@ def observe_delivery(kind: str, reason: str, delay_s: float) -> None:
 
 
 # Take the lease when it is free or already ours, and extend it; atomically.
-_LEASE = """
-local holder = redis.call('GET', KEYS[1])
-if not holder or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
-
 class ExporterLease:
     """Which worker exports the fleet's gauges: the holder of one Redis key, for ``ttl_s``.
 
@@ -142,7 +134,7 @@ class ExporterLease:
         self.key = f"{key_prefix}:metrics:exporter"
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ttl_s = ttl_s
-        self._script = client.register_script(_LEASE)
+        self._script = script(client, "htap_sync.worker", "exporter_lease.lua")
 
     def held(self) -> bool:
         """True when this process exports the fleet's gauges (taking the lease if free)."""

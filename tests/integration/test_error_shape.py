@@ -15,7 +15,7 @@ from htap_sync.producer.api import Producer
 from htap_sync.producer.ingress import make_ingress
 from tests.conftest import request_data
 from tests.integration.harness import child_env
-from tests.integration.test_ingress import Served
+from tests.integration.ingress.served import Served
 
 KEY = "error-shape-key"
 

@@ -1,7 +1,7 @@
 """process_ticket on the in-memory ticket store and a scripted API: the worker's fast tier.
 
 The same store contract as on Redis (tests/integration/test_lease_contract.py), so these
-scenarios need no Redis; tests/integration/test_process.py runs the full set on Redis.
+scenarios need no Redis; tests/integration/process/ runs the full set on Redis.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from htap_sync.simulator.cli import RATE_FLAGS as _RATE_FLAGS
 from htap_sync.simulator.config import FAULT_RATE_FIELDS
 from htap_sync.simulator.drop import ConnectionDropped, DropConnection
 from htap_sync.simulator.faults import CreateFault, FaultStep, Hangs
-from tests.unit.test_simulator_app import (
+from tests.unit.sim_app import (
     HEX32,
     INSTANCE,
     PATH,

@@ -10,7 +10,7 @@ import pytest
 from htap_sync.simulator import RateLimiter, SimulatorConfig, SimulatorState
 from htap_sync.simulator.app import make_app
 from htap_sync.simulator.cli import main, parse
-from tests.unit.test_simulator_app import (
+from tests.unit.sim_app import (
     INSTANCE,
     OTHER_INSTANCE,
     PATH,

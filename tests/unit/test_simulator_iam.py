@@ -1,128 +1,30 @@
-"""Tests of the simulator's IAM password login and of the tokens it issues (no network)."""
+"""Tests of the simulator's IAM password login route, config and CLI (no network)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import httpx
 import pytest
-from starlette.applications import Starlette
 
-from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
-from htap_sync.simulator.auth import Authenticator, sign
+from htap_sync.simulator import SimulatorConfig
 from htap_sync.simulator.cli import main, parse
-from htap_sync.simulator.tokens import TokenStore
-from tests.unit.test_simulator_app import CLI_PACE
-
-PROJECT = "0123456789abcdef0123456789abcdef"
-INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
-SOURCE = "1a2b3c4d5e6f708192a3b4c5d6e7f809in07"
-PATH = f"/v3/{PROJECT}/instances/{INSTANCE}/starrocks/databases/replication"
-LOGIN = "/v3/auth/tokens"
-DOMAIN, USER, PASSWORD = "acme_account", "sync_bot", "Pa55-word!"
-T0 = datetime(2026, 11, 28, 14, 0, tzinfo=UTC)
-IAM = SimulatorConfig(iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD)
-EXPIRED_BODY = {
-    "error_code": "APIGW.0301",
-    "error_msg": "Incorrect IAM authentication information: token expired",
-}
-WRONG_BODY = {
-    "error": {"code": 401, "message": "The username or password is wrong.", "title": "Unauthorized"}
-}
-
-
-class Clock:
-    """A settable aware clock."""
-
-    def __init__(self, now: datetime = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        """The current fake time."""
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move the time forward."""
-        self.now += timedelta(seconds=seconds)
-
-
-class AppClient:
-    """Synchronous calls into an ASGI app through httpx.ASGITransport (no network)."""
-
-    def __init__(self, app: Starlette) -> None:
-        self._app = app
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        """Send one request on a fresh event loop and return the read response."""
-
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self._app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-                return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-
-        return asyncio.run(send())
-
-    def login(self, **overrides: str) -> httpx.Response:
-        """POST a password login, with some of domain/user/password/project replaced."""
-        return self.request("POST", LOGIN, json=login_body(**overrides))
-
-    def token(self) -> str:
-        """Log in with the right account and return the issued token."""
-        response = self.login()
-        assert response.status_code == 201, response.text
-        return response.headers["X-Subject-Token"]
-
-    def create(self, token: str, task_name: str = "task_orders_001") -> httpx.Response:
-        """Create a task authenticated by ``token``."""
-        return self.request(
-            "POST", PATH, json=create_body(task_name), headers={"X-Auth-Token": token}
-        )
-
-    def list(self, token: str) -> httpx.Response:
-        """List the instance's tasks authenticated by ``token``."""
-        return self.request("GET", PATH, headers={"X-Auth-Token": token})
-
-
-def login_body(
-    domain: str = DOMAIN, user: str = USER, password: str = PASSWORD, project: str = PROJECT
-) -> dict[str, Any]:
-    """The documented password login body."""
-    return {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"domain": {"name": domain}, "name": user, "password": password}
-                },
-            },
-            "scope": {"project": {"id": project}},
-        }
-    }
-
-
-def create_body(task_name: str) -> dict[str, str]:
-    """A valid create body."""
-    return {
-        "source_instance_id": SOURCE,
-        "source_database": "src_db",
-        "target_database": "tgt_db",
-        "task_name": task_name,
-    }
-
-
-def client_for(
-    config: SimulatorConfig = IAM, clock: Clock | None = None
-) -> tuple[AppClient, SimulatorState, Clock]:
-    """An app with a fresh state and a settable clock, and both to inspect."""
-    state = SimulatorState()
-    clock = clock or Clock()
-    return AppClient(make_app(config, state, clock=clock)), state, clock
-
+from tests.unit.sim_app import CLI_PACE
+from tests.unit.sim_iam import (
+    DOMAIN,
+    LOGIN,
+    PASSWORD,
+    PROJECT,
+    T0,
+    USER,
+    WRONG_BODY,
+    Clock,
+    client_for,
+    login_body,
+)
 
 # --- the login route ----------------------------------------------------------------------
 
@@ -262,144 +164,6 @@ def test_only_post_logs_in() -> None:
     client, _, _ = client_for()
     response = client.request("GET", LOGIN)
     assert (response.status_code, response.json()["error_code"]) == (404, "APIGW.0101")
-
-
-# --- issued tokens on the data-sync routes ------------------------------------------------
-
-
-def test_fresh_token_is_accepted_by_create_and_list() -> None:
-    """A token just issued authenticates a create and a list call."""
-    client, state, _ = client_for()
-    token = client.token()
-    assert client.create(token).status_code == 200
-    listed = client.list(token)
-    assert listed.status_code == 200, listed.text
-    assert listed.json()["total_count"] == "1"
-    assert state.created == 1
-
-
-def test_iam_account_turns_authentication_on() -> None:
-    """With only an IAM account configured, a call without a token or with a made-up one is 401."""
-    client, state, _ = client_for()
-    missing = client.request("POST", PATH, json=create_body("task_orders_001"))
-    made_up = client.create("not-a-token")
-    assert missing.json()["error_msg"].endswith(": X-Auth-Token missing")
-    assert made_up.json()["error_msg"].endswith(": X-Auth-Token invalid")
-    assert (missing.status_code, made_up.status_code) == (401, 401)
-    assert (state.created, state.expired_token_rejections) == (0, 0)
-
-
-def test_token_is_valid_until_expires_at_and_refused_from_then_on() -> None:
-    """A token works up to a microsecond before expires_at and gets APIGW.0301 from then on."""
-    client, state, clock = client_for()
-    token = client.token()
-    clock.advance(86_400 - 1e-6)
-    assert client.create(token, "task_before_expiry").status_code == 200
-    clock.advance(1e-6)
-    refused = client.create(token, "task_at_expiry")
-    assert (refused.status_code, refused.json()) == (401, EXPIRED_BODY)
-    assert len(refused.headers["X-Request-Id"]) == 32
-    listed = client.list(token)
-    assert (listed.status_code, listed.json()) == (401, EXPIRED_BODY)
-    assert state.expired_token_rejections == 2
-    assert state.created == 1
-
-
-def test_two_logins_give_two_distinct_tokens_valid_side_by_side() -> None:
-    """Each login issues a new token; the older stays valid until its own expiry."""
-    client, state, clock = client_for()
-    first = client.token()
-    clock.advance(3_600)
-    second = client.token()
-    assert first != second
-    assert client.create(first, "task_first").status_code == 200
-    assert client.create(second, "task_second").status_code == 200
-    clock.advance(86_400 - 3_600)
-    assert client.create(first, "task_late_first").json() == EXPIRED_BODY
-    assert client.create(second, "task_late_second").status_code == 200
-    assert [t.expires_at for t in state.tokens_issued()] == [
-        T0 + timedelta(days=1),
-        T0 + timedelta(days=1, hours=1),
-    ]
-    assert (state.logins, state.expired_token_rejections) == (2, 1)
-
-
-def test_static_token_never_expires_beside_issued_ones() -> None:
-    """The config's static token stays valid while an issued token expires."""
-    config = SimulatorConfig(
-        token="static-token", iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD
-    )
-    client, state, clock = client_for(config)
-    issued = client.token()
-    clock.advance(10 * 86_400)
-    assert client.create("static-token").status_code == 200
-    assert client.create(issued, "task_two").json() == EXPIRED_BODY
-    assert state.expired_token_rejections == 1
-
-
-def test_expired_token_with_a_valid_signature_passes_uncounted() -> None:
-    """With AK/SK also configured, a valid signature is enough; the expired token is no refusal."""
-    config = SimulatorConfig(
-        ak="AK", sk="SK", iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD
-    )
-    client, state, clock = client_for(config)
-    token = client.token()
-    clock.advance(86_400)
-    raw = json.dumps(create_body("task_signed")).encode()
-    headers = {
-        "Host": "sim",
-        "X-Sdk-Date": clock.now.strftime("%Y%m%dT%H%M%SZ"),
-        "Content-Type": "application/json",
-    }
-    authorization = sign(
-        ak="AK", sk="SK", method="POST", path=PATH, query=[], headers=headers, body=raw
-    )
-    headers = {**headers, "Authorization": authorization, "X-Auth-Token": token}
-    response = client.request("POST", PATH, content=raw, headers=headers)
-    assert response.status_code == 200, response.text
-    assert state.expired_token_rejections == 0
-
-
-def test_authenticator_without_a_store_ignores_issued_tokens() -> None:
-    """An Authenticator given no TokenStore treats every token but the static one as invalid."""
-    store = TokenStore()
-    token, _ = store.issue(
-        domain=DOMAIN, user=USER, project_id=PROJECT, now=T0, lifetime=timedelta(days=1)
-    )
-    config = SimulatorConfig(
-        token="static-token", iam_domain=DOMAIN, iam_user=USER, iam_password=PASSWORD
-    )
-    checks = [
-        Authenticator(config, clock=lambda: T0, tokens=tokens).failure(
-            method="GET", path=PATH, query_string=b"", headers={"X-Auth-Token": token}, body=b""
-        )
-        for tokens in (None, store)
-    ]
-    assert checks == ["X-Auth-Token invalid", None]
-
-
-# --- the snapshot -------------------------------------------------------------------------
-
-
-def test_snapshot_counts_logins_and_shows_expiries_but_never_a_token() -> None:
-    """/_sim/stats has the IAM counters and expiry times, and no token or password."""
-    client, state, clock = client_for()
-    tokens = [client.token(), client.token()]
-    client.login(password="wrong")
-    client.request("POST", LOGIN, content=b"{}")
-    clock.advance(86_400)
-    client.create(tokens[0])
-    stats_response = client.request("GET", "/_sim/stats")
-    stats = stats_response.json()
-    assert stats == state.snapshot()
-    assert stats["logins"] == 2
-    assert stats["login_failures"] == 2
-    assert stats["expired_token_rejections"] == 1
-    assert stats["token_expiries"] == ["2026-11-29T14:00:00.000000Z"] * 2
-    for secret in (*tokens, PASSWORD):
-        assert secret not in stats_response.text
-        assert secret not in repr(state.tokens_issued())
-    assert PASSWORD not in repr(IAM)
 
 
 # --- config and CLI -----------------------------------------------------------------------

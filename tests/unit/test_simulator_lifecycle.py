@@ -9,7 +9,7 @@ import pytest
 
 from htap_sync.simulator import SimulatorConfig, SimulatorState
 from htap_sync.simulator.app import make_app
-from tests.unit.test_simulator_app import INSTANCE, PATH, PROJECT, AppClient, assert_error, body
+from tests.unit.sim_app import INSTANCE, PATH, PROJECT, AppClient, assert_error, body
 
 
 class Clock:

@@ -1,0 +1,53 @@
+"""Fixtures of the process_ticket tests: their own settings (no simulator), a rig, a clock."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from htap_sync.common.connections import make_redis, make_store
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.worker.client import TaurusClient
+from tests.integration.process.worker_rig import BASE_URL, RESULT_TTL_S, Rig
+from tests.scripted_api import FakeClock, ScriptedApi
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """These tests' settings: their own key prefix, 3 attempts, lease 15 s; no simulator needed."""
+    return load_settings(
+        {
+            "redis_url": redis_url,
+            "key_prefix": f"test-proc-{uuid.uuid4().hex[:12]}",
+            "max_attempts": 3,
+            "request_timeout_s": 5,
+            "redis_wait_timeout_s": 0.05,
+            "visibility_timeout_s": 60,
+            "backoff_base_s": 2.0,
+            "backoff_max_s": 30.0,
+            "result_ttl_s": RESULT_TTL_S,
+        },
+        env_file=None,
+    )
+
+
+@pytest.fixture
+def rig(settings: Settings) -> Iterator[Rig]:
+    """A worker's collaborators on the real Redis and a scripted API."""
+    api = ScriptedApi()
+    client = make_redis(settings)
+    http = httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(api))
+    try:
+        yield Rig(settings, client, make_store(settings, client), api, TaurusClient(http))
+    finally:
+        http.close()
+        client.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand."""
+    return FakeClock()
