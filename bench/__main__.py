@@ -7,12 +7,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench import enqueue, follow, latency, precision, throughput
+from bench import commands, enqueue, follow, latency, precision, throughput
 from bench.report import Benchmark, Table, as_text, document, on_fresh_redis, progress
 
 # Each gets a redis-server of its own, so no run sees another's keys or queue.
 BENCHMARKS: dict[str, Benchmark] = {
     "throughput": lambda url, logs: throughput.run(url, logs),
+    "commands": lambda url, logs: commands.run(url, logs),
     "enqueue": lambda url, logs: enqueue.run(url, logs),
     "precision": lambda url, logs: precision.run(url, logs),
     "latency": lambda url, logs: latency.run(url, logs),

@@ -18,7 +18,11 @@ import json
 import runpy
 import sys
 import threading
+import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,24 @@ def _as_bytes(command: Any) -> bytes:
     return b"".join(_as_bytes(part) for part in command)
 
 
+@dataclass(frozen=True)
+class Counts:
+    """Round trips and commands by name, as counted so far (or between two countings)."""
+
+    round_trips: int = 0
+    commands: dict[str, int] = field(default_factory=dict)
+
+    def __sub__(self, earlier: Counts) -> Counts:
+        names = set(self.commands) | set(earlier.commands)
+        diff = {n: self.commands.get(n, 0) - earlier.commands.get(n, 0) for n in names}
+        return Counts(self.round_trips - earlier.round_trips, {n: c for n, c in diff.items() if c})
+
+    @property
+    def total(self) -> int:
+        """Commands of every name."""
+        return sum(self.commands.values())
+
+
 class Tally:
     """Round trips and commands by name, shared by every thread of the process."""
 
@@ -74,6 +96,11 @@ class Tally:
         with self._lock:
             self.round_trips += 1
             self.commands.update(names)
+
+    def counts(self) -> Counts:
+        """The counts so far."""
+        with self._lock:
+            return Counts(self.round_trips, dict(self.commands))
 
     def snapshot(self, seq: int) -> dict[str, Any]:
         """The counts so far, with a sequence number that tells a fresh file from an old one."""
@@ -92,6 +119,18 @@ def install(tally: Tally) -> None:
     redis.connection.AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
 
 
+@contextmanager
+def counting() -> Iterator[Tally]:
+    """Count this process's Redis traffic inside the block (one thread at a time, please)."""
+    original = redis.connection.AbstractConnection.send_packed_command
+    tally = Tally()
+    install(tally)
+    try:
+        yield tally
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
+
+
 def _keep_writing(tally: Tally, out: Path) -> None:
     seq = 0
     stop = threading.Event()
@@ -102,10 +141,29 @@ def _keep_writing(tally: Tally, out: Path) -> None:
         tmp.replace(out)
 
 
-def read_counts(path: Path) -> dict[str, Any]:
-    """The last counts written to ``path``."""
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+def fresh_counts(path: Path, *, timeout_s: float = 10.0) -> Counts:
+    """The counts of the process writing ``path``, as written after this call began.
+
+    Waits for a newer sequence number than the one on file, so that every command sent before
+    the call is in the answer.
+
+    Raises:
+        TimeoutError: the file was not rewritten within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    first = -1
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            data = None  # not written yet
+        if data is not None:
+            if first < 0:
+                first = int(data["seq"])
+            elif int(data["seq"]) > first + 1:
+                return Counts(int(data["round_trips"]), dict(data["commands"]))
+        time.sleep(INTERVAL_S / 4)
+    raise TimeoutError(f"{path}: no fresh Redis counts after {timeout_s:.0f} s")
 
 
 def main(argv: list[str]) -> None:

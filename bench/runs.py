@@ -8,7 +8,8 @@ the last result is stored, plus its memory after the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from celery import Celery
 
 from bench.fixtures import INSTANCE, PROJECT, our_env, request, settings_from_env, tag
 from bench.procs import SETTLE_S, Usage, bare_worker, created, our_worker, usage
+from bench.redis_count import Counts, counting, fresh_counts
 from htap_sync.common.models import TicketState
 from htap_sync.devstack import Service, wait_until
 from htap_sync.producer.api import Producer
@@ -28,6 +30,57 @@ RATE_PER_S = 100_000.0
 BURST = 10_000
 BARE_RATE = "100000/s"
 POLL_S = 0.02
+# How long the worker's Redis traffic is counted while it has nothing to do.
+IDLE_S = 1.0
+
+
+@dataclass(frozen=True)
+class RedisTraffic:
+    """Redis round trips and commands of one run, counted in the processes that sent them."""
+
+    worker: Counts
+    producer: Counts
+    idle: Counts
+    idle_s: float
+
+
+class Traffic:
+    """Counts a run's Redis traffic when the worker writes its counts to ``path``."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._start = Counts()
+        self._idle = Counts()
+        self._idle_s = 0.0
+        self._producer = Counts()
+
+    def begin(self) -> None:
+        """After the warm-up: the worker idle for ``IDLE_S``, then the start of the run."""
+        if self.path is None:
+            return
+        before = fresh_counts(self.path)
+        started = time.monotonic()
+        time.sleep(IDLE_S)
+        self._start = fresh_counts(self.path)
+        self._idle_s = time.monotonic() - started
+        self._idle = self._start - before
+
+    @contextmanager
+    def producing(self) -> Iterator[None]:
+        """Count this process's Redis traffic in the block as the producer's."""
+        if self.path is None:
+            yield
+            return
+        with counting() as tally:
+            yield
+        self._producer = tally.counts()
+
+    def end(self) -> RedisTraffic | None:
+        """The counts since :meth:`begin`, once every command sent so far is counted."""
+        if self.path is None:
+            return None
+        worker = fresh_counts(self.path) - self._start
+        return RedisTraffic(worker, self._producer, self._idle, self._idle_s)
 
 
 @dataclass(frozen=True)
@@ -37,6 +90,7 @@ class Run:
     tasks: int
     per_s: float
     usage: Usage
+    redis: RedisTraffic | None = None
 
     @property
     def cpu_ms_per_task(self) -> float:
@@ -93,12 +147,17 @@ def run_ours(
     )
     producer = Producer(settings_from_env(env))
     worker = our_worker(prefix, env, logs, concurrency=concurrency, counts=counts)
+    traffic = Traffic(counts)
     try:
         _warm_up(sim, worker, lambda: producer.enqueue(request(f"{prefix}_warm")))
+        traffic.begin()
         before_times = len(sim.state.create_call_times())
         target = sim.state.created + requests
         start = usage(worker.process.pid)
-        items = list(producer.enqueue_many(request(f"{prefix}_{i:05d}") for i in range(requests)))
+        with traffic.producing():
+            items = list(
+                producer.enqueue_many(request(f"{prefix}_{i:05d}") for i in range(requests))
+            )
         tickets = [item.ticket for item in items if item.accepted and item.ticket]
         if len(tickets) != requests:
             raise RuntimeError(f"only {len(tickets)} of {requests} requests were queued")
@@ -113,7 +172,7 @@ def run_ours(
         if unfinished:
             raise RuntimeError(f"{len(unfinished)} tickets did not succeed")
         times = sim.state.create_call_times()[before_times:]
-        return Run(tasks=requests, per_s=observed_rate(times), usage=spent)
+        return Run(requests, observed_rate(times), spent, traffic.end())
     finally:
         worker.stop()
         producer.close()
@@ -161,12 +220,15 @@ def run_bare(
         result_backend=result_backend,
         counts=counts,
     )
+    traffic = Traffic(counts)
     try:
         _warm_up(sim, worker, lambda: send(f"{queue}_warm"))
+        traffic.begin()
         before_times = len(sim.state.create_call_times())
         target = sim.state.created + requests
         start = usage(worker.process.pid)
-        ids = [send(f"{queue}_{i:05d}") for i in range(requests)]
+        with traffic.producing():
+            ids = [send(f"{queue}_{i:05d}") for i in range(requests)]
         wait_until(
             lambda: created(sim, worker, target), timeout_s=60 + requests / 5, what="the run"
         )
@@ -175,7 +237,7 @@ def run_bare(
         time.sleep(SETTLE_S)
         spent = usage(worker.process.pid) - start
         times = sim.state.create_call_times()[before_times:]
-        return Run(tasks=requests, per_s=observed_rate(times), usage=spent)
+        return Run(requests, observed_rate(times), spent, traffic.end())
     finally:
         worker.stop()
         check.close()
