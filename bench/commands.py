@@ -18,19 +18,17 @@ from bench.report import Row, Table, print_alone, progress
 from bench.runs import (
     BARE,
     BARE_BACKEND,
+    BATCH,
     BATCHED,
-    IDLE_S,
     KINDS,
     SINGLE,
-    RedisTraffic,
     Run,
     run_bare,
     run_ours,
 )
+from bench.traffic import IDLE_S, RedisTraffic, minus
 from htap_sync.devstack import RedisServer
 from htap_sync.simulator import SimulatorServer
-
-BATCH = 16
 
 
 def _one(kind: str, sim: SimulatorServer, logs: Path, requests: int, concurrency: int) -> Run:
@@ -89,7 +87,24 @@ def _rows(traffic: dict[str, RedisTraffic], tickets: int) -> list[Row]:
                         _figure(theirs, what) / tickets,
                     )
                 )
+    # Everything Redis ran for the producer and the worker, their scripts' commands included.
+    for kind in (SINGLE, BATCHED, BARE):
+        rows.append(
+            Row(
+                f"{kind}: commands Redis ran per ticket",
+                _ran(traffic[kind]) / tickets,
+                "commands",
+                f"{BARE_BACKEND}: the same per task",
+                _ran(ref) / tickets,
+                "producer and worker, their scripts' commands included (INFO commandstats)",
+            )
+        )
     return rows
+
+
+def _ran(traffic: RedisTraffic) -> int:
+    """What Redis ran for the producer and the worker: all but this process's polling."""
+    return minus(traffic.server, minus(traffic.here, traffic.producer)).total
 
 
 def _notes(traffic: dict[str, RedisTraffic], tickets: int) -> list[str]:
@@ -101,17 +116,25 @@ def _notes(traffic: dict[str, RedisTraffic], tickets: int) -> list[str]:
         " broker channels, Celery's result backend, the product's stores). Redis's own"
         " `INFO commandstats` cannot tell one client from another, and `MONITOR` shows"
         " commands but not where a pipeline starts or ends. Commands a Lua script runs inside"
-        " Redis are not client commands: an EVALSHA counts once.",
+        " Redis are not client commands: an EVALSHA counts once. What Redis ran that neither"
+        " the worker nor this process sent (`INFO commandstats` before and after, less both"
+        " counts) is what the scripts ran: 0 for the bare task, which runs none, checks the"
+        " method. So does the server's own count of read events, less this process's round"
+        " trips, against the worker's count of its round trips (connection closes and split"
+        " reads add a few).",
         "Worker figures include what the idle worker sends anyway while the run lasts (its"
         " broker polling and housekeeping).",
     ]
     for kind in KINDS:
         t = traffic[kind]
         idle = t.idle.round_trips / t.idle_s if t.idle_s else 0.0
+        reads = minus(t.server, t.here).round_trips / tickets
         notes.append(
-            f"{kind}: worker commands per ticket: {breakdown(t.worker, tickets)}; producer:"
+            f"{kind}: worker commands per ticket: {breakdown(t.worker, tickets)}; inside the"
+            f" producer's and worker's scripts: {breakdown(t.in_scripts, tickets)}; producer:"
             f" {breakdown(t.producer, tickets)}; idle worker: {idle:.1f} round trips/s"
-            f" (counted over {IDLE_S:g} s before the run)."
+            f" (counted over {IDLE_S:g} s before the run); Redis read events {reads:.2f} per"
+            f" ticket against {t.worker.round_trips / tickets:.2f} worker round trips."
         )
     return notes
 

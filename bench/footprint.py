@@ -10,7 +10,16 @@ from __future__ import annotations
 from statistics import median
 
 from bench.report import Goal, Row, Table, spread
-from bench.runs import BARE, BARE_BACKEND, BARE_RATE, BATCHED, RATE_PER_S, SINGLE, Results
+from bench.runs import (
+    BARE,
+    BARE_BACKEND,
+    BARE_RATE,
+    BATCH,
+    BATCHED,
+    RATE_PER_S,
+    SINGLE,
+    Results,
+)
 
 MIB = 1024 * 1024
 CPU_GOAL = Goal("<=", 1.2)
@@ -60,7 +69,7 @@ def _setup(results: Results, requests: int, repeat: int) -> str:
         f" {results.concurrency}, log level WARNING, `--without-gossip --without-mingle` for"
         " the bare one), after one warm-up task, at 0 ms and 50 ms simulator latency. Ours:"
         f" `Producer.enqueue_many`, rate limit {RATE_PER_S:g}/s; single path"
-        " `HTAP_SYNC_BATCH_SIZE=1`, batched path `HTAP_SYNC_BATCH_SIZE=16`. Bare:"
+        f" `HTAP_SYNC_BATCH_SIZE=1`, batched path `HTAP_SYNC_BATCH_SIZE={BATCH}`. Bare:"
         f" `bench.celery_bare`, `rate_limit` {BARE_RATE}, tasks sent one by one with"
         " `send_task`; with a Redis result backend (each task stores its result in the same"
         " Redis) and without one. The runs of the throughput table: medians of"

@@ -8,8 +8,7 @@ the last result is stored, plus its memory after the run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from celery import Celery
 
 from bench.fixtures import INSTANCE, PROJECT, our_env, request, settings_from_env, tag
 from bench.procs import SETTLE_S, Usage, bare_worker, created, our_worker, usage
-from bench.redis_count import Counts, counting, fresh_counts
+from bench.traffic import RedisTraffic, Traffic
 from htap_sync.common.models import TicketState
 from htap_sync.devstack import Service, wait_until
 from htap_sync.producer.api import Producer
@@ -30,57 +29,8 @@ RATE_PER_S = 100_000.0
 BURST = 10_000
 BARE_RATE = "100000/s"
 POLL_S = 0.02
-# How long the worker's Redis traffic is counted while it has nothing to do.
-IDLE_S = 1.0
-
-
-@dataclass(frozen=True)
-class RedisTraffic:
-    """Redis round trips and commands of one run, counted in the processes that sent them."""
-
-    worker: Counts
-    producer: Counts
-    idle: Counts
-    idle_s: float
-
-
-class Traffic:
-    """Counts a run's Redis traffic when the worker writes its counts to ``path``."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._start = Counts()
-        self._idle = Counts()
-        self._idle_s = 0.0
-        self._producer = Counts()
-
-    def begin(self) -> None:
-        """After the warm-up: the worker idle for ``IDLE_S``, then the start of the run."""
-        if self.path is None:
-            return
-        before = fresh_counts(self.path)
-        started = time.monotonic()
-        time.sleep(IDLE_S)
-        self._start = fresh_counts(self.path)
-        self._idle_s = time.monotonic() - started
-        self._idle = self._start - before
-
-    @contextmanager
-    def producing(self) -> Iterator[None]:
-        """Count this process's Redis traffic in the block as the producer's."""
-        if self.path is None:
-            yield
-            return
-        with counting() as tally:
-            yield
-        self._producer = tally.counts()
-
-    def end(self) -> RedisTraffic | None:
-        """The counts since :meth:`begin`, once every command sent so far is counted."""
-        if self.path is None:
-            return None
-        worker = fresh_counts(self.path) - self._start
-        return RedisTraffic(worker, self._producer, self._idle, self._idle_s)
+# HTAP_SYNC_BATCH_SIZE of the batched path (the single path is 1).
+BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -147,7 +97,7 @@ def run_ours(
     )
     producer = Producer(settings_from_env(env))
     worker = our_worker(prefix, env, logs, concurrency=concurrency, counts=counts)
-    traffic = Traffic(counts)
+    traffic = Traffic(counts, redis_url)
     try:
         _warm_up(sim, worker, lambda: producer.enqueue(request(f"{prefix}_warm")))
         traffic.begin()
@@ -174,6 +124,7 @@ def run_ours(
         times = sim.state.create_call_times()[before_times:]
         return Run(requests, observed_rate(times), spent, traffic.end())
     finally:
+        traffic.close()
         worker.stop()
         producer.close()
 
@@ -220,7 +171,7 @@ def run_bare(
         result_backend=result_backend,
         counts=counts,
     )
-    traffic = Traffic(counts)
+    traffic = Traffic(counts, redis_url)
     try:
         _warm_up(sim, worker, lambda: send(f"{queue}_warm"))
         traffic.begin()
@@ -239,6 +190,7 @@ def run_bare(
         times = sim.state.create_call_times()[before_times:]
         return Run(requests, observed_rate(times), spent, traffic.end())
     finally:
+        traffic.close()
         worker.stop()
         check.close()
         app.close()
