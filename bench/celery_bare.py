@@ -1,6 +1,8 @@
 """The reference: a bare Celery task with Celery's own ``rate_limit``, posting to the simulator.
 
 Configured from BENCH_* variables by the benchmark that starts its workers (bench code only).
+With ``BENCH_RESULT_BACKEND`` (a Redis URL) each task stores its result there, as ours records
+its outcome in Redis; without it the result is dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ import httpx
 from celery import Celery
 
 app = Celery("bench_bare", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:1/0"))
-app.conf.update(task_serializer="json", accept_content=["json"], task_ignore_result=True)
+_BACKEND = os.environ.get("BENCH_RESULT_BACKEND")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    result_backend=_BACKEND,
+    task_ignore_result=not _BACKEND,
+)
 _client: httpx.Client | None = None
 RATE = os.environ.get("BENCH_RATE", "10/s")
 

@@ -7,10 +7,13 @@ import sys
 from pathlib import Path
 
 from bench import bulk
-from bench.report import Row, Table, print_alone, progress
+from bench.report import Goal, Row, Table, print_alone, progress
+
+REQUESTS = 10_000
+GOAL = Goal(">=", 8.0)
 
 
-def run(redis_url: str, logs: Path, *, requests: int = 5000, repeat: int = 3) -> list[Table]:
+def run(redis_url: str, logs: Path, *, requests: int = REQUESTS, repeat: int = 3) -> list[Table]:
     """Best seconds of each way over ``repeat`` alternated runs; throughput and ratio."""
     loop_s: list[float] = []
     ours_s: list[float] = []
@@ -26,20 +29,25 @@ def run(redis_url: str, logs: Path, *, requests: int = 5000, repeat: int = 3) ->
             "plain apply_async loop",
             requests / min(loop_s),
             note="validated, ticketed, deduplicated",
+            goal=GOAL,
         )
     ]
     setup = (
         f"{requests} requests per run, best of {repeat} runs of each (alternated), on one"
         " throwaway redis-server; the loop sends the same create messages with no validation"
-        " and no ticket. Higher ratio is better."
+        " and no ticket. `enqueue_many` runs with the product's default"
+        " `HTAP_SYNC_BATCH_SIZE`. Higher ratio is better."
     )
-    return [Table("Bulk enqueue", setup, rows)]
+    notes = [
+        f"The goal (issue 14): {requests:,} validated rows at least 8 times as fast as the loop."
+    ]
+    return [Table("Bulk enqueue", setup, rows, notes)]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run this benchmark alone and print its table."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--requests", type=int, default=REQUESTS)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     return print_alone(

@@ -33,22 +33,52 @@ def tag(kind: str) -> str:
     return f"{kind}_{uuid.uuid4().hex[:8]}"
 
 
-def our_settings(
-    redis_url: str, endpoint: str, prefix: str, *, rate_per_s: float, burst: int
-) -> Settings:
-    """Settings of our producer and workers for one run, in a queue and key space of its own."""
-    return load_settings(
-        {
-            "redis_url": redis_url,
-            "endpoint": endpoint,
-            "auth_token": TOKEN,
-            "key_prefix": prefix,
-            "queue": prefix,
-            "rate_limit_per_s": rate_per_s,
-            "rate_burst": burst,
-        },
-        env_file=None,
-    )
+def our_env(
+    redis_url: str,
+    endpoint: str,
+    prefix: str,
+    *,
+    rate_per_s: float,
+    burst: int,
+    batch_size: int | None = None,
+) -> dict[str, str]:
+    """``HTAP_SYNC_*`` variables of our producer and workers for one run, in a queue and key
+    space of its own. ``batch_size`` sets ``HTAP_SYNC_BATCH_SIZE`` (tickets per message of
+    ``enqueue_many``; 1 is the single path); None leaves the product's default.
+
+    Variables, not settings fields: they are the interface that outlives a regrouping of the
+    settings object, and the worker processes read nothing else.
+    """
+    env = {
+        "HTAP_SYNC_REDIS_URL": redis_url,
+        "HTAP_SYNC_ENDPOINT": endpoint,
+        "HTAP_SYNC_AUTH_TOKEN": TOKEN,
+        "HTAP_SYNC_KEY_PREFIX": prefix,
+        "HTAP_SYNC_QUEUE": prefix,
+        "HTAP_SYNC_RATE_LIMIT_PER_S": f"{rate_per_s:g}",
+        "HTAP_SYNC_RATE_BURST": str(burst),
+    }
+    if batch_size is not None:
+        env["HTAP_SYNC_BATCH_SIZE"] = str(batch_size)
+    return env
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """The settings a process would build from exactly these ``HTAP_SYNC_*`` variables.
+
+    This process's own ``HTAP_SYNC_*`` variables are set aside while they are read (the
+    benchmarks run one thing at a time in their main thread) and put back afterwards.
+    """
+    saved = {k: v for k, v in os.environ.items() if k.startswith("HTAP_SYNC_")}
+    for name in saved:
+        del os.environ[name]
+    os.environ.update(env)
+    try:
+        return load_settings(env_file=None)
+    finally:
+        for name in env:
+            os.environ.pop(name, None)
+        os.environ.update(saved)
 
 
 def child_env(extra: dict[str, str]) -> dict[str, str]:

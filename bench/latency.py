@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.fixtures import our_settings, request, simulator, tag
+from bench.fixtures import our_env, request, settings_from_env, simulator, tag
 from bench.procs import created, our_worker
 from bench.report import Row, Table, print_alone, progress
 from htap_sync.common.models import TicketState
@@ -36,9 +36,9 @@ def run(
     returned: dict[str, float] = {}
     with simulator(latency_ms) as sim:
         # The default rate limit (10/s, burst 10): at 5/s it never holds a call back.
-        settings = our_settings(redis_url, sim.url, prefix, rate_per_s=10.0, burst=10)
-        producer = Producer(settings)
-        worker = our_worker(prefix, settings, logs, concurrency=concurrency)
+        env = our_env(redis_url, sim.url, prefix, rate_per_s=10.0, burst=10)
+        producer = Producer(settings_from_env(env))
+        worker = our_worker(prefix, env, logs, concurrency=concurrency)
         try:
             producer.enqueue(request(f"{prefix}_warm"))
             target = sim.state.created + 1

@@ -9,7 +9,6 @@ from pathlib import Path
 import psutil
 
 from bench.fixtures import TOKEN, child_env
-from htap_sync.common.settings import Settings
 from htap_sync.devstack import Service
 from htap_sync.simulator import SimulatorServer
 
@@ -53,13 +52,29 @@ def created(sim: SimulatorServer, worker: Service, target: int) -> bool:
     return sim.state.created >= target
 
 
+def _python(counts: Path | None) -> list[str]:
+    """The interpreter, wrapped in ``bench.redis_count`` when its Redis traffic is counted."""
+    if counts is None:
+        return [sys.executable]
+    return [sys.executable, "-m", "bench.redis_count", str(counts), "--"]
+
+
 def our_worker(
-    name: str, settings: Settings, logs: Path, *, concurrency: int, pool: str = "threads"
+    name: str,
+    env: dict[str, str],
+    logs: Path,
+    *,
+    concurrency: int,
+    pool: str = "threads",
+    counts: Path | None = None,
 ) -> Service:
-    """``htap-sync worker`` on ``settings`` (its queue, its Redis, its endpoint)."""
-    argv = [sys.executable, "-m", "htap_sync", "worker", f"--concurrency={concurrency}"]
+    """``htap-sync worker`` on the ``HTAP_SYNC_*`` variables ``env`` (queue, Redis, endpoint).
+
+    With ``counts``, its Redis commands and round trips are written there (``bench.redis_count``).
+    """
+    argv = [*_python(counts), "-m", "htap_sync", "worker", f"--concurrency={concurrency}"]
     argv += [f"--pool={pool}", f"--loglevel={LOGLEVEL}", f"--hostname={name}@%h"]
-    return Service(name, argv, env=child_env(settings.environ()), log_dir=logs)
+    return Service(name, argv, env=child_env(env), log_dir=logs)
 
 
 def bare_worker(
@@ -72,9 +87,14 @@ def bare_worker(
     logs: Path,
     concurrency: int,
     pool: str = "threads",
+    result_backend: bool = False,
+    counts: Path | None = None,
 ) -> Service:
-    """The bare Celery worker of ``bench.celery_bare``, with the flags ours runs with."""
-    argv = [sys.executable, "-m", "celery", "-A", "bench.celery_bare", "worker", "-Q", queue]
+    """The bare Celery worker of ``bench.celery_bare``, with the flags ours runs with.
+
+    ``result_backend`` stores each task's result in ``redis_url`` (Celery's Redis backend).
+    """
+    argv = [*_python(counts), "-m", "celery", "-A", "bench.celery_bare", "worker", "-Q", queue]
     argv += [f"--concurrency={concurrency}", f"--pool={pool}", f"--loglevel={LOGLEVEL}"]
     argv += [f"--hostname={name}@%h", "--without-gossip", "--without-mingle"]
     env = {
@@ -83,4 +103,6 @@ def bare_worker(
         "BENCH_TOKEN": TOKEN,
         "BENCH_RATE": rate,
     }
+    if result_backend:
+        env["BENCH_RESULT_BACKEND"] = redis_url
     return Service(name, argv, env=child_env(env), log_dir=logs)

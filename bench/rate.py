@@ -17,8 +17,15 @@ from pathlib import Path
 
 from celery import Celery
 
-from bench.fixtures import INSTANCE, PROJECT, TOKEN, child_env, request
-from htap_sync.common.settings import load_settings
+from bench.fixtures import (
+    INSTANCE,
+    PROJECT,
+    TOKEN,
+    child_env,
+    our_env,
+    request,
+    settings_from_env,
+)
 from htap_sync.devstack import RedisServer, Service, wait_until
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
@@ -35,19 +42,8 @@ def run_ours(
 ) -> list[float]:
     """Our workers (threads, concurrency 4 each) under one global bucket."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = load_settings(
-        {
-            "redis_url": redis_url,
-            "endpoint": sim.url,
-            "auth_token": TOKEN,
-            "key_prefix": prefix,
-            "queue": prefix,
-            "rate_limit_per_s": rate,
-            "rate_burst": max(1, int(rate / 2)),
-        },
-        env_file=None,
-    )
-    producer = Producer(settings)
+    env = our_env(redis_url, sim.url, prefix, rate_per_s=rate, burst=max(1, int(rate / 2)))
+    producer = Producer(settings_from_env(env))
     for i in range(n):
         producer.enqueue(request(f"{prefix.replace('-', '_')}_{i:04d}"))
     producer.close()
@@ -56,7 +52,7 @@ def run_ours(
         Service(
             f"ours-{workers}-{i}",
             [sys.executable, "-m", "htap_sync", "worker", "--concurrency", "4"],
-            env=child_env(settings.environ()),
+            env=child_env(env),
             log_dir=logs,
         )
         for i in range(workers)

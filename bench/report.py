@@ -22,6 +22,26 @@ _STARTED = time.monotonic()
 
 
 @dataclass(frozen=True)
+class Goal:
+    """What the issue asks of a ratio: at most (``<=``) or at least (``>=``) ``bound``."""
+
+    op: str
+    bound: float
+
+    def __post_init__(self) -> None:
+        if self.op not in ("<=", ">="):
+            raise ValueError(f"op: must be '<=' or '>=', not {self.op!r}")
+
+    def met(self, ratio: float) -> bool:
+        """True when ``ratio`` meets the goal."""
+        return ratio <= self.bound if self.op == "<=" else ratio >= self.bound
+
+    def verdict(self, ratio: float) -> str:
+        """``<= 1.20: met`` or ``>= 4.00: NOT met``, for the table's goal column."""
+        return f"{self.op} {self.bound:.2f}: {'met' if self.met(ratio) else 'NOT met'}"
+
+
+@dataclass(frozen=True)
 class Row:
     """One figure: what we measured, the reference measured in the same run, and their ratio.
 
@@ -34,6 +54,7 @@ class Row:
     reference: str
     reference_value: float
     note: str = ""
+    goal: Goal | None = None
 
     @property
     def ratio(self) -> float:
@@ -86,11 +107,12 @@ def _cells(row: Row) -> list[str]:
         row.reference,
         f"{_number(row.reference_value)} {row.unit}",
         f"{row.ratio:.2f}",
+        row.goal.verdict(row.ratio) if row.goal else "",
         row.note,
     ]
 
 
-HEADERS = ["measure", "value", "reference", "reference value", "ratio", "note"]
+HEADERS = ["measure", "value", "reference", "reference value", "ratio", "goal", "note"]
 
 
 def as_text(table: Table) -> str:
@@ -112,7 +134,7 @@ def as_markdown(table: Table) -> str:
     """The table as a Markdown section."""
     lines = [f"## {table.title}", "", table.setup, ""]
     lines.append("| " + " | ".join(HEADERS) + " |")
-    lines.append("|" + "|".join(["---", "--:", "---", "--:", "--:", "---"]) + "|")
+    lines.append("|" + "|".join(["---", "--:", "---", "--:", "--:", "---", "---"]) + "|")
     lines += ["| " + " | ".join(_md(c) for c in _cells(row)) + " |" for row in table.rows]
     if table.notes:
         lines.append("")
