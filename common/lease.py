@@ -7,7 +7,8 @@ A delivery *claims* a ticket (``begin``), marks it in doubt before each create c
 attempt, and ``finish`` records the created task and tells the breaker. A delivery that finds
 the ticket held looks again later (``defer``), and one that lost Redis gives its lease up
 (``release``). Every write names the run and the holder, and a finished ticket is never
-written again: a late writer never undoes a result. See :mod:`htap_sync.common.store` for the ticket's fields.
+written again: a late writer never undoes a result. See :mod:`htap_sync.common.store` for
+the ticket's fields.
 
 :class:`LeaseStore` says what each write records; keeping each claim and write atomic is its
 backend's: :class:`~htap_sync.common.lease_redis.RedisLeaseStore` (Lua scripts, shared by the
@@ -81,6 +82,26 @@ class Limits(ABC):
     @abstractmethod
     def sleep(self, seconds: float) -> None:
         """Sleep until a reserved token is due."""
+
+
+@dataclass(frozen=True)
+class Following:
+    """Start following a created task, written by ``finish`` with the task's success.
+
+    A Redis store on the follow structures' client (``where``) writes them in its own step:
+    ``entry`` under the ticket in ``tasks_key``, the instance ``ref``'s next round at
+    ``first_at`` at the latest in ``due_key``, ``sync`` on the ticket. Any other store calls
+    ``enroll`` first, then records the success.
+    """
+
+    enroll: Callable[[], None]
+    where: object
+    tasks_key: str
+    due_key: str
+    ref: str
+    entry: str
+    first_at: float
+    sync: str
 
 
 @dataclass(frozen=True)
@@ -256,10 +277,20 @@ class LeaseStore(ABC):
         return Started(claim, "marked", admission.sleep_s) if marked else "busy"
 
     def finish(
-        self, claim: Claim, job_id: str | None, *, note: Attempt | None, limits: Limits | None
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
     ) -> bool:
-        """Record the task a create call made (as :meth:`succeed`) and tell the breaker of
-        ``limits`` that the call succeeded: one step (Redis: ``finish.lua``)."""
+        """Record the task a create call made (as :meth:`succeed`), tell the breaker of
+        ``limits`` that the call succeeded, and start following the task (``follow``,
+        before or with the success, whatever becomes of the write): one step on Redis
+        (``finish.lua``)."""
+        if follow is not None:
+            follow.enroll()
         if limits is not None and not limits.free:
             limits.succeeded()
         return self.succeed(claim, job_id, reconciled=False, note=note)

@@ -9,7 +9,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from htap_sync.common.lease import Claim, LeaseStore, Limits, NotReplicated, Started
+from htap_sync.common.lease import (
+    Claim,
+    Following,
+    LeaseStore,
+    Limits,
+    NotReplicated,
+    Started,
+)
 from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.store import HISTORY_LIMIT, iso
@@ -79,11 +86,17 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
             )
 
     def finish(
-        self, claim: Claim, job_id: str | None, *, note: Attempt | None, limits: Limits | None
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
     ) -> bool:
         """See :meth:`LeaseStore.finish`: under the store's lock."""
         with self._lock:
-            return super().finish(claim, job_id, note=note, limits=limits)
+            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""

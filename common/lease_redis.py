@@ -19,6 +19,7 @@ from redis.commands.core import Script
 
 from htap_sync.common.lease import (
     Claim,
+    Following,
     LeaseStore,
     Limits,
     NotReplicated,
@@ -120,20 +121,31 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         return Started(found, verdict, wait)
 
     def finish(
-        self, claim: Claim, job_id: str | None, *, note: Attempt | None, limits: Limits | None
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
     ) -> bool:
         """See :meth:`LeaseStore.finish`: one ``finish.lua``."""
-        if limits is not None and not limits.free and limits.scripted is None:
-            return super().finish(claim, job_id, note=note, limits=limits)
+        unscripted = limits is not None and not limits.free and limits.scripted is None
+        if unscripted or (follow is not None and follow.where is not self.redis):
+            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
         fields = succeeded_fields(job_id, reconciled=False)
-        keys, args = self._update_call(claim, ttl_s=self._ttl_s, note=note, **fields)
+        update_keys, update_args = self._update_call(claim, ttl_s=self._ttl_s, note=note, **fields)
         scripted = limits.scripted if limits is not None else None
+        ticket_key = update_keys[0]  # stands in for a key the call does not use
+        keys = [*update_keys, ticket_key, ticket_key, ticket_key]
+        args: list[Any] = ["", *_BLANK_BREAKER, "", "", "", "", "", claim.ticket]
         if scripted is not None:
-            keys.append(scripted.breaker_key)
-            args = ["record", *scripted.ok_args, *args]
-        else:
-            args = ["", *_BLANK_BREAKER, *args]
-        return self._finish(keys=keys, args=args) is not None
+            keys[4] = scripted.breaker_key
+            args[:7] = ["record", *scripted.ok_args]
+        if follow is not None:
+            keys[5:7] = [follow.tasks_key, follow.due_key]
+            args[7:12] = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
+        return self._finish(keys=keys, args=[*args, *update_args]) is not None
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""

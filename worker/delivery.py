@@ -13,10 +13,10 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from htap_sync.common.errors import RequestInvalid
-from htap_sync.common.lease import Claim, LeaseStore, Limits, NotReplicated, Started
+from htap_sync.common.lease import Claim, Following, LeaseStore, Limits, NotReplicated, Started
 from htap_sync.common.models import ErrorPayload, ReplicationRequest
 from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
@@ -38,6 +38,28 @@ def invalid(store: LeaseStore, claim: Claim, why: str, reason: str) -> Outcome:
 # Called with (ticket, request, job_id) once a task is known to exist, before the ticket
 # succeeds, so a worker killed between the two never leaves a created task unfollowed.
 Enroll = Callable[[str, ReplicationRequest, str | None], None]
+
+
+@runtime_checkable
+class EnrollsWithSuccess(Protocol):
+    """An :data:`Enroll` whose writes the ticket store can make with the success itself."""
+
+    def __call__(self, ticket: str, request: ReplicationRequest, job_id: str | None) -> None: ...
+
+    def following(
+        self, ticket: str, request: ReplicationRequest, job_id: str | None
+    ) -> Following: ...
+
+
+def follow_created(
+    enroll: Enroll, ticket: str, request: ReplicationRequest, job_id: str | None
+) -> Following | None:
+    """Enroll a created task before its ticket succeeds: now, or (returned) with the success
+    in the store's ``finish``."""
+    if isinstance(enroll, EnrollsWithSuccess):
+        return enroll.following(ticket, request, job_id)
+    enroll(ticket, request, job_id)
+    return None
 
 
 def no_enroll(ticket: str, request: ReplicationRequest, job_id: str | None) -> None:

@@ -36,6 +36,7 @@ from htap_sync.worker.delivery import (
     Delivery,
     Enroll,
     check_and_start,
+    follow_created,
     marked,
     no_enroll,
     start_attempt_or_wait,
@@ -104,9 +105,9 @@ def process_ticket(
         if sent and _may_be_ours(exc, claim):
             return _refused_but_maybe_ours(request, claim, exc, d)
         return _after_error(exc, claim, sent=sent, d=d)
-    d.enroll(ticket, request, created.job_id)
+    follow = follow_created(d.enroll, ticket, request, created.job_id)
     made = note("create", "created", request_id=created.request_id)
-    store.finish(claim, created.job_id, note=made, limits=told_by_finish)
+    store.finish(claim, created.job_id, note=made, limits=told_by_finish, follow=follow)
     finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
 
