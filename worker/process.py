@@ -9,7 +9,14 @@ The order of steps is what keeps a task from being created twice:
 4. mark the ticket in doubt, *then* POST; only an answer proving nothing was created clears it;
 5. a refusal that may only say our own task exists ("name exists", or any refusal after an
    earlier attempt) is checked with the list call before the ticket may fail;
-6. a task that exists is enrolled for following *before* its ticket succeeds.
+6. a task that exists is enrolled for following *before* its ticket succeeds (or in the same
+   atomic step).
+
+On Redis the common path is two scripts (:meth:`LeaseStore.start`, :meth:`LeaseStore.finish`):
+the claim, the gate (a token, the breaker), the in-doubt mark (and ``WAIT`` for replicas,
+after the mark and before the POST) in one; the success, the breaker's record and the
+enrolment in the other. A ticket in doubt is only claimed by the first, and looks before its
+mark; a wait of the gate marks nothing and costs no attempt.
 
 A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
 message is acknowledged. It fails when its attempts or its deadline run out; when it is in
