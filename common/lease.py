@@ -51,8 +51,9 @@ class Admission:
 @dataclass(frozen=True)
 class ScriptedLimits:
     """The gate's checks as the arguments of ``bucket.lua`` and ``breaker.lua``, for a store
-    that runs them in its own scripts (state on the same Redis)."""
+    that runs them in its own scripts: a Redis store on the same client (``where``)."""
 
+    where: object
     bucket_key: str
     acquire_args: list[str | int | float]
     breaker_key: str

@@ -87,7 +87,7 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         wait_s: float = 1.0,
     ) -> Started | str:
         """See :meth:`LeaseStore.start`: one ``start.lua`` (and its ``WAIT``, one round trip)."""
-        if limits is not None and not limits.free and limits.scripted is None:
+        if limits is not None and not limits.free and not self._runs(limits):
             # The gate's state is not in this Redis: step by step.
             return super().start(
                 ticket,
@@ -130,7 +130,7 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         follow: Following | None = None,
     ) -> bool:
         """See :meth:`LeaseStore.finish`: one ``finish.lua``."""
-        unscripted = limits is not None and not limits.free and limits.scripted is None
+        unscripted = limits is not None and not limits.free and not self._runs(limits)
         if unscripted or (follow is not None and follow.where is not self.redis):
             return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
         fields = succeeded_fields(job_id, reconciled=False)
@@ -146,6 +146,10 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             keys[5:7] = [follow.tasks_key, follow.due_key]
             args[7:12] = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
         return self._finish(keys=keys, args=[*args, *update_args]) is not None
+
+    def _runs(self, limits: Limits) -> bool:
+        """Whether this store's scripts can run the gate's checks (their state is here)."""
+        return limits.scripted is not None and limits.scripted.where is self.redis
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""

@@ -117,6 +117,11 @@ class RedisBreakerStore:
         self._redis = client
         self._script = script(client, "htap_sync.worker", "breaker.lua")
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis this store keeps its state on."""
+        return self._redis
+
     def _run(self, key: str, policy: BreakerPolicy, now: float | None, op: str) -> float:
         args = script_args(policy, now, op)
         return float(cast(str, self._script(keys=[key], args=args)))

@@ -167,6 +167,11 @@ class RedisBucketStore:
         self._redis = client
         self._script = script(client, "htap_sync.worker", "bucket.lua")
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis this store keeps its state on."""
+        return self._redis
+
     def _run(
         self, key: str, policy: BucketPolicy, now: float | None, op: str, retry_after_s: float
     ) -> Grant:

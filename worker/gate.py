@@ -175,10 +175,14 @@ class _GateLimits(Limits):
         self._gate = gate
         self._bucket_key = gate.bucket_key(project_id, api)
         self.max_sleep_s = gate.max_sleep_s
-        if isinstance(gate._buckets, RedisBucketStore) and isinstance(
-            gate._breakers, RedisBreakerStore
+        found, told = gate._buckets, gate._breakers
+        if (
+            isinstance(found, RedisBucketStore)
+            and isinstance(told, RedisBreakerStore)
+            and found.client is told.client
         ):
             self.scripted = ScriptedLimits(
+                where=found.client,
                 bucket_key=self._bucket_key,
                 acquire_args=buckets.script_args(gate._bucket_policy, None, "acquire"),
                 breaker_key=gate.breaker_key(),

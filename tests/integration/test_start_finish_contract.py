@@ -1,10 +1,10 @@
 """One contract for ``start`` and ``finish``, the two steps of a delivery's common path.
 
-Run on the memory store with a gate in memory, on Redis with the gate on the same Redis (one
-``start.lua``/``finish.lua`` each), and on Redis with a gate in memory (the store cannot run
-the gate's checks: it takes the same steps one by one). Whatever the backend: a wait of the
-gate marks nothing and costs no attempt, a ticket in doubt is only claimed, and a success
-tells the breaker.
+Run on the memory store with a gate in memory, on Redis with the gate on the same client (one
+``start.lua``/``finish.lua`` each), and on Redis with a gate in memory or on another client
+(the store cannot run the gate's checks: it takes the same steps one by one). Whatever the
+backend: a wait of the gate marks nothing and costs no attempt, a ticket in doubt is only
+claimed, and a success tells the breaker.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def rig_settings(redis_url: str, **changes: Any) -> Settings:
     return load_settings({**values, **changes}, env_file=None)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-store-memory-gate"])
+@pytest.fixture(params=["memory", "redis", "redis-store-memory-gate", "redis-gate-elsewhere"])
 def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
     """Each backend in turn, on its own keys; the stores' clocks are the real time."""
     settings = rig_settings(redis_url)
@@ -113,9 +113,15 @@ def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
             result_ttl_s=600,
             watch_s=60,
         )
-    if request.param == "redis":
+    if request.param.startswith("redis-gate"):
+        # On another client (as if another Redis): the store cannot run the gate's scripts.
+        other = make_redis(settings)
+        request.addfinalizer(other.close)
+        breakers: MemoryBreakerStore | RedisBreakerStore = RedisBreakerStore(other)
+        gate = Gate(RedisBucketStore(other), breakers, settings)
+    elif request.param == "redis":
         client = request.getfixturevalue("redis_client")
-        breakers: MemoryBreakerStore | RedisBreakerStore = RedisBreakerStore(client)
+        breakers = RedisBreakerStore(client)
         gate = Gate(RedisBucketStore(client), breakers, settings)
     else:
         breakers = MemoryBreakerStore(time.time)
