@@ -2,10 +2,13 @@
 
 A delivery *claims* a ticket (``begin``), marks it in doubt before each create call
 (``start_attempt``, optionally ``WAIT``-ing for replicas), and ends with ``succeed``, ``fail``,
-``retrying`` (to the delayed set) or ``postpone``; a delivery that finds the ticket held looks
-again later (``defer``), and one that lost Redis gives its lease up (``release``). Every write
-names the run and the holder, and a finished ticket is never written again: a late writer
-never undoes a result. See :mod:`htap_sync.common.store` for the ticket's fields.
+``retrying`` (to the delayed set) or ``postpone``. The common path takes two steps:
+``start`` claims, passes the gate's :class:`Limits` (rate limit, breaker) and marks the
+attempt, and ``finish`` records the created task and tells the breaker. A delivery that finds
+the ticket held looks again later (``defer``), and one that lost Redis gives its lease up
+(``release``). Every write names the run and the holder, and a finished ticket is never
+written again: a late writer never undoes a result. See :mod:`htap_sync.common.store` for
+the ticket's fields.
 
 :class:`LeaseStore` says what each write records; keeping each claim and write atomic is its
 backend's: :class:`~htap_sync.common.lease_redis.RedisLeaseStore` (Lua scripts, shared by the
@@ -20,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from htap_sync.common.models import Attempt, ErrorPayload, TicketState, TicketStatus
 from htap_sync.common.sync import NO_JOB_ID_REASON
@@ -33,6 +36,88 @@ class NotReplicated(Exception):
         self.acked = acked
         self.wanted = wanted
         super().__init__(f"{acked} of {wanted} replicas acknowledged the write")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The gate's answer before a create call: go after ``sleep_s`` (a reserved token), or
+    wait ``wait_s`` for ``reason`` and send nothing."""
+
+    reason: Literal["", "rate", "breaker"] = ""
+    wait_s: float = 0.0
+    sleep_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScriptedLimits:
+    """The gate's checks as the arguments of ``bucket.lua`` and ``breaker.lua``, for a store
+    that runs them in its own scripts: a Redis store on the same client (``where``)."""
+
+    where: object
+    bucket_key: str
+    acquire_args: list[str | int | float]
+    breaker_key: str
+    allow_args: list[str | int | float]
+    ok_args: list[str | int | float]
+
+
+class Limits(ABC):
+    """The gate's checks around one create call: the rate limit, then the breaker.
+
+    ``scripted`` is set when their state lives in Redis (a Redis store runs them inside
+    ``start``/``finish``); ``free`` when there is nothing to check.
+    """
+
+    scripted: ScriptedLimits | None = None
+    free: bool = False
+    max_sleep_s: float = 0.0  # a reserved token further away than this is a wait
+
+    @abstractmethod
+    def admit(self) -> Admission:
+        """Take a token, then ask the breaker; never sleeps."""
+
+    @abstractmethod
+    def succeeded(self) -> None:
+        """Tell the breaker that a call succeeded."""
+
+    @abstractmethod
+    def sleep(self, seconds: float) -> None:
+        """Sleep until a reserved token is due."""
+
+
+@dataclass(frozen=True)
+class Following:
+    """Start following a created task, written by ``finish`` with the task's success.
+
+    A Redis store on the follow structures' client (``where``) writes them in its own step:
+    ``entry`` under the ticket in ``tasks_key``, the instance ``ref``'s next round at
+    ``first_at`` at the latest in ``due_key``, ``sync`` on the ticket. Any other store calls
+    ``enroll`` first, then records the success.
+    """
+
+    enroll: Callable[[], None]
+    where: object
+    tasks_key: str
+    due_key: str
+    ref: str
+    entry: str
+    first_at: float
+    sync: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """What ``start`` did with a claimed ticket (``claim`` as it was before the attempt).
+
+    ``marked``: the attempt is counted and the ticket in doubt; send after ``wait_s``. Else
+    the gate said wait (``rate``, ``breaker``: ``wait_s``, no attempt), or ``claimed``: only
+    claimed (in doubt, another request, or a gate the store cannot ask).
+    """
+
+    claim: Claim
+    verdict: Literal["marked", "claimed", "rate", "breaker"]
+    wait_s: float = 0.0
+    unreplicated: NotReplicated | None = None  # marked, but too few replicas hold the mark
 
 
 @dataclass(frozen=True)
@@ -156,6 +241,61 @@ class LeaseStore(ABC):
             claim, replicas=replicas, wait_s=wait_s, in_doubt=1, lease_until=lease_until
         )
 
+    def start(
+        self,
+        ticket: str,
+        run: str,
+        *,
+        lease_s: float,
+        fingerprint: str,
+        limits: Limits | None,
+        replicas: int = 0,
+        wait_s: float = 1.0,
+    ) -> Started | str:
+        """Claim the ticket, pass the gate and mark the attempt: one step on the common path.
+
+        Claims as :meth:`begin` does (its reasons to do nothing come back as they are). A claim
+        in doubt, whose request is not ``fingerprint``, or without ``limits`` (a gate the store
+        cannot ask) stops there (``claimed``): the delivery goes on step by step. Otherwise
+        ``limits`` are asked: a wait sends nothing, marks nothing and costs no attempt. Then
+        the attempt is counted and the ticket marked in doubt as by :meth:`start_attempt`;
+        too few ``replicas`` within ``wait_s`` is ``Started.unreplicated`` (the mark written).
+        A backend keeps it atomic where it can (Redis: ``start.lua``, with ``WAIT`` after it);
+        this generic version takes the steps one by one, each refused to a lost claim.
+        """
+        claim = self.begin(ticket, run, lease_s=lease_s)
+        if not isinstance(claim, Claim):
+            return claim
+        if limits is None or claim.in_doubt or claim.fingerprint != fingerprint:
+            return Started(claim, "claimed")
+        admission = Admission() if limits.free else limits.admit()
+        if admission.reason:
+            return Started(claim, admission.reason, admission.wait_s)
+        try:
+            marked = self.start_attempt(claim, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
+        except NotReplicated as exc:
+            return Started(claim, "marked", admission.sleep_s, exc)
+        return Started(claim, "marked", admission.sleep_s) if marked else "busy"
+
+    def finish(
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
+    ) -> bool:
+        """Record the task a create call made (as :meth:`succeed`), tell the breaker of
+        ``limits`` that the call succeeded, and start following the task (``follow``,
+        before or with the success, whatever becomes of the write): one step on Redis
+        (``finish.lua``)."""
+        if follow is not None:
+            follow.enroll()
+        if limits is not None and not limits.free:
+            limits.succeeded()
+        return self.succeed(claim, job_id, reconciled=False, note=note)
+
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""
         return self._write(claim, lease_until=self._clock() + lease_s)
@@ -200,19 +340,8 @@ class LeaseStore(ABC):
         A reconciled success (``job_id`` None) keeps the list row it was found with and says
         why it has no job id.
         """
-        return self._write(
-            claim,
-            ttl_s=self._ttl_s,
-            note=note,
-            state=TicketState.SUCCEEDED.value,
-            job_id=job_id or "",
-            job_id_reason="" if job_id else NO_JOB_ID_REASON,
-            found=json.dumps(found, separators=(",", ":")) if found else "",
-            error="",
-            in_doubt=0,
-            reconciled=int(reconciled),
-            lease_until=0,
-        )
+        fields = succeeded_fields(job_id, reconciled=reconciled, found=found)
+        return self._write(claim, ttl_s=self._ttl_s, note=note, **fields)
 
     def fail(
         self,
@@ -238,3 +367,19 @@ class LeaseStore(ABC):
             lease_until=0,
             **doubt,
         )
+
+
+def succeeded_fields(
+    job_id: str | None, *, reconciled: bool, found: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The fields a success writes (see :meth:`LeaseStore.succeed`)."""
+    return {
+        "state": TicketState.SUCCEEDED.value,
+        "job_id": job_id or "",
+        "job_id_reason": "" if job_id else NO_JOB_ID_REASON,
+        "found": json.dumps(found, separators=(",", ":")) if found else "",
+        "error": "",
+        "in_doubt": 0,
+        "reconciled": int(reconciled),
+        "lease_until": 0,
+    }

@@ -1,6 +1,6 @@
-"""The lease protocol in this process: the steps of ``begin.lua``, ``update.lua`` and
-``pending.lua`` under one lock, for the worker's fast tests (one contract test runs it and
-the Redis store alike)."""
+"""The lease protocol in this process: the steps of ``begin.lua``, ``update.lua``,
+``pending.lua``, ``start.lua`` and ``finish.lua`` under one lock, for the worker's fast tests
+(one contract test runs it and the Redis store alike)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.lease import (
+    Claim,
+    Following,
+    LeaseStore,
+    Limits,
+    NotReplicated,
+    Started,
+)
 from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.store import HISTORY_LIMIT, iso
@@ -54,6 +61,42 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
                 created_at=datetime.fromisoformat(found["created_at"]),
                 prior=TicketState(state),
             )
+
+    def start(
+        self,
+        ticket: str,
+        run: str,
+        *,
+        lease_s: float,
+        fingerprint: str,
+        limits: Limits | None,
+        replicas: int = 0,
+        wait_s: float = 1.0,
+    ) -> Started | str:
+        """See :meth:`LeaseStore.start`: its steps under the store's lock, atomic here too."""
+        with self._lock:
+            return super().start(
+                ticket,
+                run,
+                lease_s=lease_s,
+                fingerprint=fingerprint,
+                limits=limits,
+                replicas=replicas,
+                wait_s=wait_s,
+            )
+
+    def finish(
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
+    ) -> bool:
+        """See :meth:`LeaseStore.finish`: under the store's lock."""
+        with self._lock:
+            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""

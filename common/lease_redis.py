@@ -1,5 +1,11 @@
 """The lease protocol on Redis: each claim and write is one Lua script (``begin.lua``,
-``update.lua``, ``pending.lua`` beside this module), so every worker on every host shares it."""
+``update.lua``, ``pending.lua`` beside this module), so every worker on every host shares it.
+
+The common path of a delivery is two scripts: ``start.lua`` (claim, rate limit, breaker,
+in-doubt mark) and ``finish.lua`` (success, breaker). They run ``begin.lua``, ``update.lua``
+and the worker's ``bucket.lua``/``breaker.lua`` as functions (composed at load time), so each
+of those stays the one definition of its steps.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,25 @@ from datetime import datetime
 from typing import Any, cast
 
 import redis
+from redis.commands.core import Script
 
-from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.lease import (
+    Claim,
+    Following,
+    LeaseStore,
+    Limits,
+    NotReplicated,
+    Started,
+    succeeded_fields,
+)
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.scripts import script
 from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso
 
 _PACKAGE = "htap_sync.common"
+_LIMITS = "htap_sync.worker"  # where bucket.lua and breaker.lua ship
+_BLANK_BUCKET = [""] * 11  # bucket.lua's ARGV when start.lua does not check the gate
+_BLANK_BREAKER = [""] * 6
 
 
 class RedisLeaseStore(TicketStore, LeaseStore):
@@ -27,38 +45,111 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         limit = {"HISTORY_LIMIT": str(HISTORY_LIMIT)}
         self._update = script(client, _PACKAGE, "update.lua", constants=limit)
         self._pending = script(client, _PACKAGE, "pending.lua")
+        begin, update = (_PACKAGE, "begin.lua"), (_PACKAGE, "update.lua")
+        bucket, breaker = (_LIMITS, "bucket.lua"), (_LIMITS, "breaker.lua")
+        self._start = script(
+            client,
+            _PACKAGE,
+            "start.lua",
+            constants=limit,
+            functions={"begin": begin, "bucket": bucket, "breaker": breaker, "update": update},
+        )
+        self._finish = script(
+            client,
+            _PACKAGE,
+            "finish.lua",
+            constants=limit,
+            functions={"breaker": breaker, "update": update},
+        )
+
+    def _begin_args(self, ticket: str, run: str, lease_s: float) -> tuple[float, str, list[Any]]:
+        """``(now, holder, ARGV of begin.lua)`` for a new claim."""
+        now = self._clock()
+        holder = uuid.uuid4().hex
+        watchdog = repr(now + lease_s + self._watch_s)
+        return now, holder, [run, now, now + lease_s, iso(now), holder, watchdog, ticket]
 
     def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
         """See :meth:`LeaseStore.begin`."""
-        now = self._clock()
-        holder = uuid.uuid4().hex
-        result = cast(
-            list[str],
-            self._begin(
-                keys=[self.key(ticket), self.delayed_key],
-                args=[
-                    run,
-                    now,
-                    now + lease_s,
-                    iso(now),
-                    holder,
-                    repr(now + lease_s + self._watch_s),
-                    ticket,
-                ],
-            ),
+        _, holder, args = self._begin_args(ticket, run, lease_s)
+        result = cast(list[str], self._begin(keys=[self.key(ticket), self.delayed_key], args=args))
+        return _claim(ticket, run, holder, result)
+
+    def start(
+        self,
+        ticket: str,
+        run: str,
+        *,
+        lease_s: float,
+        fingerprint: str,
+        limits: Limits | None,
+        replicas: int = 0,
+        wait_s: float = 1.0,
+    ) -> Started | str:
+        """See :meth:`LeaseStore.start`: one ``start.lua`` (and its ``WAIT``, one round trip)."""
+        if limits is not None and not limits.free and not self._runs(limits):
+            # The gate's state is not in this Redis: step by step.
+            return super().start(
+                ticket,
+                run,
+                lease_s=lease_s,
+                fingerprint=fingerprint,
+                limits=limits,
+                replicas=replicas,
+                wait_s=wait_s,
+            )
+        now, holder, begin_args = self._begin_args(ticket, run, lease_s)
+        keys, mark = self._update_call(
+            Claim(ticket, run, holder), attempts=1, in_doubt=1, lease_until=now + lease_s
         )
-        if result[0] != "ok":
-            return result[0]
-        return Claim(
-            ticket=ticket,
-            run=run,
-            holder=holder,
-            in_doubt=result[1] == "1",
-            attempts=int(result[2]),
-            fingerprint=result[3],
-            created_at=datetime.fromisoformat(result[4]),
-            prior=TicketState(result[5]),
-        )
+        keys = [keys[0], keys[3], keys[1], keys[2]]  # ticket, delayed, failed, history
+        scripted = limits.scripted if limits is not None else None
+        gate = "claim" if limits is None else ("go" if scripted is None else "check")
+        args = [*begin_args, fingerprint, gate, limits.max_sleep_s if limits else 0]
+        if scripted is not None:
+            keys += [scripted.bucket_key, scripted.breaker_key]
+            args += [*scripted.acquire_args, *scripted.allow_args]
+        else:
+            args += [*_BLANK_BUCKET, *_BLANK_BREAKER]
+        result, acked = self._run(self._start, keys, [*args, *mark], replicas, wait_s)
+        found = _claim(ticket, run, holder, cast(list[str], result))
+        if not isinstance(found, Claim):
+            return found
+        verdict, wait = result[6], float(result[7])
+        if verdict == "marked" and acked is not None and acked < replicas:
+            return Started(found, "marked", wait, NotReplicated(acked, replicas))
+        return Started(found, verdict, wait)
+
+    def finish(
+        self,
+        claim: Claim,
+        job_id: str | None,
+        *,
+        note: Attempt | None,
+        limits: Limits | None,
+        follow: Following | None = None,
+    ) -> bool:
+        """See :meth:`LeaseStore.finish`: one ``finish.lua``."""
+        unscripted = limits is not None and not limits.free and not self._runs(limits)
+        if unscripted or (follow is not None and follow.where is not self.redis):
+            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
+        fields = succeeded_fields(job_id, reconciled=False)
+        update_keys, update_args = self._update_call(claim, ttl_s=self._ttl_s, note=note, **fields)
+        scripted = limits.scripted if limits is not None else None
+        ticket_key = update_keys[0]  # stands in for a key the call does not use
+        keys = [*update_keys, ticket_key, ticket_key, ticket_key]
+        args: list[Any] = ["", *_BLANK_BREAKER, "", "", "", "", "", claim.ticket]
+        if scripted is not None:
+            keys[4] = scripted.breaker_key
+            args[:7] = ["record", *scripted.ok_args]
+        if follow is not None:
+            keys[5:7] = [follow.tasks_key, follow.due_key]
+            args[7:12] = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
+        return self._finish(keys=keys, args=[*args, *update_args]) is not None
+
+    def _runs(self, limits: Limits) -> bool:
+        """Whether this store's scripts can run the gate's checks (their state is here)."""
+        return limits.scripted is not None and limits.scripted.where is self.redis
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""
@@ -67,7 +158,7 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             return None
         return found[0], cast(dict[str, Any], json.loads(found[1]))
 
-    def _write(
+    def _update_call(
         self,
         claim: Claim,
         *,
@@ -76,52 +167,87 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         failed: bool = False,
         due_at: float | None = None,
         note: Attempt | None = None,
-        client: redis.client.Pipeline | None = None,
         **fields: Any,
-    ) -> bool:
+    ) -> tuple[list[str], list[Any]]:
+        """The ``KEYS`` and ``ARGV`` of ``update.lua`` for one write (see :meth:`_write`)."""
         now = self._clock()
         fields["updated_at"] = iso(now)
         flat: list[Any] = []
         for name, value in fields.items():
             flat += [name, value]
-        done = self._update(
-            keys=[
-                self.key(claim.ticket),
-                self.failed_key,
-                self.history_key(claim.ticket),
-                self.delayed_key,
-            ],
-            args=[
-                claim.run,
-                claim.holder,
-                attempts,
-                ttl_s,
-                now,
-                int(failed),
-                "" if due_at is None else repr(due_at),
-                note.model_dump_json() if note else "",
-                claim.ticket,
-                *flat,
-            ],
-            client=client,
-        )
-        return done is not None
+        keys = [
+            self.key(claim.ticket),
+            self.failed_key,
+            self.history_key(claim.ticket),
+            self.delayed_key,
+        ]
+        args = [
+            claim.run,
+            claim.holder,
+            attempts,
+            ttl_s,
+            now,
+            int(failed),
+            "" if due_at is None else repr(due_at),
+            note.model_dump_json() if note else "",
+            claim.ticket,
+            *flat,
+        ]
+        return keys, args
+
+    def _write(self, claim: Claim, **options: Any) -> bool:
+        keys, args = self._update_call(claim, **options)
+        return self._update(keys=keys, args=args) is not None
 
     def _write_replicated(
         self, claim: Claim, *, replicas: int, wait_s: float, **fields: Any
     ) -> bool:
-        # WAIT counts the writes of its own connection: one pipeline carries both.
-        pipe = self.redis.pipeline(transaction=False)
-        self._write(claim, attempts=1, client=pipe, **fields)
-        pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
-        done, acked = pipe.execute()
+        keys, args = self._update_call(claim, attempts=1, **fields)
+        done, acked = self._run(self._update, keys, args, replicas, wait_s)
         if done is None:
             return False
-        if int(acked) < replicas:
-            raise NotReplicated(int(acked), replicas)
+        if acked is not None and acked < replicas:
+            raise NotReplicated(acked, replicas)
         return True
+
+    def _run(
+        self, code: Script, keys: list[str], args: list[Any], replicas: int, wait_s: float
+    ) -> tuple[Any, int | None]:
+        """Run a script; with ``replicas`` > 0, then ``WAIT`` on the same connection (it counts
+        that connection's writes), in one round trip. Returns its answer and the replicas
+        that acknowledged (None without a WAIT)."""
+        if replicas <= 0:
+            return code(keys=keys, args=args), None
+        for _ in range(2):
+            pipe = self.redis.pipeline(transaction=False)
+            # EVALSHA itself, not the Script: a pipeline of Scripts asks SCRIPT EXISTS first.
+            pipe.evalsha(code.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", replicas, max(1, int(wait_s * 1000)))  # type: ignore[no-untyped-call]
+            try:
+                answer, acked = pipe.execute()
+            except redis.exceptions.NoScriptError:
+                code.sha = self.redis.script_load(code.script)  # a restarted or new master
+                continue
+            return answer, int(acked)
+        raise redis.exceptions.NoScriptError("the script could not be loaded")
 
     def connected_replicas(self) -> int:
         """How many replicas the Redis this store writes to has right now."""
         info = self.redis.info("replication")
         return int(info.get("connected_slaves", 0))
+
+
+def _claim(ticket: str, run: str, holder: str, result: list[str]) -> Claim | str:
+    """The claim of begin.lua's answer (start.lua's begins with it), or why there is none."""
+    if result[0] != "ok":
+        return result[0]
+    return Claim(
+        ticket=ticket,
+        run=run,
+        holder=holder,
+        in_doubt=result[1] == "1",
+        attempts=int(result[2]),
+        fingerprint=result[3],
+        created_at=datetime.fromisoformat(result[4]),
+        prior=TicketState(result[5]),
+    )

@@ -49,7 +49,7 @@ class MemoryTicketStore:
         self._ttl_s = result_ttl_s
         self._watch_s = watch_s
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the lease store's start holds it over several steps
         self._hashes: dict[str, dict[str, str]] = {}
         self._history: dict[str, list[str]] = {}
         self._expires: dict[str, float] = {}  # finished tickets: when hash and history go

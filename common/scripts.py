@@ -29,8 +29,27 @@ def source(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
+def composed(package: str, name: str, functions: Mapping[str, tuple[str, str]]) -> str:
+    """The text of script ``name`` preceded by other scripts, each as a local function.
+
+    ``functions`` maps a function name to the ``(package, file)`` of a script; its body
+    becomes ``local function <name>(KEYS, ARGV) ... end``, so it reads its own ``KEYS`` and
+    ``ARGV`` and returns what the script returns. One script can then run several others
+    in one call, and each stays the single definition of its steps.
+    """
+    parts = [
+        f"local function {function}(KEYS, ARGV)\n{source(*where).rstrip()}\nend\n"
+        for function, where in functions.items()
+    ]
+    return "".join(parts) + source(package, name)
+
+
 def script(
-    client: redis.Redis, package: str, name: str, constants: Mapping[str, str] | None = None
+    client: redis.Redis,
+    package: str,
+    name: str,
+    constants: Mapping[str, str] | None = None,
+    functions: Mapping[str, tuple[str, str]] | None = None,
 ) -> Script:
     """The script ``name`` of ``package``, registered on ``client`` with redis-py.
 
@@ -40,18 +59,20 @@ def script(
         name: the file name, e.g. ``submit.lua``.
         constants: words of the script replaced by values before it is registered (limits
             that are constants of the code, not arguments of each call).
+        functions: other scripts the script calls as functions (see :func:`composed`).
 
     Returns:
         A redis-py ``Script``: called with ``keys``/``args``, it runs by SHA and loads itself
         into a Redis that does not know it (after a restart, on a new master).
     """
     fixed = tuple(sorted((constants or {}).items()))
-    key = (package, name, repr(fixed))
+    calls = tuple(sorted((functions or {}).items()))
+    key = (package, name, repr((fixed, calls)))
     with _lock:
         scripts = _registered.setdefault(client, {})
         found = scripts.get(key)
         if found is None:
-            text = source(package, name)
+            text = composed(package, name, dict(calls))
             for word, value in fixed:
                 text = text.replace(word, value)
             found = scripts[key] = client.register_script(text)

@@ -46,7 +46,24 @@ elseif state == 'half_open' then
     end
   end
 end
-redis.call('HSET', KEYS[1], 'state', state, 'failures', failures, 'open_until', open_until,
-  'granted', granted, 'successes', successes, 'half_open_at', half_open_at, 'opened', opened)
-redis.call('EXPIRE', KEYS[1], 86400)
+-- Write only what changed: a closed breaker that hears a success (the common case) is not
+-- written at all; a missing hash reads as closed, so it is created only by a change.
+local names = {'state', 'failures', 'open_until', 'granted', 'successes', 'half_open_at',
+  'opened'}
+local values = {state, failures, open_until, granted, successes, half_open_at, opened}
+local defaults = {'closed', 0, 0, 0, 0, 0, 0}
+local changed, differs = {}, false
+for i = 1, 7 do
+  local was = h[i]
+  if i > 1 and was then was = tonumber(was) end
+  if (was or defaults[i]) ~= values[i] then differs = true end
+  if not h[1] or was ~= values[i] then
+    changed[#changed + 1] = names[i]
+    changed[#changed + 1] = values[i]
+  end
+end
+if differs then
+  redis.call('HSET', KEYS[1], unpack(changed))
+  redis.call('EXPIRE', KEYS[1], 86400)
+end
 return tostring(wait)

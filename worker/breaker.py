@@ -89,12 +89,25 @@ class MemoryBreakerStore(MemoryStates[BreakerState]):
     def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float:
         """0 when a call may go out, else the seconds to wait."""
         at = self.now(now)
-        return self.update(key, lambda state: allow(state, policy, at))
+        return self.update(key, lambda state: allow(state, policy, at), absent=BreakerState())
 
     def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None:
         """Count a call's outcome."""
         at = self.now(now)
-        self.update(key, lambda state: (record(state, policy, at, ok), None))
+        self.update(key, lambda state: (record(state, policy, at, ok), None), absent=BreakerState())
+
+
+def script_args(policy: BreakerPolicy, now: float | None, op: str) -> list[str | int | float]:
+    """The ``ARGV`` of ``breaker.lua`` (here and where another script runs it as a function);
+    ``op`` is ``allow``, ``ok`` or ``fail``."""
+    return [
+        "" if now is None else repr(now),
+        policy.threshold,
+        policy.cooldown_s,
+        policy.probes,
+        policy.probe_timeout_s,
+        op,
+    ]
 
 
 class RedisBreakerStore:
@@ -104,15 +117,13 @@ class RedisBreakerStore:
         self._redis = client
         self._script = script(client, "htap_sync.worker", "breaker.lua")
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis this store keeps its state on."""
+        return self._redis
+
     def _run(self, key: str, policy: BreakerPolicy, now: float | None, op: str) -> float:
-        args: list[str | int | float] = [
-            "" if now is None else repr(now),
-            policy.threshold,
-            policy.cooldown_s,
-            policy.probes,
-            policy.probe_timeout_s,
-            op,
-        ]
+        args = script_args(policy, now, op)
         return float(cast(str, self._script(keys=[key], args=args)))
 
     def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float:

@@ -1,7 +1,7 @@
 -- The same steps as _advance/acquire/penalize in bucket.py, atomically on Redis.
 -- KEYS[1]: the bucket's hash. ARGV: now ('' = Redis's clock), rate, burst, horizon, min rate,
 -- factor, cooldown, step, interval, op ('acquire' | 'penalize'), retry-after.
--- Returns {granted (1/0), wait in seconds as text}.
+-- Returns {granted (1/0), wait in seconds as text}. Writes only the fields that changed.
 local now = tonumber(ARGV[1])
 if not now then
   local t = redis.call('TIME')
@@ -43,7 +43,18 @@ else
   tokens = math.min(tokens, 0)
   blocked = math.max(blocked, now + (tonumber(ARGV[11]) or 0))
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'updated', updated, 'rate', rate,
-  'raised', raised, 'lowered', lowered, 'blocked_until', blocked)
-redis.call('EXPIRE', KEYS[1], 86400)
+-- Write only the fields that changed (all of them for a new bucket).
+local names = {'tokens', 'updated', 'rate', 'raised', 'lowered', 'blocked_until'}
+local values = {tokens, updated, rate, raised, lowered, blocked}
+local changed = {}
+for i = 1, 6 do
+  if not h[i] or tonumber(h[i]) ~= values[i] then
+    changed[#changed + 1] = names[i]
+    changed[#changed + 1] = values[i]
+  end
+end
+if #changed > 0 then
+  redis.call('HSET', KEYS[1], unpack(changed))
+  redis.call('EXPIRE', KEYS[1], 86400)
+end
 return {granted, tostring(wait)}

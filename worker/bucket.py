@@ -137,6 +137,25 @@ class MemoryBucketStore(MemoryStates[BucketState]):
         self.update(key, lambda state: (penalize(state, policy, at, retry_after_s), None))
 
 
+def script_args(
+    policy: BucketPolicy, now: float | None, op: str, retry_after_s: float = 0.0
+) -> list[str | int | float]:
+    """The ``ARGV`` of ``bucket.lua`` (here and where another script runs it as a function)."""
+    return [
+        "" if now is None else repr(now),
+        policy.rate_per_s,
+        policy.burst,
+        policy.horizon_s,
+        policy.min_rate_per_s,
+        policy.decrease_factor,
+        policy.cooldown_s,
+        policy.step_per_s,
+        policy.increase_interval_s,
+        op,
+        retry_after_s,
+    ]
+
+
 class RedisBucketStore:
     """Buckets in Redis, shared by every worker process on every host.
 
@@ -148,28 +167,16 @@ class RedisBucketStore:
         self._redis = client
         self._script = script(client, "htap_sync.worker", "bucket.lua")
 
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis this store keeps its state on."""
+        return self._redis
+
     def _run(
         self, key: str, policy: BucketPolicy, now: float | None, op: str, retry_after_s: float
     ) -> Grant:
-        granted, wait = cast(
-            list[str | int],
-            self._script(
-                keys=[key],
-                args=[
-                    "" if now is None else repr(now),
-                    policy.rate_per_s,
-                    policy.burst,
-                    policy.horizon_s,
-                    policy.min_rate_per_s,
-                    policy.decrease_factor,
-                    policy.cooldown_s,
-                    policy.step_per_s,
-                    policy.increase_interval_s,
-                    op,
-                    retry_after_s,
-                ],
-            ),
-        )
+        args = script_args(policy, now, op, retry_after_s)
+        granted, wait = cast(list[str | int], self._script(keys=[key], args=args))
         return Grant(bool(int(granted)), float(wait))
 
     def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant:

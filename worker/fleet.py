@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import redis
+from pydantic import AnyHttpUrl
 
 from htap_sync.common.broker_queue import BrokerQueue
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import TicketStore
-from htap_sync.worker.breaker import RedisBreakerStore
+from htap_sync.worker.breaker import BreakerState, RedisBreakerStore
 from htap_sync.worker.bucket import RedisBucketStore
 from htap_sync.worker.follow_store import FollowStore
 
@@ -37,7 +38,7 @@ def fleet_view(
         "delayed": DelayedSet(client, key_prefix=settings.key_prefix, clock=lambda: now).state(),
         "failed": tickets.failed_count(),
         "rate_limits": _rate_limits(client, keys, settings, now),
-        "breakers": _breakers(client, keys, now),
+        "breakers": _breakers(client, keys, now, settings.cloud.endpoint),
         "following": FollowStore(client, keys).state(),
     }
     if with_tickets:
@@ -68,17 +69,22 @@ def _rate_limits(
     return found
 
 
-def _breakers(client: redis.Redis, keys: Keys, now: float) -> list[dict[str, Any]]:
+def _breakers(
+    client: redis.Redis, keys: Keys, now: float, endpoint: AnyHttpUrl | None
+) -> list[dict[str, Any]]:
+    """Every breaker written, and the configured endpoint's: a breaker is written only when it
+    changes, so one never written is closed (and was never opened)."""
     store = RedisBreakerStore(client)
     found = []
-    for key in sorted(client.scan_iter(match=keys.breakers(), count=100)):
-        state = store.state(str(key))
-        if state is None:
-            continue
+    names = {str(key) for key in client.scan_iter(match=keys.breakers(), count=100)}
+    if endpoint is not None:
+        names.add(keys.breaker(str(endpoint)))
+    for key in sorted(names):
+        state = store.state(key) or BreakerState()
         is_open = state.state == "open"
         found.append(
             {
-                "endpoint": str(key).removeprefix(f"{keys.prefix}:breaker:"),
+                "endpoint": key.removeprefix(f"{keys.prefix}:breaker:"),
                 "state": state.state,
                 "opened": state.opened,
                 "open_for_s": round(max(0.0, state.open_until - now), 3) if is_open else 0.0,

@@ -18,10 +18,13 @@ from typing import Any
 import redis
 
 from htap_sync.common.keys import Keys
+from htap_sync.common.lease import Following
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.scripts import script
 from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.follow import Followed
+
+_FOLLOWING = SyncInfo(state=SyncState.FOLLOWING).model_dump_json(exclude_none=True)
 
 
 def instance_ref(project_id: str, instance_id: str) -> str:
@@ -52,12 +55,11 @@ class FollowStore:
         Idempotent: enrolling again replaces the entry and keeps an earlier round.
         """
         ref = instance_ref(project_id, instance_id)
-        following = SyncInfo(state=SyncState.FOLLOWING).model_dump_json(exclude_none=True)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self.keys.follow_tasks(ref), ticket, _entry(item))
         # LT adds a new instance and never pushes an instance's earlier round later.
         pipe.zadd(self.keys.follow_due, {ref: first_at}, lt=True)
-        pipe.hset(self.keys.ticket(ticket), "sync", following)
+        pipe.hset(self.keys.ticket(ticket), "sync", _FOLLOWING)
         pipe.execute()
 
     def claim_due(self, now: float, *, hold_s: float, limit: int = 16) -> list[str]:
@@ -128,24 +130,63 @@ def _followed(ticket: str, text: str) -> Followed:
     )
 
 
+class Enroller:
+    """What ``process_ticket`` calls when a task exists: follow it for ``timeout_s`` at most,
+    its instance's first round ``first_s`` from now at the latest."""
+
+    def __init__(
+        self,
+        store: FollowStore,
+        *,
+        timeout_s: float,
+        first_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._timeout_s = timeout_s
+        self._first_s = first_s
+        self._clock = clock
+
+    def __call__(self, ticket: str, request: ReplicationRequest, job_id: str | None) -> None:
+        """Enroll the ticket now (one transaction)."""
+        self.following(ticket, request, job_id).enroll()
+
+    def following(self, ticket: str, request: ReplicationRequest, job_id: str | None) -> Following:
+        """The enrolment as the ticket store's ``finish`` writes it with the success (the
+        same writes as :meth:`FollowStore.enroll`, in the same step as the result)."""
+        now = self._clock()
+        item = Followed(ticket, request.task_name, job_id, deadline=now + self._timeout_s)
+        first_at = now + self._first_s
+        ref = instance_ref(request.project_id, request.instance_id)
+        store = self._store
+
+        def enroll() -> None:
+            store.enroll(
+                ticket,
+                item,
+                project_id=request.project_id,
+                instance_id=request.instance_id,
+                first_at=first_at,
+            )
+
+        return Following(
+            enroll=enroll,
+            where=store.redis,
+            tasks_key=store.keys.follow_tasks(ref),
+            due_key=store.keys.follow_due,
+            ref=ref,
+            entry=_entry(item),
+            first_at=first_at,
+            sync=_FOLLOWING,
+        )
+
+
 def enroller(
     store: FollowStore,
     *,
     timeout_s: float,
     first_s: float,
     clock: Callable[[], float] = time.time,
-) -> Callable[[str, ReplicationRequest, str | None], None]:
+) -> Enroller:
     """What ``process_ticket`` calls when a task exists: follow it for ``timeout_s`` at most."""
-
-    def enroll(ticket: str, request: ReplicationRequest, job_id: str | None) -> None:
-        now = clock()
-        item = Followed(ticket, request.task_name, job_id, deadline=now + timeout_s)
-        store.enroll(
-            ticket,
-            item,
-            project_id=request.project_id,
-            instance_id=request.instance_id,
-            first_at=now + first_s,
-        )
-
-    return enroll
+    return Enroller(store, timeout_s=timeout_s, first_s=first_s, clock=clock)

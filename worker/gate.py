@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from htap_sync.common.errors import Ambiguous, ApiError, Throttled, TransportError
 from htap_sync.common.keys import Keys
+from htap_sync.common.lease import Admission, Limits, ScriptedLimits
 from htap_sync.common.settings import Settings
-from htap_sync.worker.breaker import BreakerPolicy, BreakerState
-from htap_sync.worker.bucket import BucketPolicy, BucketState, Grant
+from htap_sync.worker import breaker as breakers
+from htap_sync.worker import bucket as buckets
+from htap_sync.worker.breaker import BreakerPolicy, BreakerState, RedisBreakerStore
+from htap_sync.worker.bucket import BucketPolicy, BucketState, Grant, RedisBucketStore
 
 # The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
 Api = Literal["create", "list", "jobs", "configuration"]
@@ -50,6 +53,13 @@ class CallGate(Protocol):
     def before_call(self, project_id: str, api: Api) -> None: ...
 
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None: ...
+
+
+@runtime_checkable
+class LimitedGate(CallGate, Protocol):
+    """A gate whose checks of one call the ticket store can make inside its own steps."""
+
+    def limits(self, project_id: str, api: Api) -> Limits: ...
 
 
 class MustWait(Exception):
@@ -136,6 +146,11 @@ class Gate:
         if grant.wait_s > 0:
             self._sleep(grant.wait_s)
 
+    def limits(self, project_id: str, api: Api) -> Limits:
+        """The checks of one call, for the ticket store's ``start``/``finish`` (one step each
+        on Redis when the bucket and the breaker live there too)."""
+        return _GateLimits(self, project_id, api)
+
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
         """Feed a call's outcome to the breaker, and a 429 to the bucket."""
         self._breakers.record(self.breaker_key(), self._breaker_policy, None, not _failed(error))
@@ -153,14 +168,78 @@ class Gate:
         return self._breakers.state(self.breaker_key())
 
 
+class _GateLimits(Limits):
+    """:meth:`Gate.before_call` and a success's :meth:`Gate.after_call`, without sleeping."""
+
+    def __init__(self, gate: Gate, project_id: str, api: Api) -> None:
+        self._gate = gate
+        self._bucket_key = gate.bucket_key(project_id, api)
+        self.max_sleep_s = gate.max_sleep_s
+        found, told = gate._buckets, gate._breakers
+        if (
+            isinstance(found, RedisBucketStore)
+            and isinstance(told, RedisBreakerStore)
+            and found.client is told.client
+        ):
+            self.scripted = ScriptedLimits(
+                where=found.client,
+                bucket_key=self._bucket_key,
+                acquire_args=buckets.script_args(gate._bucket_policy, None, "acquire"),
+                breaker_key=gate.breaker_key(),
+                allow_args=breakers.script_args(gate._breaker_policy, None, "allow"),
+                ok_args=breakers.script_args(gate._breaker_policy, None, "ok"),
+            )
+
+    def admit(self) -> Admission:
+        """A token, then the breaker; a token further away than ``max_sleep_s`` is a wait."""
+        gate = self._gate
+        grant = gate._buckets.acquire(self._bucket_key, gate._bucket_policy)
+        if not grant.granted or grant.wait_s > self.max_sleep_s:
+            return Admission("rate", grant.wait_s)
+        wait = gate._breakers.allow(gate.breaker_key(), gate._breaker_policy)
+        if wait > 0:
+            return Admission("breaker", wait)
+        return Admission(sleep_s=grant.wait_s)
+
+    def succeeded(self) -> None:
+        """The breaker hears of a call that succeeded."""
+        gate = self._gate
+        gate._breakers.record(gate.breaker_key(), gate._breaker_policy, None, True)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep as the gate does."""
+        self._gate._sleep(seconds)
+
+
+class _NoLimits(Limits):
+    """Nothing to check: every call goes at once."""
+
+    free = True
+
+    def admit(self) -> Admission:
+        """Always go."""
+        return Admission()
+
+    def succeeded(self) -> None:
+        """Remember nothing."""
+
+    def sleep(self, seconds: float) -> None:
+        """Never asked to: nothing is reserved."""
+
+
 class OpenGate:
     """A gate that lets every call through (tests of the logic around it)."""
 
     def before_call(self, project_id: str, api: Api) -> None:
         """Always go."""
 
+    def limits(self, project_id: str, api: Api) -> Limits:
+        """Nothing to check."""
+        return _NO_LIMITS
+
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
         """Remember nothing."""
 
 
+_NO_LIMITS = _NoLimits()
 OPEN_GATE = OpenGate()

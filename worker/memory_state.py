@@ -27,10 +27,19 @@ class MemoryStates(Generic[S]):
         """``now``, or the clock's time when it is None."""
         return self._clock() if now is None else now
 
-    def update(self, key: str, change: Callable[[S | None], tuple[S, R]]) -> R:
-        """Replace the state of ``key`` by what ``change`` makes of it; return its answer."""
+    def update(
+        self, key: str, change: Callable[[S | None], tuple[S, R]], *, absent: S | None = None
+    ) -> R:
+        """Replace the state of ``key`` by what ``change`` makes of it; return its answer.
+
+        A key without a state that would get ``absent`` (the state a missing key means) stays
+        without one, as a Redis store writes nothing when nothing changes.
+        """
         with self._lock:
-            self._states[key], answer = change(self._states.get(key))
+            before = self._states.get(key)
+            after, answer = change(before)
+            if before is not None or absent is None or after != absent:
+                self._states[key] = after
             return answer
 
     def state(self, key: str) -> S | None:

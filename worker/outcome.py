@@ -57,11 +57,15 @@ def gated(
     api: Api,
     call: Callable[[], T],
     on_done: Callable[[str, ApiError | None, str | None], None] | None = None,
+    *,
+    report_ok: bool = True,
 ) -> T:
     """Make one API call the gate let through: feed the gate its outcome, count and time it.
 
     ``on_done(outcome, error, request_id)`` runs last (callers log there); the request id is
     the error's, or the answer's when the result carries one (a created task's).
+    ``report_ok=False``: a success is not fed to the gate here (the ticket store's ``finish``
+    tells the breaker in the same step as the result).
     """
     started = time.monotonic()
     error: ApiError | None = None
@@ -73,7 +77,8 @@ def gated(
         error = exc
         raise
     finally:
-        gate.after_call(project_id, api, error)
+        if error is not None or report_ok:
+            gate.after_call(project_id, api, error)
         status = (
             str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
         )
@@ -91,6 +96,8 @@ def observed(
     call: Callable[[], T],
     gate: CallGate,
     project_id: str,
+    *,
+    report_ok: bool = True,
 ) -> T:
     """Make one call of a delivery: :func:`gated`, and logged (never a secret)."""
 
@@ -111,7 +118,7 @@ def observed(
             },
         )
 
-    return gated(gate, project_id, api, call, logged)
+    return gated(gate, project_id, api, call, logged, report_ok=report_ok)
 
 
 def finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:

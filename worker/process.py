@@ -9,7 +9,14 @@ The order of steps is what keeps a task from being created twice:
 4. mark the ticket in doubt, *then* POST; only an answer proving nothing was created clears it;
 5. a refusal that may only say our own task exists ("name exists", or any refusal after an
    earlier attempt) is checked with the list call before the ticket may fail;
-6. a task that exists is enrolled for following *before* its ticket succeeds.
+6. a task that exists is enrolled for following *before* its ticket succeeds (or in the same
+   atomic step).
+
+On Redis the common path is two scripts (:meth:`LeaseStore.start`, :meth:`LeaseStore.finish`):
+the claim, the gate (a token, the breaker), the in-doubt mark (and ``WAIT`` for replicas,
+after the mark and before the POST) in one; the success, the breaker's record and the
+enrolment in the other. A ticket in doubt is only claimed by the first, and looks before its
+mark; a wait of the gate marks nothing and costs no attempt.
 
 A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
 message is acknowledged. It fails when its attempts or its deadline run out; when it is in
@@ -22,26 +29,25 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from htap_sync.common.errors import (
-    Ambiguous,
-    ApiError,
-    Permanent,
-    Rejected,
-    RequestInvalid,
-    Throttled,
-)
-from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.errors import Ambiguous, ApiError, Permanent, Rejected, Throttled
+from htap_sync.common.lease import Claim, LeaseStore, Limits, Started
 from htap_sync.common.models import ErrorPayload, ReplicationRequest
-from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
-from htap_sync.common.tickets import ticket_id
 from htap_sync.worker import metrics
 from htap_sync.worker.backoff import backoff_s
 from htap_sync.worker.classify import says_name_exists
 from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.delivery import (
+    Delivery,
+    Enroll,
+    check_and_start,
+    follow_created,
+    marked,
+    no_enroll,
+    start_attempt_or_wait,
+)
 from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
 from htap_sync.worker.outcome import Outcome, finished, note, observed
 
@@ -49,34 +55,6 @@ __all__ = ["Delivery", "Enroll", "Outcome", "process_ticket"]
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
-
-
-def _invalid(store: LeaseStore, claim: Claim, why: str, reason: str) -> Outcome:
-    store.fail(claim, ErrorPayload(error_code="HTAP_SYNC.INVALID", error_msg=why))
-    return Outcome("finished", reason=reason)
-
-
-# Called with (ticket, request, job_id) once a task is known to exist, before the ticket
-# succeeds, so a worker killed between the two never leaves a created task unfollowed.
-Enroll = Callable[[str, ReplicationRequest, str | None], None]
-
-
-def _no_enroll(ticket: str, request: ReplicationRequest, job_id: str | None) -> None:
-    """Following is off: nothing to do."""
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """The collaborators one delivery works with."""
-
-    client: TaurusClient
-    store: LeaseStore
-    settings: Settings
-    rng: random.Random
-    gate: CallGate
-    clock: Callable[[], float]
-    enroll: Enroll
-    replicas: Callable[[], int]
 
 
 def process_ticket(
@@ -101,26 +79,32 @@ def process_ticket(
     the in-doubt mark before the create call goes out.
     """
     gate = gate or OPEN_GATE
-    d = Delivery(client, store, settings, rng, gate, clock, enroll or _no_enroll, replicas)
-    checked = _checked(ticket, run, payload, store, settings)
+    d = Delivery(client, store, settings, rng, gate, clock, enroll or no_enroll, replicas)
+    checked = check_and_start(ticket, run, payload, d)
     if isinstance(checked, Outcome):
         return checked
-    request, claim = checked
+    request, started, limits = checked
+    claim = started.claim
+    # Marked by start: finish tells the breaker; else the gate heard the call (after_call).
+    told_by_finish = limits if started.verdict == "marked" else None
     sent = False
     try:
-        if claim.in_doubt:
-            looked = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
-            if looked is not None:
-                return looked
-        d.gate.before_call(request.project_id, "create")
-        started = _start_attempt(claim, d)
-        if isinstance(started, Outcome):
-            return started
-        if not started:
+        if started.verdict == "marked":
+            ready = marked(started, d, limits)
+        else:
+            ready = _step_by_step(request, started, d, limits)
+        if isinstance(ready, Outcome):
+            return ready
+        if not ready:
             return Outcome("skipped", reason="lost the ticket")
         sent = True
         created = observed(
-            claim, "create", lambda: client.create_replication(request), d.gate, request.project_id
+            claim,
+            "create",
+            lambda: client.create_replication(request),
+            d.gate,
+            request.project_id,
+            report_ok=told_by_finish is None,
         )
     except MustWait as wait:
         return _wait(claim, wait, d)
@@ -128,65 +112,33 @@ def process_ticket(
         if sent and _may_be_ours(exc, claim):
             return _refused_but_maybe_ours(request, claim, exc, d)
         return _after_error(exc, claim, sent=sent, d=d)
-    d.enroll(ticket, request, created.job_id)
-    store.succeed(
-        claim,
-        created.job_id,
-        reconciled=False,
-        note=note("create", "created", request_id=created.request_id),
-    )
+    follow = follow_created(d.enroll, ticket, request, created.job_id)
+    made = note("create", "created", request_id=created.request_id)
+    store.finish(claim, created.job_id, note=made, limits=told_by_finish, follow=follow)
     finished(claim, "succeeded", clock)
     return Outcome("finished", reason="created")
 
 
-def _start_attempt(claim: Claim, d: Delivery) -> bool | Outcome:
-    """Count the attempt and mark doubt durably (on enough replicas); or wait, sending nothing.
+def _step_by_step(
+    request: ReplicationRequest, started: Started, d: Delivery, limits: Limits | None
+) -> bool | Outcome:
+    """The start's rarer paths: a gate's wait, a look first when in doubt, then the gate and
+    the attempt one step at a time.
 
-    Returns:
-        True to send; False when the ticket was lost; an Outcome when replicas lag behind.
+    Raises:
+        MustWait: the gate's answer at the start was a wait (nothing marked, no attempt).
     """
-    wanted = d.replicas()
-    try:
-        return d.store.start_attempt(
-            claim,
-            lease_s=d.settings.lease_s,
-            replicas=wanted,
-            wait_s=d.settings.redis.wait_timeout_s,
-        )
-    except NotReplicated as exc:
-        # Nothing was sent: give the attempt back and keep the doubt as it was.
-        wait_s = d.settings.redis.wait_timeout_s
-        d.store.retrying(
-            claim,
-            ErrorPayload(error_code="HTAP_SYNC.NOT_REPLICATED", error_msg=str(exc)),
-            in_doubt=claim.in_doubt,
-            due_at=d.clock() + wait_s,
-            refund_attempt=True,
-        )
-        metrics.WAITS.labels("replication").inc()
-        log.warning("ticket %s: waits for Redis replicas (%s)", claim.ticket, exc)
-        return Outcome("waiting", delay_s=wait_s, reason="replication")
-
-
-def _checked(
-    ticket: str, run: str, payload: Any, store: LeaseStore, settings: Settings
-) -> tuple[ReplicationRequest, Claim] | Outcome:
-    """Validate the message, check it names its ticket, claim the ticket; or why not."""
-    try:
-        request = validate(payload)
-    except RequestInvalid as exc:
-        return _invalid(store, Claim(ticket, run), str(exc), "invalid message")
-    if ticket_id(request.project_id, request.instance_id, request.task_name) != ticket:
-        return _invalid(
-            store, Claim(ticket, run), "message names another ticket", "ticket mismatch"
-        )
-    claim = store.begin(ticket, run, lease_s=settings.lease_s)
-    if not isinstance(claim, Claim):
-        return Outcome("skipped", reason=claim)
-    if claim.fingerprint != request.fingerprint():
-        why = "message differs from the request its ticket recorded"
-        return _invalid(store, claim, why, "request mismatch")
-    return request, claim
+    claim = started.claim
+    if started.verdict in ("rate", "breaker"):
+        short = limits is not None and started.wait_s <= limits.max_sleep_s
+        if started.verdict == "breaker" or not short:
+            raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
+    if claim.in_doubt:
+        looked = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
+        if looked is not None:
+            return looked
+    d.gate.before_call(request.project_id, "create")  # sleeps for a short wait
+    return start_attempt_or_wait(claim, d)
 
 
 def _exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:

@@ -39,6 +39,10 @@ from htap_sync.worker.runtime import Runtime
 log = logging.getLogger("htap_sync.worker")
 
 
+# Reasons of a delivery that succeeded its ticket: no need to read it back (a round trip).
+_SUCCEEDED = frozenset({"created", "reconciled"})
+
+
 class TicketFailed(Exception):
     """The delivery failed its ticket for good: the task ends in FAILURE (Flower shows it)."""
 
@@ -139,7 +143,7 @@ def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, An
             },
         )
         observe_delivery(outcome.kind, outcome.reason, outcome.delay_s)
-        if outcome.kind == "finished":
+        if outcome.kind == "finished" and outcome.reason not in _SUCCEEDED:
             _raise_if_failed(parts.store, ticket)
         return outcome.kind
 
