@@ -205,6 +205,13 @@ class Settings(BaseSettings):
         description="Bulk enqueueing waits while the queue holds more messages than this"
         " (unset: no limit).",
     )
+    batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Tickets per broker message for bulk work (enqueue_many, bulk files, the"
+        " ingress batch): a worker runs a batch's calls concurrently. 1 turns batching off.",
+    )
     api_keys: SecretStr | None = Field(
         default=None,
         description="Comma-separated API keys the HTTP ingress accepts (X-API-Key or"
