@@ -203,7 +203,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Bulk enqueueing waits while the queue holds more messages than this"
-        " (unset: no limit).",
+        " (a bulk message carries up to HTAP_SYNC_BATCH_SIZE tickets; unset: no limit).",
     )
     batch_size: int = Field(
         default=16,

@@ -208,7 +208,7 @@ class Producer:
         """Submit ``requests`` as messages of up to ``batch_size`` tickets (the batch task)."""
         size = self._per_message
         groups = [requests[i : i + size] for i in range(0, len(requests), size)]
-        self.wait_for_room(len(groups))
+        self.wait_for_room(self.messages_for(len(requests)))
         batches = []
         for group in groups:
             items = []
@@ -218,6 +218,10 @@ class Producer:
                 items.append((request, run, batch_item(ticket, run, data)))
             batches.append((batch_frame(self._celery, self.settings.queue, size), items))
         return self.store.submit_batches(batches, self._queue_key)
+
+    def messages_for(self, count: int) -> int:
+        """How many messages :meth:`enqueue_many` queues for ``count`` new requests (at most)."""
+        return -(-count // self._per_message)
 
     def queue_depth(self) -> int:
         """Messages waiting in the queue (not yet taken by a worker)."""

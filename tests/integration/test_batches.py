@@ -116,3 +116,27 @@ class TestRedeliveredBatch:
         _assert_each_created_once(simulator, statuses)
         assert simulator.state.created == 96
         assert simulator.state.create_answers().get(409, 0) == 0
+
+
+def test_backpressure_counts_batch_messages(settings: Settings) -> None:
+    """HTAP_SYNC_MAX_QUEUE_DEPTH counts messages: at 2, enqueue_many queues 2 messages of 16
+    tickets at a time and waits (an injected sleep drains the queue) before each next pair."""
+    limited = settings.model_copy(update={"max_queue_depth": 2})
+    queue = Keys(limited.key_prefix).queue(limited.queue)
+    seen: list[int] = []
+    producer = Producer(limited)
+
+    def drain(_: float) -> None:
+        seen.append(int(producer._redis.llen(queue)))
+        producer._redis.delete(queue)
+
+    producer._sleep = drain
+    try:
+        results = list(
+            producer.enqueue_many(request_data(task_name=f"bp_{i:03d}") for i in range(100))
+        )
+        assert [r.status for r in results] == ["queued"] * 100
+        assert seen == [2, 2, 2]  # 32 tickets a round: 32, 32, 32, then 4
+        assert _queued_items(producer, limited) and producer.queue_depth() == 1
+    finally:
+        producer.close()
