@@ -70,26 +70,25 @@ def run_batch(settings: Settings, runtime: Runtime, raw: Any) -> str:
     if not items:
         raise TicketFailed("; ".join(refused) or "items: empty batch")
     client = runtime.get().batch_client
-    kinds: Counter[str] = Counter()
-    failed: list[str] = []
-    rejected: list[Reject] = []
 
-    def one(item: Item) -> None:
+    def one(item: Item) -> tuple[str, str | None]:
+        """The item's outcome kind (``rejected`` when Redis failed it) and its failure."""
         ticket, run, request = item
         try:
-            kinds[deliver(ticket, run, request, client, settings=settings, runtime=runtime)] += 1
-        except Reject as exc:
-            rejected.append(exc)
+            return deliver(ticket, run, request, client, settings=settings, runtime=runtime), None
+        except Reject:
+            return "rejected", None
         except TicketFailed as exc:
-            kinds["finished"] += 1
-            failed.append(str(exc))
+            return "finished", str(exc)
         except Exception as exc:  # deliver() logged it and failed the ticket
-            failed.append(f"{ticket}: HTAP_SYNC.INTERNAL {type(exc).__name__}")
+            return "finished", f"{ticket}: HTAP_SYNC.INTERNAL {type(exc).__name__}"
 
     with ThreadPoolExecutor(len(items), thread_name_prefix="htap-sync-batch") as pool:
-        list(pool.map(one, items))
-    if rejected:
-        raise Reject(f"{len(rejected)} tickets met Redis errors: {rejected[0]}", requeue=True)
+        ends = list(pool.map(one, items))
+    kinds = Counter(kind for kind, _ in ends)
+    failed = [failure for _, failure in ends if failure is not None]
+    if kinds["rejected"]:
+        raise Reject(f"{kinds['rejected']} tickets met Redis errors", requeue=True)
     if failed or refused:
         count = len(failed) + len(refused)
         raise TicketFailed(f"{count} of {len(raw)} failed: " + "; ".join(refused + failed))
