@@ -149,11 +149,16 @@ class Producer:
         """Validate and enqueue many requests, a pipelined batch at a time.
 
         Each batch (``batch_size`` requests) is one round trip to Redis, tickets and messages
-        together. Its accepted requests go ``HTAP_SYNC_BATCH_SIZE`` to a message of the batch
-        task (:data:`CREATE_REPLICATIONS`), whose calls a worker runs concurrently; at 1, one
-        message per request, as :meth:`enqueue` sends. When the queue holds more messages than
-        ``HTAP_SYNC_MAX_QUEUE_DEPTH``, the next batch waits until workers have drained it
-        (backpressure instead of flooding Redis).
+        together. Its valid requests are grouped ``HTAP_SYNC_BATCH_SIZE`` to a message of the
+        batch task (``htap_sync.create_replications``), whose calls a worker runs together;
+        a message carries the tickets it recorded (queued or re-driven), never a duplicate or
+        a conflict. At 1, one message per request, as :meth:`enqueue` sends. When the queue
+        holds more messages than ``HTAP_SYNC_MAX_QUEUE_DEPTH``, the next batch waits until
+        workers have drained it (backpressure instead of flooding Redis).
+
+        Args:
+            requests: the requests; a :class:`RequestInvalid` stands for one already known bad.
+            batch_size: requests per round trip to Redis (rounded up to whole messages).
 
         Yields:
             one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
