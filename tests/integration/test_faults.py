@@ -171,12 +171,14 @@ class TestRedisCrash:
         [(FAST_FAULTS, 150), ({}, 60)],
         ids=["fast-timeouts", "readme-defaults"],
     )
+    @pytest.mark.parametrize("path", ["single", "batched"])
     def test_redis_crash_with_aof_loses_nothing(
         self,
         tmp_path: Path,
         simulator: SimulatorServer,
         overrides: dict[str, Any],
         within_s: float,
+        path: str,
     ) -> None:
         """Every accepted request succeeds and each task is created once, across the crash;
         on the README's default settings (a 5-minute visibility timeout) too, all within 60 s
@@ -199,10 +201,9 @@ class TestRedisCrash:
         restarted: RedisServer | None = None
         worker: Service | None = None
         try:
-            receipts = [
-                producer.enqueue(request_data(task_name=f"aof_{i:03d}")) for i in range(200)
-            ]
-            tickets = [r.ticket for r in receipts]
+            tickets = _submit(
+                producer, [request_data(task_name=f"aof_{i:03d}") for i in range(200)], path
+            )
             # A worker on this test's Redis (the start_worker fixture uses the session's).
             worker = _worker_on(settings, tmp_path)
             wait_until(lambda: _succeeded(producer, tickets) >= 40, timeout_s=60, what="40 done")
