@@ -11,6 +11,8 @@ from htap_sync.common.settings import Settings
 
 # Producers send by this name; they never import the worker's code.
 CREATE_REPLICATION = "htap_sync.create_replication"
+# Bulk work: one message carries up to HTAP_SYNC_BATCH_SIZE tickets, as [[ticket, run, request]].
+CREATE_REPLICATIONS = "htap_sync.create_replications"
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -53,7 +55,10 @@ def make_celery(settings: Settings) -> Celery:
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,
-        task_routes={CREATE_REPLICATION: {"queue": settings.queue}},
+        task_routes={
+            CREATE_REPLICATION: {"queue": settings.queue},
+            CREATE_REPLICATIONS: {"queue": settings.queue},
+        },
         worker_hijack_root_logger=False,
         # Task events are off unless asked for: with them on, a worker was seen to hang for good
         # after Redis restarted (celery/kombu 5.7). Flower turns them on remotely when it runs.

@@ -2,10 +2,10 @@
 
 The settings are grouped by role: ``settings.redis``, ``.cloud``, ``.auth``, ``.delivery``,
 ``.following``, ``.rate``, ``.breaker``, ``.ingress``, ``.observability`` (models in
-``settings_sections``), plus ``queue``, ``key_prefix`` and ``max_queue_depth`` at the top. The
-documented variables stay flat (``HTAP_SYNC_REDIS_URL`` sets ``settings.redis.url``; the table is
-``settings_names.FLAT_NAMES``); the nested spelling ``HTAP_SYNC_REDIS__URL`` works too, and a flat
-name wins over it.
+``settings_sections``), plus ``queue``, ``key_prefix``, ``max_queue_depth`` and ``batch_size``
+at the top. The documented variables stay flat (``HTAP_SYNC_REDIS_URL`` sets
+``settings.redis.url``; the table is ``settings_names.FLAT_NAMES``); the nested spelling
+``HTAP_SYNC_REDIS__URL`` works too, and a flat name wins over it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,14 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Bulk enqueueing waits while the queue holds more messages than this"
-        " (unset: no limit).",
+        " (a bulk message carries up to HTAP_SYNC_BATCH_SIZE tickets; unset: no limit).",
+    )
+    batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Tickets per broker message for bulk work (enqueue_many, bulk files, the"
+        " ingress batch): a worker runs a batch's calls concurrently. 1 turns batching off.",
     )
 
     @classmethod

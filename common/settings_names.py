@@ -65,6 +65,7 @@ FLAT_NAMES: dict[str, tuple[str, ...]] = {
     "queue": ("queue",),
     "key_prefix": ("key_prefix",),
     "max_queue_depth": ("max_queue_depth",),
+    "batch_size": ("batch_size",),
 }
 
 # Variables read after HTAP_SYNC_<FLAT NAME>, in this order: the cloud SDK's own names.

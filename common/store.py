@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -128,26 +128,34 @@ class TicketStore:
             TicketConflict: a different request holds the name and has not failed.
         """
         run = run or uuid.uuid4().hex
-        keys, args = self.submit_args(request, run, queue_key, message)
-        outcome, state = cast(list[str], self._submit(keys=keys, args=args))
+        keys, args = self.submit_args([(request, run, message, "")], queue_key)
+        [(outcome, state)] = _answers(self._submit(keys=keys, args=args))
         if outcome == "conflict":
-            raise TicketConflict(args[3], state)
-        return args[3], run, Submitted(outcome)
+            raise TicketConflict(args[8], state)
+        return args[8], run, Submitted(outcome)
 
     def submit_args(
-        self, request: ReplicationRequest, run: str, queue_key: str, message: str
+        self,
+        items: Sequence[tuple[ReplicationRequest, str, str, str]],
+        queue_key: str,
+        frame: Sequence[str] = ("", "", "", ""),
     ) -> tuple[list[str], list[str]]:
-        """The keys and arguments of the submit script (for pipelined submissions)."""
-        ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
-        keys = [
-            self.key(ticket),
-            self.failed_key,
-            self.history_key(ticket),
-            queue_key or "_",
-            self.delayed_key,
-        ]
+        """The keys and arguments of one call of the submit script (``submit.lua``).
+
+        Args:
+            items: ``(request, run, message, item)`` of each ticket: its own message, or
+                its item (JSON text) in the batch message ``frame``; "" for none.
+            queue_key: the broker list messages go onto.
+            frame: the batch message around its items (``producer.messages.BatchFrame``:
+                head, tail, body head, body tail).
+        """
         now = self._clock()
-        args = [request.fingerprint(), run, iso(now), ticket, message, repr(now + self._watch_s)]
+        keys = [self.failed_key, self.delayed_key, queue_key or "_"]
+        args = [iso(now), repr(now + self._watch_s), *frame]
+        for request, run, message, item in items:
+            ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+            keys += [self.key(ticket), self.history_key(ticket)]
+            args += [request.fingerprint(), run, ticket, message, item]
         return keys, args
 
     def submit_many(
@@ -162,12 +170,48 @@ class TicketStore:
         pipe = self.redis.pipeline(transaction=False)
         tickets = []
         for request, run, queue_key, message in items:
-            keys, args = self.submit_args(request, run, queue_key, message)
+            keys, args = self.submit_args([(request, run, message, "")], queue_key)
             self._submit(keys=keys, args=args, client=pipe)
-            tickets.append(args[3])
+            tickets.append(args[8])
+        replies = [reply for answers in pipe.execute() for reply in _answers(answers)]
         return [
             (ticket, str(outcome), str(state))
-            for ticket, (outcome, state) in zip(tickets, pipe.execute(), strict=True)
+            for ticket, (outcome, state) in zip(tickets, replies, strict=True)
+        ]
+
+    def submit_batches(
+        self,
+        batches: Sequence[tuple[Sequence[str], Sequence[tuple[ReplicationRequest, str, str]]]],
+        queue_key: str,
+    ) -> list[tuple[str, str, str]]:
+        """Submit batches of requests, each queued as one message, in one round trip.
+
+        Args:
+            batches: ``(frame, items)``: ``frame`` is the message around its items
+                (``producer.messages.BatchFrame``: head, tail, body head, body tail);
+                each item is ``(request, run, item_json)``.
+            queue_key: the broker list the messages go onto.
+
+        Each batch is one call of the submit script: its tickets are recorded as by
+        :meth:`submit`, and one message carries the items of those it recorded (queued or
+        re-driven), leaving out duplicates and conflicts (no message when none is left).
+        Never a ticket without its message, nor a message without its tickets.
+
+        Returns:
+            ``(ticket, outcome, state)`` for each item, in order (as :meth:`submit_many`).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        tickets = []
+        for frame, items in batches:
+            keys, args = self.submit_args(
+                [(request, run, "", item) for request, run, item in items], queue_key, frame
+            )
+            self._submit(keys=keys, args=args, client=pipe)
+            tickets += args[8::5]
+        replies = [reply for answers in pipe.execute() for reply in _answers(answers)]
+        return [
+            (ticket, str(outcome), str(state))
+            for ticket, (outcome, state) in zip(tickets, replies, strict=True)
         ]
 
     def get(self, ticket: str) -> TicketStatus:
@@ -232,6 +276,12 @@ class TicketStore:
                 flush()
         flush()
         return found
+
+
+def _answers(reply: object) -> list[tuple[str, str]]:
+    """The submit script's answer (``outcome state`` per ticket, joined by ``,``) as pairs."""
+    pairs = [answer.split(" ") for answer in str(reply).split(",")]
+    return [(outcome, state) for outcome, state in pairs]
 
 
 def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:

@@ -1,21 +1,44 @@
--- KEYS: ticket, failed index, history, queue, delayed set. ARGV: fingerprint, run, now (ISO),
--- ticket id, message, when the watchdog looks if nothing happened (epoch). ARGV[5] is
--- message (pushed onto the queue with the ticket, '' to queue nothing here).
-local state = redis.call('HGET', KEYS[1], 'state')
-if state and state ~= 'failed' then
-  if redis.call('HGET', KEYS[1], 'request') == ARGV[1] then return {'duplicate', state} end
-  return {'conflict', state}
+-- Records tickets as queued (unless taken) and queues their messages, atomically.
+-- KEYS: failed index, delayed set, queue, then each ticket's hash and history.
+-- ARGV: now (ISO), when the watchdog looks if nothing happened (epoch), then the batch
+-- message's frame: envelope head, envelope tail, body head, body tail ('' when unused), then
+-- for each ticket: fingerprint, run, ticket id, message, item.
+-- A recorded ticket's own message (unless '') is pushed with it; its item (unless '') joins
+-- the one batch message pushed after all: head .. json(body head .. items .. body tail) ..
+-- tail, none when no ticket was recorded. A duplicate or a conflict queues nothing.
+-- Returns 'outcome state' for each ticket, joined by ',' (one string: cheap to read back).
+local function submit(key, history, fingerprint, run, ticket, message)
+  local state = redis.call('HGET', key, 'state')
+  if state and state ~= 'failed' then
+    if redis.call('HGET', key, 'request') == fingerprint then return {'duplicate', state} end
+    return {'conflict', state}
+  end
+  -- A re-driven ticket keeps its doubt: if a failed run may have created the task, look first.
+  local in_doubt = '0'
+  if state then in_doubt = redis.call('HGET', key, 'in_doubt') or '1' end
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'request', fingerprint, 'state', 'queued', 'run', run,
+    'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0, 'holder', '',
+    'created_at', ARGV[1], 'updated_at', ARGV[1])
+  redis.call('ZREM', KEYS[1], ticket)
+  redis.call('PERSIST', history)
+  if message ~= '' then redis.call('LPUSH', KEYS[3], message) end
+  redis.call('ZADD', KEYS[2], ARGV[2], ticket .. ':' .. run)
+  if state then return {'redriven', 'queued'} end
+  return {'queued', 'queued'}
 end
--- A re-driven ticket keeps its doubt: if a failed run may have created the task, look first.
-local in_doubt = '0'
-if state then in_doubt = redis.call('HGET', KEYS[1], 'in_doubt') or '1' end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'request', ARGV[1], 'state', 'queued', 'run', ARGV[2],
-  'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0, 'holder', '',
-  'created_at', ARGV[3], 'updated_at', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[4])
-redis.call('PERSIST', KEYS[3])
-if ARGV[5] ~= '' then redis.call('LPUSH', KEYS[4], ARGV[5]) end
-redis.call('ZADD', KEYS[5], ARGV[6], ARGV[4] .. ':' .. ARGV[2])
-if state then return {'redriven', 'queued'} end
-return {'queued', 'queued'}
+
+local answers, items = {}, {}
+for i = 0, (#KEYS - 3) / 2 - 1 do
+  local at = 7 + 5 * i
+  local answer = submit(KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[at], ARGV[at + 1], ARGV[at + 2],
+    ARGV[at + 3])
+  local recorded = answer[1] == 'queued' or answer[1] == 'redriven'
+  if recorded and ARGV[at + 4] ~= '' then items[#items + 1] = ARGV[at + 4] end
+  answers[#answers + 1] = answer[1] .. ' ' .. answer[2]
+end
+if #items > 0 then
+  local body = ARGV[5] .. table.concat(items, ',') .. ARGV[6]
+  redis.call('LPUSH', KEYS[3], ARGV[3] .. cjson.encode(body) .. ARGV[4])
+end
+return table.concat(answers, ',')

@@ -20,7 +20,7 @@ from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, par
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
-from htap_sync.producer.messages import create_message
+from htap_sync.producer.messages import batch_frame, batch_item, create_message
 
 T = TypeVar("T")
 
@@ -102,6 +102,7 @@ class Producer:
         self._clock = clock
         self._sleep = sleep
         self._queue_key = Keys(settings.key_prefix).queue(settings.queue)
+        self._per_message = settings.batch_size
         self.backpressure_poll_s = 0.5
         # How long status()/statuses() retry an unreachable Redis (wait() uses its deadline).
         self.ride_out_s = 10.0
@@ -151,16 +152,26 @@ class Producer:
     ) -> Iterator[ItemResult]:
         """Validate and enqueue many requests, a pipelined batch at a time.
 
-        Each batch is one round trip to Redis, tickets and messages together. When the queue
-        is deeper than ``HTAP_SYNC_MAX_QUEUE_DEPTH``, the next batch waits until workers have
-        drained it (backpressure instead of flooding Redis).
+        Each batch (``batch_size`` requests) is one round trip to Redis, tickets and messages
+        together. Its valid requests are grouped ``HTAP_SYNC_BATCH_SIZE`` to a message of the
+        batch task (``htap_sync.create_replications``), whose calls a worker runs together;
+        a message carries the tickets it recorded (queued or re-driven), never a duplicate or
+        a conflict. At 1, one message per request, as :meth:`enqueue` sends. When the queue
+        holds more messages than ``HTAP_SYNC_MAX_QUEUE_DEPTH``, the next batch waits until
+        workers have drained it (backpressure instead of flooding Redis).
+
+        Args:
+            requests: the requests; a :class:`RequestInvalid` stands for one already known bad.
+            batch_size: requests per round trip to Redis (rounded up to whole messages).
 
         Yields:
             one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
             ones with their errors (never queued), conflicts, and accepted ones with the ticket.
         """
+        per = self._per_message
+        batch_size = -(-batch_size // per) * per  # full messages but for the last one
         if self.settings.max_queue_depth is not None:
-            batch_size = min(batch_size, self.settings.max_queue_depth)
+            batch_size = min(batch_size, self.settings.max_queue_depth * per)
         batch: list[tuple[int, ReplicationRequest | RequestInvalid]] = []
         for index, item in enumerate(requests):
             if isinstance(item, RequestInvalid):  # already known bad (an unreadable file row)
@@ -181,12 +192,14 @@ class Producer:
         valid = [(i, r) for i, r in batch if isinstance(r, ReplicationRequest)]
         submitted: dict[int, tuple[str, str, str]] = {}
         if valid:
-            self.wait_for_room(len(valid))
-            items = []
-            for _, request in valid:
-                run = uuid.uuid4().hex
-                items.append((request, run, self._queue_key, self._message(request, run)))
-            answers = self.store.submit_many(items)
+            requests = [request for _, request in valid]
+            if self._per_message > 1:
+                answers = self._submit_batched(requests)
+            else:
+                self.wait_for_room(len(requests))
+                answers = self.store.submit_many(
+                    [(r, run, self._queue_key, self._message(r, run)) for r, run in _runs(requests)]
+                )
             submitted = {i: answer for (i, _), answer in zip(valid, answers, strict=True)}
         for index, entry in batch:
             if isinstance(entry, RequestInvalid):
@@ -199,6 +212,25 @@ class Producer:
                 yield ItemResult(index, "conflict", ticket, errors, entry)
             else:
                 yield ItemResult(index, cast(Accepted, outcome), ticket, [], entry)
+
+    def _submit_batched(self, requests: list[ReplicationRequest]) -> list[tuple[str, str, str]]:
+        """Submit ``requests`` as messages of up to ``batch_size`` tickets (the batch task)."""
+        size = self._per_message
+        groups = [requests[i : i + size] for i in range(0, len(requests), size)]
+        self.wait_for_room(self.messages_for(len(requests)))
+        batches = []
+        for group in groups:
+            items = []
+            for request, run in _runs(group):
+                ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+                data = request.model_dump(exclude_none=True)
+                items.append((request, run, batch_item(ticket, run, data)))
+            batches.append((batch_frame(self._celery, self.settings.queue, size), items))
+        return self.store.submit_batches(batches, self._queue_key)
+
+    def messages_for(self, count: int) -> int:
+        """How many messages :meth:`enqueue_many` queues for ``count`` new requests (at most)."""
+        return -(-count // self._per_message)
 
     def queue_depth(self) -> int:
         """Messages waiting in the queue (not yet taken by a worker)."""
@@ -326,3 +358,9 @@ class Producer:
         """Release the Redis and broker connections."""
         self._redis.close()
         self._celery.close()
+
+
+def _runs(requests: list[ReplicationRequest]) -> Iterator[tuple[ReplicationRequest, str]]:
+    """Each request with a fresh run id."""
+    for request in requests:
+        yield request, uuid.uuid4().hex

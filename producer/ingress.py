@@ -171,7 +171,7 @@ class Ingress:
         limit = self.settings.ingress.max_items
         if not 1 <= len(items) <= limit:
             raise Problem(422, "body", f"a list of 1 to {limit} requests")
-        await self._room_for(len(items))
+        await self._room_for(self.producer.messages_for(len(items)))
         results = await run_in_threadpool(lambda: list(self.producer.enqueue_many(items)))
         accepted = sum(1 for r in results if r.accepted)
         if accepted == len(results):

@@ -19,6 +19,7 @@ from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.keys import Keys
 from htap_sync.common.lease import LeaseStore
 from htap_sync.common.settings import Settings
+from htap_sync.worker.aio import EventLoop, LoopTransport, async_transport
 from htap_sync.worker.auth import make_auth
 from htap_sync.worker.breaker import RedisBreakerStore
 from htap_sync.worker.bucket import RedisBucketStore
@@ -27,6 +28,10 @@ from htap_sync.worker.follow_store import FollowStore, enroller
 from htap_sync.worker.gate import Gate
 from htap_sync.worker.process import Enroll
 
+# Connections of the batch client's pool: enough for every ticket of every batch in flight
+# (the fleet's rate limit, not the pool, paces the calls).
+BATCH_CONNECTIONS = 1000
+
 
 @dataclass
 class Collaborators:
@@ -34,6 +39,8 @@ class Collaborators:
 
     http: httpx.Client
     client: TaurusClient
+    batch_http: httpx.Client  # the batch task's: calls in flight together on one event loop
+    batch_client: TaurusClient
     store: LeaseStore
     rng: random.Random
     gate: Gate
@@ -77,6 +84,7 @@ class Runtime:
         self._pid: int | None = None
         self._parts: Collaborators | None = None
         self._extra: list[httpx.Client] = []
+        self._loop: EventLoop | None = None
         # Deliveries given up because Redis went away mid-way: released when it is back.
         self._abandoned: set[tuple[str, str]] = set()
 
@@ -87,6 +95,7 @@ class Runtime:
                 client = make_redis(self.settings)
                 auth, self._extra = make_auth(self.settings, client)
                 http = make_http(self.settings, self._transport, auth)
+                batch_http = make_http(self.settings, self._batch_transport(), auth)
                 store = make_store(self.settings, client)
                 follow = FollowStore(client, Keys(self.settings.key_prefix))
                 enroll = enroller(
@@ -97,6 +106,8 @@ class Runtime:
                 self._parts = Collaborators(
                     http=http,
                     client=TaurusClient(http, language=self.settings.cloud.language),
+                    batch_http=batch_http,
+                    batch_client=TaurusClient(batch_http, language=self.settings.cloud.language),
                     store=store,
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
                     gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),
@@ -106,6 +117,14 @@ class Runtime:
                 )
                 self._pid = os.getpid()
             return self._parts
+
+    def _batch_transport(self) -> httpx.BaseTransport:
+        """The batch client's transport: the given one (tests), else a bridge to a new
+        event-loop thread of this process (the old one, if any, died with a fork)."""
+        if self._transport is not None:
+            return self._transport
+        self._loop = EventLoop()
+        return LoopTransport(async_transport(max_connections=BATCH_CONNECTIONS), self._loop)
 
     def abandon(self, ticket: str, run: str) -> None:
         """Remember a delivery this process gave up when Redis was unreachable."""
@@ -123,6 +142,10 @@ class Runtime:
         with self._lock:
             if self._parts is not None and self._pid == os.getpid():
                 self._parts.http.close()
+                self._parts.batch_http.close()
+                if self._loop is not None:
+                    self._loop.close()
+                    self._loop = None
                 for extra in self._extra:
                     extra.close()
             self._parts = None

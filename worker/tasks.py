@@ -1,4 +1,5 @@
-"""The Celery task: unpack the message, call :func:`process_ticket`, act on its verdict."""
+"""The Celery tasks: unpack a message, deliver its ticket(s) through :func:`process_ticket`
+(:mod:`htap_sync.worker.deliver`), one ticket or a batch (:mod:`htap_sync.worker.batch`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from celery import Celery
-from celery.exceptions import Reject
 from celery.signals import (
     setup_logging,
     worker_process_shutdown,
@@ -21,38 +20,21 @@ from celery.signals import (
 )
 from celery.worker import state
 
-from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
+from htap_sync.common.celery_app import CREATE_REPLICATION, CREATE_REPLICATIONS, make_celery
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
-from htap_sync.common.lease import Claim, LeaseStore
 from htap_sync.common.logs import configure_logging
-from htap_sync.common.models import ErrorPayload
 from htap_sync.common.settings import Settings
+from htap_sync.worker.batch import batch_task
+from htap_sync.worker.deliver import TicketFailed, deliver
 from htap_sync.worker.fleet import fleet_view
 from htap_sync.worker.follower import Follower
-from htap_sync.worker.metrics import FleetCollector, observe_delivery, serve_metrics
+from htap_sync.worker.metrics import FleetCollector, serve_metrics
 from htap_sync.worker.mover import DelayedMover
-from htap_sync.worker.process import process_ticket
 from htap_sync.worker.runtime import Runtime
 
 log = logging.getLogger("htap_sync.worker")
-
-
-# Reasons of a delivery that succeeded its ticket: no need to read it back (a round trip).
-_SUCCEEDED = frozenset({"created", "reconciled"})
-
-
-class TicketFailed(Exception):
-    """The delivery failed its ticket for good: the task ends in FAILURE (Flower shows it)."""
-
-
-def _raise_if_failed(store: LeaseStore, ticket: str) -> None:
-    """Raise :class:`TicketFailed` with the ticket's error when it ended failed."""
-    found = store.get(ticket)
-    if found.state.value == "failed" and found.error is not None:
-        e = found.error
-        raise TicketFailed(f"{ticket}: {e.http_status} {e.error_code} {e.error_msg}")
 
 
 def restart_worker() -> None:
@@ -76,7 +58,8 @@ def restart_worker() -> None:
 def make_worker_app(
     settings: Settings, runtime: Runtime | None = None, *, loglevel: str = "INFO"
 ) -> Celery:
-    """The Celery app with the create task registered, for ``celery worker`` to run.
+    """The Celery app with the create tasks (single and batch) registered, for ``celery
+    worker`` to run.
 
     Raises:
         SettingsError: no endpoint, or not exactly one way to authenticate.
@@ -93,59 +76,23 @@ def make_worker_app(
         ignore_result=True,
         throws=(TicketFailed,),  # an expected end: logged in one line, no traceback
     )(_create_task(settings, runtime))
+    app.task(
+        name=CREATE_REPLICATIONS,
+        acks_late=True,
+        reject_on_worker_lost=True,
+        ignore_result=True,
+        throws=(TicketFailed,),
+    )(batch_task(settings, runtime))
     _connect_signals(app, settings, runtime, loglevel)
     return app
 
 
 def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, Any], str]:
-    """The body of the create task: one delivery through :func:`process_ticket`."""
+    """The body of the create task: one delivery through :func:`deliver`."""
 
     def create_replication(ticket: str, run: str, request: Any) -> str:
         parts = runtime.get()
-        try:
-            outcome = process_ticket(
-                ticket,
-                run,
-                request,
-                client=parts.client,
-                store=parts.store,
-                settings=settings,
-                rng=parts.rng,
-                gate=parts.gate,
-                enroll=parts.enroll,
-                replicas=parts.replicas,
-            )
-            if outcome.kind == "skipped" and outcome.reason == "busy":
-                # Held by a live delivery, or by one that died: look again once its lease ends.
-                parts.store.defer(ticket, run, due_at=time.time() + settings.lease_s)
-        except redis.RedisError as exc:
-            # The store is unreachable: give the message back; it is also restored from the
-            # broker's unacked set after the visibility timeout if this requeue cannot happen.
-            log.warning("ticket %s: Redis unavailable (%s); message given back", ticket, exc)
-            runtime.abandon(ticket, run)
-            raise Reject(str(exc), requeue=True) from exc
-        except Exception as exc:
-            # A bug must not leave a ticket running forever: fail it visibly (re-drivable).
-            log.exception("ticket %s: unexpected error", ticket)
-            error = ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=type(exc).__name__)
-            parts.store.fail(Claim(ticket, run), error)
-            raise
-        log.info(
-            "ticket %s: %s (%s)",
-            ticket,
-            outcome.kind,
-            outcome.reason,
-            extra={
-                "ticket": ticket,
-                "outcome": outcome.kind,
-                "reason": outcome.reason,
-                "delay_s": round(outcome.delay_s, 3),
-            },
-        )
-        observe_delivery(outcome.kind, outcome.reason, outcome.delay_s)
-        if outcome.kind == "finished" and outcome.reason not in _SUCCEEDED:
-            _raise_if_failed(parts.store, ticket)
-        return outcome.kind
+        return deliver(ticket, run, request, parts.client, settings=settings, runtime=runtime)
 
     create_replication.__name__ = "create_replication"
     return create_replication

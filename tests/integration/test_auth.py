@@ -26,14 +26,29 @@ IAM_PASSWORD = "iam-password-8c1d2e3f4a5b"
 STATIC_TOKEN = "static-token-71e2c3d4b5a6f708"
 
 
+@pytest.fixture(params=["single", "batched"])
+def path(request: pytest.FixtureRequest) -> str:
+    """How the requests travel: a message each (``enqueue``), or in batches whose calls go
+    through the worker's event-loop transport (``enqueue_many``)."""
+    return str(request.param)
+
+
 def _run(
-    producer: Producer, start_worker: WorkerFactory, count: int, name: str, timeout_s: float = 120
+    producer: Producer,
+    start_worker: WorkerFactory,
+    count: int,
+    name: str,
+    path: str,
+    timeout_s: float = 120,
 ) -> tuple[dict[str, Any], list[Service]]:
-    receipts = [producer.enqueue(request_data(task_name=f"{name}_{i:03d}")) for i in range(count)]
+    requests = [request_data(task_name=f"{name}_{i:03d}") for i in range(count)]
+    if path == "single":
+        tickets = [producer.enqueue(request).ticket for request in requests]
+    else:
+        tickets = [r.ticket for r in producer.enqueue_many(requests) if r.ticket is not None]
+        assert producer.queue_depth() == producer.messages_for(count) < count
     workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
-    statuses = wait_for(
-        producer, [r.ticket for r in receipts], timeout_s=timeout_s, workers=workers
-    )
+    statuses = wait_for(producer, tickets, timeout_s=timeout_s, workers=workers)
     assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
     return statuses, workers
 
@@ -82,9 +97,10 @@ class TestAkSk:
         settings: Settings,
         simulator: SimulatorServer,
         start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """Every request is signed well enough for the simulator; the SK appears nowhere."""
-        statuses, workers = _run(producer, start_worker, 60, "signed")
+        statuses, workers = _run(producer, start_worker, 60, "signed", path)
         assert simulator.state.create_answers() == {200: 60}
         left = _everything_left_behind(
             producer.store.redis, settings.key_prefix, [w.log_path for w in workers], statuses
@@ -127,11 +143,12 @@ class TestIamTokens:
         settings: Settings,
         simulator: SimulatorServer,
         start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """300 requests over ~15 s of 3 s tokens all succeed; logins stay close to the number
         of token lifetimes (one worker renews for all), and neither password nor token leaks."""
         started = time.monotonic()
-        statuses, workers = _run(producer, start_worker, 300, "iam", timeout_s=150)
+        statuses, workers = _run(producer, start_worker, 300, "iam", path, timeout_s=150)
         elapsed = time.monotonic() - started
         stats = simulator.state.snapshot()
         lifetimes = elapsed / 3
@@ -163,10 +180,10 @@ class TestStaticToken:
 
     @pytest.mark.timeout(120)
     def test_static_token_run_leaks_nothing(
-        self, producer: Producer, settings: Settings, start_worker: WorkerFactory
+        self, producer: Producer, settings: Settings, start_worker: WorkerFactory, path: str
     ) -> None:
         """The token appears in no log, result or Redis key."""
-        statuses, workers = _run(producer, start_worker, 30, "static")
+        statuses, workers = _run(producer, start_worker, 30, "static", path)
         left = _everything_left_behind(
             producer.store.redis, settings.key_prefix, [w.log_path for w in workers], statuses
         )

@@ -119,8 +119,9 @@ class TestBackpressure:
 
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
-        """At most 50 messages waiting in the queue."""
-        return {"max_queue_depth": 50}
+        """At most 50 messages waiting in the queue, one ticket each (the limit counts
+        messages; batches are covered in test_batches.py)."""
+        return {"max_queue_depth": 50, "batch_size": 1}
 
     @pytest.mark.timeout(180)
     def test_bulk_waits_for_the_queue_to_drain(
@@ -172,7 +173,7 @@ def test_enqueue_many_reports_each_item(producer: Producer) -> None:
     ]
     assert results[0].ticket == results[2].ticket == results[3].ticket
     assert results[1].ticket is None and results[1].errors[0]["field"] == "task_name"
-    assert producer.queue_depth() == 2
+    assert producer.queue_depth() == 1  # one batch message holds both queued tickets
 
 
 def test_backpressure_in_process_waits_and_resumes(settings: Settings) -> None:
@@ -180,7 +181,7 @@ def test_backpressure_in_process_waits_and_resumes(settings: Settings) -> None:
     from htap_sync.common.connections import make_redis
     from htap_sync.common.keys import Keys
 
-    limited = settings.model_copy(update={"max_queue_depth": 10})
+    limited = settings.model_copy(update={"max_queue_depth": 10, "batch_size": 1})
     client = make_redis(limited)
     sleeps: list[int] = []
 

@@ -41,7 +41,7 @@ def test_a_ten_megabyte_cell_is_one_invalid_row(
     (bad,) = [line for line in lines if line["state"] == "invalid"]
     assert bad["line"] == 502
     assert [e["field"] for e in bad["errors"]] == ["source_database"]
-    assert producer.queue_depth() == 600
+    assert producer.store.count_by_state()["queued"] == 600
 
 
 @pytest.mark.parametrize(

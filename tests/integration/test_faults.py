@@ -38,6 +38,15 @@ def _succeeded(producer: Producer, tickets: list[str]) -> int:
     return sum(1 for s in found if s is not None and s.state is TicketState.SUCCEEDED)
 
 
+def _submit(producer: Producer, requests: list[dict[str, str]], path: str) -> list[str]:
+    """Queue the requests one message each (``single``) or in batches (``batched``)."""
+    if path == "single":
+        return [producer.enqueue(request).ticket for request in requests]
+    results = list(producer.enqueue_many(requests))
+    assert producer.settings.batch_size > 1 and all(r.status == "queued" for r in results)
+    return [r.ticket for r in results if r.ticket is not None]
+
+
 def _assert_each_created_once(sim: SimulatorServer, statuses: dict[str, TicketStatus]) -> None:
     for status in statuses.values():
         r = status.request
@@ -69,32 +78,39 @@ class TestHeavyFaults:
         return FAST_FAULTS
 
     @pytest.mark.timeout(240)
+    @pytest.mark.parametrize("path", ["single", "batched"])
     def test_nothing_lost_nothing_twice_with_a_worker_killed(
-        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+        self,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """Every good request succeeds, each task is created exactly once, and each permanent
-        error was sent exactly once, though a worker was SIGKILLed mid-run and replaced."""
-        good = [producer.enqueue(request_data(task_name=f"heavy_{i:03d}")) for i in range(300)]
-        bad = [
-            producer.enqueue(request_data(instance_id=UNKNOWN, task_name=f"doomed_{i}"))
-            for i in range(10)
-        ]
+        error was sent exactly once, though a worker was SIGKILLed mid-run and replaced; one
+        message per ticket (``enqueue``), or HTAP_SYNC_BATCH_SIZE per message
+        (``enqueue_many``: the batch task, its calls in flight together)."""
+        good = _submit(
+            producer, [request_data(task_name=f"heavy_{i:03d}") for i in range(300)], path
+        )
+        bad = _submit(
+            producer,
+            [request_data(instance_id=UNKNOWN, task_name=f"doomed_{i}") for i in range(10)],
+            path,
+        )
         workers = [start_worker(concurrency=4), start_worker(concurrency=4)]
-        tickets = [r.ticket for r in good]
-        wait_until(lambda: _succeeded(producer, tickets) >= 60, timeout_s=120, what="60 done")
+        wait_until(lambda: _succeeded(producer, good) >= 60, timeout_s=120, what="60 done")
         workers[0].kill()  # mid-run: it holds tickets in flight
         workers.append(start_worker(concurrency=4))
 
-        statuses = wait_for(
-            producer, tickets + [r.ticket for r in bad], timeout_s=150, workers=workers[1:]
-        )
-        for receipt in good:
-            assert statuses[receipt.ticket].state is TicketState.SUCCEEDED, statuses[receipt.ticket]
-        for receipt in bad:
-            status = statuses[receipt.ticket]
+        statuses = wait_for(producer, good + bad, timeout_s=150, workers=workers[1:])
+        for ticket in good:
+            assert statuses[ticket].state is TicketState.SUCCEEDED, statuses[ticket]
+        for ticket in bad:
+            status = statuses[ticket]
             assert status.state is TicketState.FAILED
             assert status.error is not None and status.error.error_code == "DBS.200022"
-        _assert_each_created_once(simulator, {r.ticket: statuses[r.ticket] for r in good})
+        _assert_each_created_once(simulator, {t: statuses[t] for t in good})
         assert simulator.state.created == 300
         answers = simulator.state.create_answers()
         assert answers.get(400) == 10  # each permanent error was sent once, never retried
@@ -102,7 +118,7 @@ class TestHeavyFaults:
         faults = simulator.state.faults_injected()
         assert faults.get("created_then_500", 0) > 0 and faults.get("drop_after_create", 0) > 0
         # Some successes were only known through the list call: the lost answers.
-        assert any(statuses[r.ticket].reconciled for r in good)
+        assert any(statuses[t].reconciled for t in good)
 
 
 class TestLongWaits:
@@ -155,12 +171,14 @@ class TestRedisCrash:
         [(FAST_FAULTS, 150), ({}, 60)],
         ids=["fast-timeouts", "readme-defaults"],
     )
+    @pytest.mark.parametrize("path", ["single", "batched"])
     def test_redis_crash_with_aof_loses_nothing(
         self,
         tmp_path: Path,
         simulator: SimulatorServer,
         overrides: dict[str, Any],
         within_s: float,
+        path: str,
     ) -> None:
         """Every accepted request succeeds and each task is created once, across the crash;
         on the README's default settings (a 5-minute visibility timeout) too, all within 60 s
@@ -183,10 +201,9 @@ class TestRedisCrash:
         restarted: RedisServer | None = None
         worker: Service | None = None
         try:
-            receipts = [
-                producer.enqueue(request_data(task_name=f"aof_{i:03d}")) for i in range(200)
-            ]
-            tickets = [r.ticket for r in receipts]
+            tickets = _submit(
+                producer, [request_data(task_name=f"aof_{i:03d}") for i in range(200)], path
+            )
             # A worker on this test's Redis (the start_worker fixture uses the session's).
             worker = _worker_on(settings, tmp_path)
             wait_until(lambda: _succeeded(producer, tickets) >= 40, timeout_s=60, what="40 done")

@@ -99,7 +99,7 @@ def test_bulk_wait_writes_every_line_when_redis_stays_away(
     argv = [sys.executable, "-m", "htap_sync", "bulk", str(source), "--wait", "--timeout-s", "3"]
     bulk = subprocess.Popen(
         [*argv, "-o", str(out)],
-        env=child_env(settings),
+        env=child_env(settings, HTAP_SYNC_BATCH_SIZE="1"),  # a message per row, counted below
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -208,7 +208,7 @@ def test_bulk_writes_the_lines_of_queued_rows_when_redis_goes_while_queueing(
     out = tmp_path / "out.jsonl"
     bulk = subprocess.Popen(
         [sys.executable, "-m", "htap_sync", "bulk", str(source), "--wait", "-o", str(out)],
-        env=child_env(settings, HTAP_SYNC_MAX_QUEUE_DEPTH="2"),
+        env=child_env(settings, HTAP_SYNC_MAX_QUEUE_DEPTH="2", HTAP_SYNC_BATCH_SIZE="1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -13,7 +13,14 @@ from htap_sync.worker.fleet import fleet_view
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, wait_for
-from tests.integration.test_faults import FAST_FAULTS
+from tests.integration.test_faults import FAST_FAULTS, _submit
+
+
+@pytest.fixture(params=["single", "batched"])
+def path(request: pytest.FixtureRequest) -> str:
+    """A message per ticket (``enqueue``), or batches (``enqueue_many``): each ticket of a
+    batch takes its own rate token and passes the breaker on its own."""
+    return str(request.param)
 
 
 class TestGlobalRate:
@@ -26,13 +33,19 @@ class TestGlobalRate:
 
     @pytest.mark.timeout(180)
     def test_four_workers_hold_the_configured_rate(
-        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+        self,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """Over a run of 200 requests the API sees 0.9-1.05 of 10/s, and never more than
         rate + burst (15) in any one-second window."""
-        receipts = [producer.enqueue(request_data(task_name=f"paced_{i:03d}")) for i in range(200)]
+        tickets = _submit(
+            producer, [request_data(task_name=f"paced_{i:03d}") for i in range(200)], path
+        )
         workers = [start_worker(concurrency=4) for _ in range(4)]
-        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=120, workers=workers)
+        statuses = wait_for(producer, tickets, timeout_s=120, workers=workers)
         assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
         times = simulator.state.create_call_times()
         assert len(times) == 200
@@ -56,13 +69,19 @@ class TestAdaptiveRate:
 
     @pytest.mark.timeout(180)
     def test_workers_converge_below_the_gateways_limit(
-        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+        self,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """Every ticket succeeds with one attempt (429s cost none, though max_attempts is 2),
         and the effective rate the fleet settles on is below the gateway's."""
-        receipts = [producer.enqueue(request_data(task_name=f"adapt_{i:03d}")) for i in range(80)]
+        tickets = _submit(
+            producer, [request_data(task_name=f"adapt_{i:03d}") for i in range(80)], path
+        )
         workers = [start_worker(concurrency=4) for _ in range(2)]
-        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=150, workers=workers)
+        statuses = wait_for(producer, tickets, timeout_s=150, workers=workers)
         assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
         assert {s.attempts for s in statuses.values()} == {1}
         assert simulator.state.throttled_by_limit > 0  # the gateway did push back...
@@ -93,14 +112,20 @@ class TestBreaker:
 
     @pytest.mark.timeout(180)
     def test_breaker_opens_under_a_burst_of_5xx_and_no_ticket_fails(
-        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+        self,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
+        path: str,
     ) -> None:
         """A burst of 500s opens the breaker (tickets wait), it closes after recovery, and
         every ticket succeeds, each task created once."""
         simulator.state.script(["fail"] * 12)
-        receipts = [producer.enqueue(request_data(task_name=f"brk_{i:02d}")) for i in range(30)]
+        tickets = _submit(
+            producer, [request_data(task_name=f"brk_{i:02d}") for i in range(30)], path
+        )
         workers = [start_worker(concurrency=4) for _ in range(2)]
-        statuses = wait_for(producer, [r.ticket for r in receipts], timeout_s=120, workers=workers)
+        statuses = wait_for(producer, tickets, timeout_s=120, workers=workers)
         assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
         assert simulator.state.created == 30
         (breaker,) = fleet_view(producer.store.redis, producer.settings)["breakers"]

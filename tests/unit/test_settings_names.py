@@ -75,6 +75,7 @@ DOCUMENTED = [
     ("HTAP_SYNC_QUEUE", "q1", "queue", "q1"),
     ("HTAP_SYNC_KEY_PREFIX", "p1", "key_prefix", "p1"),
     ("HTAP_SYNC_MAX_QUEUE_DEPTH", "50", "max_queue_depth", 50),
+    ("HTAP_SYNC_BATCH_SIZE", "4", "batch_size", 4),
 ]
 # Settings that are only valid together.
 _TOGETHER = [

@@ -119,7 +119,7 @@ def test_the_openapi_document_describes_every_route(server: Served) -> None:
 def test_a_full_queue_answers_503_instead_of_holding_the_call(settings: Settings) -> None:
     """With HTAP_SYNC_MAX_QUEUE_DEPTH reached, POST answers 503 with Retry-After at once and
     queues nothing; with room again it accepts."""
-    limited = settings.model_copy(update={"max_queue_depth": 2})
+    limited = settings.model_copy(update={"max_queue_depth": 2, "batch_size": 1})
     producer = Producer(limited)
     try:
         with Served(make_ingress(limited, producer)) as served, served.client(AUTH) as c:

@@ -10,6 +10,7 @@ import pytest
 
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.settings import Settings, load_settings
+from htap_sync.worker.aio import EventLoop, LoopTransport
 from htap_sync.worker.client import TaurusClient
 from tests.integration.process.worker_rig import BASE_URL, RESULT_TTL_S, Rig
 from tests.scripted_api import FakeClock, ScriptedApi
@@ -34,17 +35,25 @@ def settings(redis_url: str) -> Settings:
     )
 
 
-@pytest.fixture
-def rig(settings: Settings) -> Iterator[Rig]:
-    """A worker's collaborators on the real Redis and a scripted API."""
+@pytest.fixture(params=["single", "batched"])
+def rig(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Rig]:
+    """A worker's collaborators on the real Redis and a scripted API; its calls go as the
+    single task sends them (a sync transport) or as the batch task does (through the
+    event-loop bridge of ``worker.aio``)."""
     api = ScriptedApi()
     client = make_redis(settings)
-    http = httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(api))
+    loop = EventLoop() if request.param == "batched" else None
+    transport: httpx.BaseTransport = httpx.MockTransport(api)
+    if loop is not None:
+        transport = LoopTransport(httpx.MockTransport(api), loop)
+    http = httpx.Client(base_url=BASE_URL, transport=transport)
     try:
         yield Rig(settings, client, make_store(settings, client), api, TaurusClient(http))
     finally:
         http.close()
         client.close()
+        if loop is not None:
+            loop.close()
 
 
 @pytest.fixture

@@ -1,0 +1,107 @@
+"""One delivery of one ticket: :func:`process_ticket` with the worker's collaborators, and
+what the task does with its verdict (shared by the single and the batch task)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from celery.exceptions import Reject
+
+from htap_sync.common.lease import Claim, LeaseStore
+from htap_sync.common.models import ErrorPayload
+from htap_sync.common.settings import Settings
+from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.metrics import observe_delivery
+from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.runtime import Runtime
+
+log = logging.getLogger("htap_sync.worker")
+# Reasons of a delivery that succeeded its ticket: no need to read it back (a round trip).
+_SUCCEEDED = frozenset({"created", "reconciled"})
+
+
+class TicketFailed(Exception):
+    """The delivery failed its ticket for good: the task ends in FAILURE (Flower shows it)."""
+
+
+def _raise_if_failed(store: LeaseStore, ticket: str) -> None:
+    """Raise :class:`TicketFailed` with the ticket's error when it ended failed."""
+    found = store.get(ticket)
+    if found.state.value == "failed" and found.error is not None:
+        e = found.error
+        raise TicketFailed(f"{ticket}: {e.http_status} {e.error_code} {e.error_msg}")
+
+
+def _report(ticket: str, outcome: Outcome) -> None:
+    """Log a delivery's outcome and count it in the metrics."""
+    log.info(
+        "ticket %s: %s (%s)",
+        ticket,
+        outcome.kind,
+        outcome.reason,
+        extra={
+            "ticket": ticket,
+            "outcome": outcome.kind,
+            "reason": outcome.reason,
+            "delay_s": round(outcome.delay_s, 3),
+        },
+    )
+    observe_delivery(outcome.kind, outcome.reason, outcome.delay_s)
+
+
+def deliver(
+    ticket: str,
+    run: str,
+    request: Any,
+    client: TaurusClient,
+    *,
+    settings: Settings,
+    runtime: Runtime,
+) -> str:
+    """One delivery of one ticket through :func:`process_ticket`, with ``client``; acts on
+    its verdict. Both tasks run each ticket through here.
+
+    Returns:
+        the outcome's kind.
+
+    Raises:
+        Reject: Redis is unreachable; the message is to be given back.
+        TicketFailed: the ticket ended failed.
+        Exception: a bug; the ticket was failed visibly first.
+    """
+    parts = runtime.get()
+    try:
+        outcome = process_ticket(
+            ticket,
+            run,
+            request,
+            client=client,
+            store=parts.store,
+            settings=settings,
+            rng=parts.rng,
+            gate=parts.gate,
+            enroll=parts.enroll,
+            replicas=parts.replicas,
+        )
+        if outcome.kind == "skipped" and outcome.reason == "busy":
+            # Held by a live delivery, or by one that died: look again once its lease ends.
+            parts.store.defer(ticket, run, due_at=time.time() + settings.lease_s)
+    except redis.RedisError as exc:
+        # The store is unreachable: give the message back; it is also restored from the
+        # broker's unacked set after the visibility timeout if this requeue cannot happen.
+        log.warning("ticket %s: Redis unavailable (%s); message given back", ticket, exc)
+        runtime.abandon(ticket, run)
+        raise Reject(str(exc), requeue=True) from exc
+    except Exception as exc:
+        # A bug must not leave a ticket running forever: fail it visibly (re-drivable).
+        log.exception("ticket %s: unexpected error", ticket)
+        error = ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=type(exc).__name__)
+        parts.store.fail(Claim(ticket, run), error)
+        raise
+    _report(ticket, outcome)
+    if outcome.kind == "finished" and outcome.reason not in _SUCCEEDED:
+        _raise_if_failed(parts.store, ticket)
+    return outcome.kind
