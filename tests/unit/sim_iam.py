@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
 
 from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
+from tests.unit import sim_app
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCE = "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
@@ -43,21 +42,8 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
-class AppClient:
-    """Synchronous calls into an ASGI app through httpx.ASGITransport (no network)."""
-
-    def __init__(self, app: Starlette) -> None:
-        self._app = app
-
-    def request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        """Send one request on a fresh event loop and return the read response."""
-
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self._app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://sim") as client:
-                return await client.request(method, url, **kwargs)  # type: ignore[arg-type]
-
-        return asyncio.run(send())
+class AppClient(sim_app.AppClient):
+    """The simulator app's client (see :mod:`tests.unit.sim_app`), with IAM logins."""
 
     def login(self, **overrides: str) -> httpx.Response:
         """POST a password login, with some of domain/user/password/project replaced."""
