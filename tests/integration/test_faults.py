@@ -17,6 +17,7 @@ from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
+from tests.integration.paths import PATHS, submit
 
 UNKNOWN = "ffffffffffffffffffffffffffffffffin17"
 # A short visibility timeout, so a killed worker's messages come back within seconds; it must
@@ -36,15 +37,6 @@ FAST_FAULTS: dict[str, Any] = {
 def _succeeded(producer: Producer, tickets: list[str]) -> int:
     found = producer.statuses(tickets).values()
     return sum(1 for s in found if s is not None and s.state is TicketState.SUCCEEDED)
-
-
-def _submit(producer: Producer, requests: list[dict[str, str]], path: str) -> list[str]:
-    """Queue the requests one message each (``single``) or in batches (``batched``)."""
-    if path == "single":
-        return [producer.enqueue(request).ticket for request in requests]
-    results = list(producer.enqueue_many(requests))
-    assert producer.settings.batch_size > 1 and all(r.status == "queued" for r in results)
-    return [r.ticket for r in results if r.ticket is not None]
 
 
 def _assert_each_created_once(sim: SimulatorServer, statuses: dict[str, TicketStatus]) -> None:
@@ -78,7 +70,7 @@ class TestHeavyFaults:
         return FAST_FAULTS
 
     @pytest.mark.timeout(240)
-    @pytest.mark.parametrize("path", ["single", "batched"])
+    @pytest.mark.parametrize("path", PATHS)
     def test_nothing_lost_nothing_twice_with_a_worker_killed(
         self,
         producer: Producer,
@@ -90,10 +82,10 @@ class TestHeavyFaults:
         error was sent exactly once, though a worker was SIGKILLed mid-run and replaced; one
         message per ticket (``enqueue``), or HTAP_SYNC_BATCH_SIZE per message
         (``enqueue_many``: the batch task, its calls in flight together)."""
-        good = _submit(
+        good = submit(
             producer, [request_data(task_name=f"heavy_{i:03d}") for i in range(300)], path
         )
-        bad = _submit(
+        bad = submit(
             producer,
             [request_data(instance_id=UNKNOWN, task_name=f"doomed_{i}") for i in range(10)],
             path,
@@ -171,7 +163,7 @@ class TestRedisCrash:
         [(FAST_FAULTS, 150), ({}, 60)],
         ids=["fast-timeouts", "readme-defaults"],
     )
-    @pytest.mark.parametrize("path", ["single", "batched"])
+    @pytest.mark.parametrize("path", PATHS)
     def test_redis_crash_with_aof_loses_nothing(
         self,
         tmp_path: Path,
@@ -201,7 +193,7 @@ class TestRedisCrash:
         restarted: RedisServer | None = None
         worker: Service | None = None
         try:
-            tickets = _submit(
+            tickets = submit(
                 producer, [request_data(task_name=f"aof_{i:03d}") for i in range(200)], path
             )
             # A worker on this test's Redis (the start_worker fixture uses the session's).

@@ -26,6 +26,7 @@ from htap_sync.worker.process import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN
+from tests.integration.paths import PATHS, submit
 from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
 INSTANCES = [f"{n:032d}in17" for n in range(1, 5)]
@@ -61,16 +62,20 @@ class TestFollowingUnderChaos:
         }
 
     @pytest.mark.timeout(240)
+    @pytest.mark.parametrize("path", PATHS)
     def test_every_task_followed_to_what_the_service_decided(
-        self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
+        self,
+        path: str,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
     ) -> None:
         """Each ticket carries its task_ref and ends syncing or failed as the simulator
         decided; nothing is created twice; one list call per instance per round."""
-        receipts = [
-            producer.enqueue(request_data(instance_id=INSTANCES[i % 4], task_name=f"f_{i:03d}"))
-            for i in range(200)
+        requests = [
+            request_data(instance_id=INSTANCES[i % 4], task_name=f"f_{i:03d}") for i in range(200)
         ]
-        tickets = [r.ticket for r in receipts]
+        tickets = submit(producer, requests, path)
         workers = [start_worker(concurrency=8), start_worker(concurrency=8)]
 
         def done() -> int:

@@ -13,10 +13,11 @@ from htap_sync.worker.fleet import fleet_view
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, wait_for
-from tests.integration.test_faults import FAST_FAULTS, _submit
+from tests.integration.paths import PATHS, submit
+from tests.integration.test_faults import FAST_FAULTS
 
 
-@pytest.fixture(params=["single", "batched"])
+@pytest.fixture(params=PATHS)
 def path(request: pytest.FixtureRequest) -> str:
     """A message per ticket (``enqueue``), or batches (``enqueue_many``): each ticket of a
     batch takes its own rate token and passes the breaker on its own."""
@@ -41,7 +42,7 @@ class TestGlobalRate:
     ) -> None:
         """Over a run of 200 requests the API sees 0.9-1.05 of 10/s, and never more than
         rate + burst (15) in any one-second window."""
-        tickets = _submit(
+        tickets = submit(
             producer, [request_data(task_name=f"paced_{i:03d}") for i in range(200)], path
         )
         workers = [start_worker(concurrency=4) for _ in range(4)]
@@ -77,7 +78,7 @@ class TestAdaptiveRate:
     ) -> None:
         """Every ticket succeeds with one attempt (429s cost none, though max_attempts is 2),
         and the effective rate the fleet settles on is below the gateway's."""
-        tickets = _submit(
+        tickets = submit(
             producer, [request_data(task_name=f"adapt_{i:03d}") for i in range(80)], path
         )
         workers = [start_worker(concurrency=4) for _ in range(2)]
@@ -121,7 +122,7 @@ class TestBreaker:
         """A burst of 500s opens the breaker (tickets wait), it closes after recovery, and
         every ticket succeeds, each task created once."""
         simulator.state.script(["fail"] * 12)
-        tickets = _submit(
+        tickets = submit(
             producer, [request_data(task_name=f"brk_{i:02d}") for i in range(30)], path
         )
         workers = [start_worker(concurrency=4) for _ in range(2)]

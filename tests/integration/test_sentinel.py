@@ -25,6 +25,7 @@ from htap_sync.simulator import SimulatorServer
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN
+from tests.integration.paths import PATHS, submit
 from tests.integration.sentinels import MASTER_NAME, SentinelGroup
 from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
@@ -86,8 +87,8 @@ def test_clients_find_the_master_through_the_sentinels(
     new_master.close()
 
 
-def _run(producer: Producer, n: int) -> list[str]:
-    return [producer.enqueue(request_data(task_name=f"ha_{i:03d}")).ticket for i in range(n)]
+def _run(producer: Producer, n: int, path: str) -> list[str]:
+    return submit(producer, [request_data(task_name=f"ha_{i:03d}") for i in range(n)], path)
 
 
 def _finished(producer: Producer, tickets: list[str]) -> int:
@@ -96,9 +97,11 @@ def _finished(producer: Producer, tickets: list[str]) -> int:
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
 def test_failover_mid_run_loses_nothing_and_creates_nothing_twice(
     how: str,
+    path: str,
     settings: Settings,
     group: SentinelGroup,
     simulator: SimulatorServer,
@@ -108,7 +111,7 @@ def test_failover_mid_run_loses_nothing_and_creates_nothing_twice(
     producer = Producer(settings)
     try:
         workers = [start_worker(concurrency=8), start_worker(concurrency=8)]
-        tickets = _run(producer, 300)
+        tickets = _run(producer, 300, path)
         wait_until(lambda: _finished(producer, tickets) >= 60, timeout_s=60, what="first 60")
         if how == "kill-master":
             group.node(group.master_port()).kill()
