@@ -30,6 +30,9 @@ class DelayedMover(BackgroundLoop):
         store: the ticket store, which holds each ticket's request.
         send: queues one message ``(ticket, run, request)``.
         interval_s: the longest pause between two looks.
+        claim_s: how long a look holds what it claimed; a mover that dies between its claim
+            and its release leaves those tickets waiting this long for another mover (a
+            duplicate send is harmless: the ticket store's claim drops it).
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class DelayedMover(BackgroundLoop):
         on_recovery: Callable[[], None] | None = None,
         queue_depth: Callable[[], int] = lambda: 0,
         watch_s: float = 300.0,
+        claim_s: float = 5.0,
     ) -> None:
         super().__init__("delayed-mover")
         self._delayed = delayed
@@ -51,12 +55,13 @@ class DelayedMover(BackgroundLoop):
         self._on_recovery = on_recovery
         self._queue_depth = queue_depth
         self._watch_s = watch_s
+        self._claim_s = claim_s
 
     def run_once(self) -> int:
         """Move what is due now; returns how many messages were queued."""
         moved = 0
         depth: int | None = None
-        for due in self._delayed.claim_due():
+        for due in self._delayed.claim_due(claim_s=self._claim_s):
             pending = self._store.pending_request(due.ticket, due.run)
             if pending is not None:
                 state, request = pending
