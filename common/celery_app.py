@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from htap_sync.common.broker import use_sentinel_transport
+from htap_sync.common.broker import use_fixed_transports
 from htap_sync.common.connections import broker_options
 from htap_sync.common.keys import Keys
 from htap_sync.common.settings import Settings
@@ -22,8 +22,7 @@ def make_celery(settings: Settings) -> Celery:
     callers poll (it knows ``queued`` and ``retrying``, which Celery's backend does not).
     """
     broker, sentinel_options = broker_options(settings)
-    if sentinel_options:
-        use_sentinel_transport()
+    use_fixed_transports()
     app = Celery("htap_sync", broker=broker, set_as_current=False)
     app.conf.update(
         # Untrusted input: JSON in, JSON out, no other serializer accepted.
