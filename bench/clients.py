@@ -82,29 +82,34 @@ async def _httpx_async(url: str, token: str, bodies: list[bytes], concurrency: i
     return ok
 
 
-def _httpx_threads(url: str, token: str, bodies: list[bytes], concurrency: int) -> int:
+def post_in_threads(http: httpx.Client, bodies: list[bytes], concurrency: int) -> int:
+    """POST every body with ``concurrency`` threads sharing ``http``; how many got 200."""
     lock = threading.Lock()
     todo: Iterator[bytes] = iter(bodies)
     ok = 0
-    with httpx.Client(base_url=url, headers=_headers(token), timeout=TIMEOUT_S) as http:
 
-        def one_lane() -> None:
-            nonlocal ok
-            while True:
-                with lock:
-                    body = next(todo, None)
-                if body is None:
-                    return
-                status = http.post(PATH, content=body).status_code
-                with lock:
-                    ok += status == 200
+    def one_lane() -> None:
+        nonlocal ok
+        while True:
+            with lock:
+                body = next(todo, None)
+            if body is None:
+                return
+            status = http.post(PATH, content=body).status_code
+            with lock:
+                ok += status == 200
 
-        threads = [threading.Thread(target=one_lane) for _ in range(concurrency)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=TIMEOUT_S * len(bodies))
+    threads = [threading.Thread(target=one_lane) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT_S * len(bodies))
     return ok
+
+
+def _httpx_threads(url: str, token: str, bodies: list[bytes], concurrency: int) -> int:
+    with httpx.Client(base_url=url, headers=_headers(token), timeout=TIMEOUT_S) as http:
+        return post_in_threads(http, bodies, concurrency)
 
 
 def post_all(client: Client, url: str, token: str, bodies: list[bytes], concurrency: int) -> int:

@@ -15,14 +15,12 @@ import json
 import resource
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
-from bench.clients import PATH, TIMEOUT_S, _bodies, _headers
+from bench.clients import TIMEOUT_S, _bodies, _headers, post_in_threads
 from bench.fixtures import TOKEN, child_env, simulator
 from htap_sync.worker.aio import EventLoop, Kind, LoopTransport, async_transport
 
@@ -38,30 +36,11 @@ def post_all(kind: Kind, url: str, bodies: list[bytes], concurrency: int) -> dic
     """Post every body through a LoopTransport over ``kind`` from ``concurrency`` threads."""
     loop = EventLoop()
     transport = LoopTransport(async_transport(kind), loop)
-    lock = threading.Lock()
-    todo: Iterator[bytes] = iter(bodies)
-    ok = 0
     http = httpx.Client(
         base_url=url, headers=_headers(TOKEN), timeout=TIMEOUT_S, transport=transport
     )
-
-    def lane() -> None:
-        nonlocal ok
-        while True:
-            with lock:
-                body = next(todo, None)
-            if body is None:
-                return
-            status = http.post(PATH, content=body).status_code
-            with lock:
-                ok += status == 200
-
     cpu, started = _cpu_s(), time.perf_counter()
-    threads = [threading.Thread(target=lane) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ok = post_in_threads(http, bodies, concurrency)
     elapsed, cpu = time.perf_counter() - started, _cpu_s() - cpu
     http.close()
     loop.close()
