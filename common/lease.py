@@ -20,118 +20,36 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from htap_sync.common.lease_types import (
+    Admission,
+    Claim,
+    FinishCall,
+    Following,
+    Limits,
+    NotReplicated,
+    ScriptedLimits,
+    StartCall,
+    Started,
+)
 from htap_sync.common.models import Attempt, ErrorPayload, TicketState, TicketStatus
 from htap_sync.common.sync import NO_JOB_ID_REASON
 
-
-class NotReplicated(Exception):
-    """Fewer replicas than asked for acknowledged a write in time: do not act on it yet."""
-
-    def __init__(self, acked: int, wanted: int) -> None:
-        self.acked = acked
-        self.wanted = wanted
-        super().__init__(f"{acked} of {wanted} replicas acknowledged the write")
-
-
-@dataclass(frozen=True)
-class Admission:
-    """The gate's answer before a create call: go after ``sleep_s`` (a reserved token), or
-    wait ``wait_s`` for ``reason`` and send nothing."""
-
-    reason: Literal["", "rate", "breaker"] = ""
-    wait_s: float = 0.0
-    sleep_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class ScriptedLimits:
-    """The gate's checks as the arguments of ``bucket.lua`` and ``breaker.lua``, for a store
-    that runs them in its own scripts: a Redis store on the same client (``where``)."""
-
-    where: object
-    bucket_key: str
-    acquire_args: list[str | int | float]
-    breaker_key: str
-    allow_args: list[str | int | float]
-    ok_args: list[str | int | float]
-
-
-class Limits(ABC):
-    """The gate's checks around one create call: the rate limit, then the breaker.
-
-    ``scripted`` is set when their state lives in Redis (a Redis store runs them inside
-    ``start``/``finish``); ``free`` when there is nothing to check.
-    """
-
-    scripted: ScriptedLimits | None = None
-    free: bool = False
-    max_sleep_s: float = 0.0  # a reserved token further away than this is a wait
-
-    @abstractmethod
-    def admit(self) -> Admission:
-        """Take a token, then ask the breaker; never sleeps."""
-
-    @abstractmethod
-    def succeeded(self) -> None:
-        """Tell the breaker that a call succeeded."""
-
-    @abstractmethod
-    def sleep(self, seconds: float) -> None:
-        """Sleep until a reserved token is due."""
-
-
-@dataclass(frozen=True)
-class Following:
-    """Start following a created task, written by ``finish`` with the task's success.
-
-    A Redis store on the follow structures' client (``where``) writes them in its own step:
-    ``entry`` under the ticket in ``tasks_key``, the instance ``ref``'s next round at
-    ``first_at`` at the latest in ``due_key``, ``sync`` on the ticket. Any other store calls
-    ``enroll`` first, then records the success.
-    """
-
-    enroll: Callable[[], None]
-    where: object
-    tasks_key: str
-    due_key: str
-    ref: str
-    entry: str
-    first_at: float
-    sync: str
-
-
-@dataclass(frozen=True)
-class Started:
-    """What ``start`` did with a claimed ticket (``claim`` as it was before the attempt).
-
-    ``marked``: the attempt is counted and the ticket in doubt; send after ``wait_s``. Else
-    the gate said wait (``rate``, ``breaker``: ``wait_s``, no attempt), or ``claimed``: only
-    claimed (in doubt, another request, or a gate the store cannot ask).
-    """
-
-    claim: Claim
-    verdict: Literal["marked", "claimed", "rate", "breaker"]
-    wait_s: float = 0.0
-    unreplicated: NotReplicated | None = None  # marked, but too few replicas hold the mark
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One delivery's hold on a ticket. Every write of that delivery goes through it."""
-
-    ticket: str
-    run: str
-    holder: str = ""  # "" writes whoever holds the ticket (a message refused before claiming)
-    in_doubt: bool = False
-    attempts: int = 0
-    fingerprint: str = ""
-    created_at: datetime | None = None
-    prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
+__all__ = [
+    "Admission",
+    "Claim",
+    "FinishCall",
+    "Following",
+    "LeaseStore",
+    "Limits",
+    "NotReplicated",
+    "ScriptedLimits",
+    "StartCall",
+    "Started",
+    "succeeded_fields",
+]
 
 
 class LeaseStore(ABC):
@@ -295,6 +213,32 @@ class LeaseStore(ABC):
         if limits is not None and not limits.free:
             limits.succeeded()
         return self.succeed(claim, job_id, reconciled=False, note=note)
+
+    def start_many(
+        self, calls: Sequence[StartCall], *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
+    ) -> list[Started | str]:
+        """:meth:`start` for each ticket of a batch, in order, each as if alone (one step for
+        them all on Redis, ``start_many.lua``, with one ``WAIT`` after it)."""
+        return [
+            self.start(
+                call.ticket,
+                call.run,
+                lease_s=lease_s,
+                fingerprint=call.fingerprint,
+                limits=call.limits,
+                replicas=replicas,
+                wait_s=wait_s,
+            )
+            for call in calls
+        ]
+
+    def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
+        """:meth:`finish` for each ticket of a batch, in order (one step for them all on
+        Redis, ``finish_many.lua``)."""
+        return [
+            self.finish(c.claim, c.job_id, note=c.note, limits=c.limits, follow=c.follow)
+            for c in calls
+        ]
 
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""

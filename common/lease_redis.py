@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,10 +20,13 @@ from redis.commands.core import Script
 
 from htap_sync.common.lease import (
     Claim,
+    FinishCall,
     Following,
     LeaseStore,
     Limits,
     NotReplicated,
+    ScriptedLimits,
+    StartCall,
     Started,
     succeeded_fields,
 )
@@ -61,6 +65,27 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             constants=limit,
             functions={"breaker": breaker, "update": update},
         )
+        start, finish = (_PACKAGE, "start.lua"), (_PACKAGE, "finish.lua")
+        self._start_many = script(
+            client,
+            _PACKAGE,
+            "start_many.lua",
+            constants=limit,
+            functions={
+                "begin": begin,
+                "bucket": bucket,
+                "breaker": breaker,
+                "update": update,
+                "start": start,
+            },
+        )
+        self._finish_many = script(
+            client,
+            _PACKAGE,
+            "finish_many.lua",
+            constants=limit,
+            functions={"breaker": breaker, "update": update, "finish": finish},
+        )
 
     def _begin_args(self, ticket: str, run: str, lease_s: float) -> tuple[float, str, list[Any]]:
         """``(now, holder, ARGV of begin.lua)`` for a new claim."""
@@ -98,27 +123,60 @@ class RedisLeaseStore(TicketStore, LeaseStore):
                 replicas=replicas,
                 wait_s=wait_s,
             )
-        now, holder, begin_args = self._begin_args(ticket, run, lease_s)
-        keys, mark = self._update_call(
-            Claim(ticket, run, holder), attempts=1, in_doubt=1, lease_until=now + lease_s
-        )
-        keys = [keys[0], keys[3], keys[1], keys[2]]  # ticket, delayed, failed, history
+        call = StartCall(ticket, run, fingerprint, limits)
+        holder, gate, own, mark = self._start_parts(call, lease_s)
+        keys = [self.key(ticket), self.delayed_key, self.failed_key, self.history_key(ticket)]
         scripted = limits.scripted if limits is not None else None
-        gate = "claim" if limits is None else ("go" if scripted is None else "check")
-        args = [*begin_args, fingerprint, gate, limits.max_sleep_s if limits else 0]
+        args = [*own, gate, limits.max_sleep_s if limits else 0]
         if scripted is not None:
             keys += [scripted.bucket_key, scripted.breaker_key]
             args += [*scripted.acquire_args, *scripted.allow_args]
         else:
             args += [*_BLANK_BUCKET, *_BLANK_BREAKER]
         result, acked = self._run(self._start, keys, [*args, *mark], replicas, wait_s)
-        found = _claim(ticket, run, holder, cast(list[str], result))
-        if not isinstance(found, Claim):
-            return found
-        verdict, wait = result[6], float(result[7])
-        if verdict == "marked" and acked is not None and acked < replicas:
-            return Started(found, "marked", wait, NotReplicated(acked, replicas))
-        return Started(found, verdict, wait)
+        return _started(call, holder, cast(list[str], result), acked, replicas)
+
+    def _start_parts(
+        self, call: StartCall, lease_s: float
+    ) -> tuple[str, str, list[Any], list[Any]]:
+        """``(holder, gate, ARGV 1-8, ARGV 28-)`` of ``start.lua`` for one ticket: the gate's
+        mode, begin's arguments and the fingerprint, update's (the mark)."""
+        now, holder, begin_args = self._begin_args(call.ticket, call.run, lease_s)
+        claim = Claim(call.ticket, call.run, holder)
+        _, mark = self._update_call(claim, attempts=1, in_doubt=1, lease_until=now + lease_s)
+        limits = call.limits
+        gate = "claim" if limits is None else ("go" if limits.scripted is None else "check")
+        return holder, gate, [*begin_args, call.fingerprint], mark
+
+    def start_many(
+        self, calls: Sequence[StartCall], *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
+    ) -> list[Started | str]:
+        """See :meth:`LeaseStore.start_many`: one ``start_many.lua`` (and its ``WAIT``)."""
+        shared = _shared_limits([call.limits for call in calls], self.redis)
+        if shared is None:
+            return super().start_many(calls, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
+        if not calls:
+            return []
+        scripted, max_sleep_s = shared
+        breaker_key = scripted.breaker_key if scripted else self.delayed_key  # else unused
+        keys = [self.delayed_key, self.failed_key, breaker_key]
+        args: list[Any] = [max_sleep_s]
+        args += [*scripted.acquire_args, *scripted.allow_args] if scripted else []
+        args += [] if scripted else [*_BLANK_BUCKET, *_BLANK_BREAKER]
+        holders = []
+        for call in calls:
+            holder, gate, own, mark = self._start_parts(call, lease_s)
+            ticket_key = self.key(call.ticket)
+            keys += [ticket_key, self.history_key(call.ticket)]
+            limits = call.limits.scripted if call.limits is not None else None
+            keys.append(limits.bucket_key if limits is not None else ticket_key)
+            args += [1 + len(own) + len(mark), gate, *own, *mark]
+            holders.append(holder)
+        results, acked = self._run(self._start_many, keys, args, replicas, wait_s)
+        return [
+            _started(call, holder, cast(list[str], result), acked, replicas)
+            for call, holder, result in zip(calls, holders, results, strict=True)
+        ]
 
     def finish(
         self,
@@ -133,19 +191,49 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         unscripted = limits is not None and not limits.free and not self._runs(limits)
         if unscripted or (follow is not None and follow.where is not self.redis):
             return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
-        fields = succeeded_fields(job_id, reconciled=False)
-        update_keys, update_args = self._update_call(claim, ttl_s=self._ttl_s, note=note, **fields)
+        call = FinishCall(claim, job_id, note, limits, follow)
         scripted = limits.scripted if limits is not None else None
-        ticket_key = update_keys[0]  # stands in for a key the call does not use
-        keys = [*update_keys, ticket_key, ticket_key, ticket_key]
-        args: list[Any] = ["", *_BLANK_BREAKER, "", "", "", "", "", claim.ticket]
-        if scripted is not None:
-            keys[4] = scripted.breaker_key
-            args[:7] = ["record", *scripted.ok_args]
+        ticket_key = self.key(claim.ticket)  # stands in for a key the call does not use
+        keys = [ticket_key, self.failed_key, self.history_key(claim.ticket), self.delayed_key]
+        keys += [scripted.breaker_key if scripted else ticket_key, *self._follow_keys(call)]
+        args: list[Any] = ["record", *scripted.ok_args] if scripted else ["", *_BLANK_BREAKER]
+        return self._finish(keys=keys, args=[*args, *self._finish_parts(call)]) is not None
+
+    def _follow_keys(self, call: FinishCall) -> list[str]:
+        """``finish.lua``'s followed-tasks and rounds keys (the ticket's when not following)."""
+        if call.follow is None:
+            return [self.key(call.claim.ticket)] * 2
+        return [call.follow.tasks_key, call.follow.due_key]
+
+    def _finish_parts(self, call: FinishCall) -> list[Any]:
+        """``finish.lua``'s ARGV from 8 on: the follow flag and entry, the ticket, update's."""
+        fields = succeeded_fields(call.job_id, reconciled=False)
+        _, update_args = self._update_call(call.claim, ttl_s=self._ttl_s, note=call.note, **fields)
+        follow = call.follow
+        args: list[Any] = ["", "", "", "", ""]
         if follow is not None:
-            keys[5:7] = [follow.tasks_key, follow.due_key]
-            args[7:12] = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
-        return self._finish(keys=keys, args=[*args, *update_args]) is not None
+            args = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
+        return [*args, call.claim.ticket, *update_args]
+
+    def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
+        """See :meth:`LeaseStore.finish_many`: one ``finish_many.lua``."""
+        shared = _shared_limits([call.limits for call in calls], self.redis)
+        elsewhere = any(c.follow is not None and c.follow.where is not self.redis for c in calls)
+        if shared is None or elsewhere:
+            return super().finish_many(calls)
+        if not calls:
+            return []
+        scripted = shared[0]
+        breaker_key = scripted.breaker_key if scripted else self.delayed_key  # else unused
+        keys = [self.failed_key, self.delayed_key, breaker_key]
+        args: list[Any] = ["record", *scripted.ok_args] if scripted else ["", *_BLANK_BREAKER]
+        for call in calls:
+            keys += [self.key(call.claim.ticket), self.history_key(call.claim.ticket)]
+            keys += self._follow_keys(call)
+            own = self._finish_parts(call)
+            args += [len(own), *own]
+        done = cast(list[int], self._finish_many(keys=keys, args=args))
+        return [bool(one) for one in done]
 
     def _runs(self, limits: Limits) -> bool:
         """Whether this store's scripts can run the gate's checks (their state is here)."""
@@ -235,6 +323,47 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         """How many replicas the Redis this store writes to has right now."""
         info = self.redis.info("replication")
         return int(info.get("connected_slaves", 0))
+
+
+def _started(
+    call: StartCall, holder: str, result: list[str], acked: int | None, replicas: int
+) -> Started | str:
+    """What ``start.lua``'s answer says of one ticket (``acked``: replicas after ``WAIT``)."""
+    found = _claim(call.ticket, call.run, holder, result)
+    if not isinstance(found, Claim):
+        return found
+    verdict, wait = result[6], float(result[7])
+    if verdict == "marked" and acked is not None and acked < replicas:
+        return Started(found, "marked", wait, NotReplicated(acked, replicas))
+    return Started(found, cast(Any, verdict), wait)
+
+
+def _shared_limits(
+    all_limits: Sequence[Limits | None], where: redis.Redis
+) -> tuple[ScriptedLimits | None, float] | None:
+    """The gate checks a batch's scripts can run for every ticket, and the longest sleep:
+    None when some ticket's gate lives elsewhere, or the tickets' gates differ (then the
+    batch goes ticket by ticket)."""
+    if len({limits is None or limits.free for limits in all_limits}) > 1:
+        return None  # some checked, some not: finish_many tells the breaker for all or none
+    scripted: ScriptedLimits | None = None
+    max_sleep_s = 0.0
+    for limits in all_limits:
+        if limits is None or limits.free:
+            continue
+        mine = limits.scripted
+        if mine is None or mine.where is not where:
+            return None
+        if scripted is None:
+            scripted, max_sleep_s = mine, limits.max_sleep_s
+        elif (mine.acquire_args, mine.allow_args, mine.breaker_key, limits.max_sleep_s) != (
+            scripted.acquire_args,
+            scripted.allow_args,
+            scripted.breaker_key,
+            max_sleep_s,
+        ):
+            return None
+    return scripted, max_sleep_s
 
 
 def _claim(ticket: str, run: str, holder: str, result: list[str]) -> Claim | str:

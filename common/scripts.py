@@ -33,12 +33,17 @@ def composed(package: str, name: str, functions: Mapping[str, tuple[str, str]]) 
     """The text of script ``name`` preceded by other scripts, each as a local function.
 
     ``functions`` maps a function name to the ``(package, file)`` of a script; its body
-    becomes ``local function <name>(KEYS, ARGV) ... end``, so it reads its own ``KEYS`` and
-    ``ARGV`` and returns what the script returns. One script can then run several others
-    in one call, and each stays the single definition of its steps.
+    becomes a local ``<name> = function(KEYS, ARGV) ... end``, so it reads its own ``KEYS``
+    and ``ARGV`` and returns what the script returns; the functions may call each other (a
+    script composed of others is composed in with them). One script can then run several
+    others in one call, and each stays the single definition of its steps.
     """
-    parts = [
-        f"local function {function}(KEYS, ARGV)\n{source(*where).rstrip()}\nend\n"
+    if not functions:
+        return source(package, name)
+    # Declared first, so that one function may call another whatever their order.
+    parts = ["local " + ", ".join(functions) + "\n"]
+    parts += [
+        f"{function} = function(KEYS, ARGV)\n{source(*where).rstrip()}\nend\n"
         for function, where in functions.items()
     ]
     return "".join(parts) + source(package, name)

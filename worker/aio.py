@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Literal, TypeVar
 
 import aiohttp
@@ -100,6 +100,21 @@ class LoopTransport(httpx.BaseTransport):
         except concurrent.futures.TimeoutError as exc:
             raise httpx.ReadTimeout("no answer from the event loop", request=request) from exc
 
+    def handle_many(self, requests: Sequence[httpx.Request]) -> list[httpx.Response | Exception]:
+        """Send ``requests`` together on the loop; each one's answer or httpx exception."""
+        budgets = [_budget_s(request) for request in requests]
+        budget = None if None in budgets else max((b for b in budgets if b), default=_GRACE_S)
+
+        async def together() -> list[httpx.Response | BaseException]:
+            sends = (self._send(request) for request in requests)
+            return await asyncio.gather(*sends, return_exceptions=True)
+
+        try:
+            answers = self._loop.run(together(), budget)
+        except concurrent.futures.TimeoutError:
+            return [httpx.ReadTimeout("no answer from the event loop", request=r) for r in requests]
+        return [_exception(a) if isinstance(a, BaseException) else a for a in answers]
+
     async def _send(self, request: httpx.Request) -> httpx.Response:
         response = await self._transport.handle_async_request(request)
         try:
@@ -118,6 +133,51 @@ class LoopTransport(httpx.BaseTransport):
         """Close the async transport (on its loop)."""
         if not self._loop.loop.is_closed():
             self._loop.run(self._transport.aclose(), _GRACE_S)
+
+
+def _exception(caught: BaseException) -> Exception:
+    """A failure of one send of :meth:`LoopTransport.handle_many`, never a BaseException
+    (a cancelled send, when the loop shut down, reads as an answer that never came)."""
+    if isinstance(caught, Exception):
+        return caught
+    return RuntimeError(f"send interrupted: {type(caught).__name__}")
+
+
+def send_many(
+    http: httpx.Client, transport: LoopTransport, requests: Sequence[httpx.Request]
+) -> list[httpx.Response | Exception]:
+    """Send requests built by ``http`` together through ``transport``, each with ``http``'s
+    auth, as ``http.send`` would send it alone: each answer, or what its sending raised.
+
+    The auth flows run here, in the calling thread (an IAM token may be fetched); their
+    requests go out in rounds, each round in flight together (a flow that answers a 401 with
+    a retry takes a second round).
+    """
+    auth = http.auth or httpx.Auth()
+    flows = [auth.sync_auth_flow(request) for request in requests]
+    results: list[httpx.Response | Exception | None] = [None] * len(requests)
+    pending: dict[int, httpx.Request] = {}
+    for index, flow in enumerate(flows):
+        try:
+            pending[index] = next(flow)
+        except Exception as exc:  # the flow's failure is this request's
+            results[index] = exc
+    while pending:
+        sent = list(pending.items())
+        pending = {}
+        answers = transport.handle_many([request for _, request in sent])
+        for (index, _), answer in zip(sent, answers, strict=True):
+            results[index] = answer
+            if isinstance(answer, Exception):
+                flows[index].close()
+                continue
+            try:
+                pending[index] = flows[index].send(answer)
+            except StopIteration:
+                pass
+            except Exception as exc:  # the flow's failure is this request's
+                results[index] = exc
+    return [r if r is not None else RuntimeError("no answer") for r in results]
 
 
 def _mapped(exc: BaseException, request: httpx.Request) -> httpx.HTTPError:

@@ -1,14 +1,14 @@
 """The batch task: several tickets in one message, their API calls in flight together.
 
-Each ticket of a batch is one :func:`~htap_sync.worker.deliver.deliver`, exactly as the
-single task runs it (its own claim, rate token, breaker check, in-doubt mark, reconciliation
-and result), in a thread of its own; the threads' HTTP calls all go through the process's
-event loop (:mod:`htap_sync.worker.aio`), so they wait on futures, not sockets.
+Each ticket of a batch is delivered as the single task delivers one (its own claim, rate
+token, breaker check, in-doubt mark, reconciliation and result: the same functions), by
+:func:`~htap_sync.worker.process_batch.process_batch`, which takes the common path for all of
+them at once: one store step to start them, their create calls in flight together on the
+process's event loop (:mod:`htap_sync.worker.aio`), one store step to record the tasks made.
+A ticket off that path goes on alone in a thread of its own.
 
-All of a batch's tickets run at once, so a batch lasts about as long as its slowest ticket:
-each delivery is bounded as a single one is (``HTAP_SYNC_LEASE``, i.e. 2 x request timeout +
-5 s, below the visibility timeout), rate-token waits included, as each ticket waits for its
-own token in its own thread.
+A batch lasts about as long as its slowest ticket: each delivery is bounded as a single one
+is (``HTAP_SYNC_LEASE``, i.e. 2 x request timeout + 5 s, below the visibility timeout).
 
 A redelivered batch (a worker died mid-batch) is safe: a finished ticket's claim answers
 ``done``, one another delivery holds answers ``busy`` (looked at again once its lease ends),
@@ -16,8 +16,8 @@ and one left in doubt is reconciled before any create call.
 
 How a batch ends, for Celery and Flower:
 
-* Redis unreachable for some ticket: the whole message is given back (``Reject``, requeued);
-  the tickets already finished are skipped when it returns.
+* Redis unreachable for some ticket (or for a step of the whole batch): the whole message is
+  given back (``Reject``, requeued); the tickets already finished are skipped when it returns.
 * Some tickets failed (or met a bug, which fails them visibly): the task ends in FAILURE with
   :class:`TicketFailed` naming each (the others' results are in the ticket store as usual).
 * Otherwise: SUCCESS, with the count of each outcome, e.g. ``finished 15, skipped 1``.
@@ -26,20 +26,20 @@ How a batch ends, for Celery and Flower:
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery.exceptions import Reject
 
 from htap_sync.common.settings import Settings
-from htap_sync.worker.deliver import TicketFailed, deliver
+from htap_sync.worker.deliver import TicketFailed, settle
+from htap_sync.worker.delivery import Delivery, no_enroll
+from htap_sync.worker.process_batch import End, Item, process_batch
 from htap_sync.worker.runtime import Runtime
 
 log = logging.getLogger("htap_sync.worker")
-
-Item = tuple[str, str, Any]
 
 
 def parse_items(raw: Any) -> tuple[list[Item], list[str]]:
@@ -63,30 +63,44 @@ def parse_items(raw: Any) -> tuple[list[Item], list[str]]:
 
 
 def run_batch(settings: Settings, runtime: Runtime, raw: Any) -> str:
-    """Deliver every ticket of a batch concurrently; end as the module docstring says."""
+    """Deliver every ticket of a batch (:func:`process_batch`); end as the module docstring
+    says."""
     items, refused = parse_items(raw)
     for why in refused:
         log.error("batch item refused: %s", why)
     if not items:
         raise TicketFailed("; ".join(refused) or "items: empty batch")
-    client = runtime.get().batch_client
+    parts = runtime.get()
+    d = Delivery(
+        parts.batch_client,
+        parts.store,
+        settings,
+        parts.rng,
+        parts.gate,
+        time.time,
+        parts.enroll or no_enroll,
+        parts.replicas,
+    )
+    try:
+        ends = process_batch(items, d)
+    except Exception as exc:  # a step for the whole batch: each ticket ends with it
+        ends = [exc] * len(items)
 
-    def one(item: Item) -> tuple[str, str | None]:
+    def one(item: Item, end: End) -> tuple[str, str | None]:
         """The item's outcome kind (``rejected`` when Redis failed it) and its failure."""
-        ticket, run, request = item
+        ticket, run, _ = item
         try:
-            return deliver(ticket, run, request, client, settings=settings, runtime=runtime), None
+            return settle(ticket, run, end, settings=settings, runtime=runtime), None
         except Reject:
             return "rejected", None
         except TicketFailed as exc:
             return "finished", str(exc)
-        except Exception as exc:  # deliver() logged it and failed the ticket
+        except Exception as exc:  # settle() logged it and failed the ticket
             return "finished", f"{ticket}: HTAP_SYNC.INTERNAL {type(exc).__name__}"
 
-    with ThreadPoolExecutor(len(items), thread_name_prefix="htap-sync-batch") as pool:
-        ends = list(pool.map(one, items))
-    kinds = Counter(kind for kind, _ in ends)
-    failed = [failure for _, failure in ends if failure is not None]
+    settled = [one(item, end) for item, end in zip(items, ends, strict=True)]
+    kinds = Counter(kind for kind, _ in settled)
+    failed = [failure for _, failure in settled if failure is not None]
     if kinds["rejected"]:
         raise Reject(f"{kinds['rejected']} tickets met Redis errors", requeue=True)
     if failed or refused:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import httpx
 from htap_sync.common.errors import Ambiguous, NotFound, Rejected, ServerError
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings
+from htap_sync.worker.aio import LoopTransport, send_many
 from htap_sync.worker.classify import error_for, transport_errors
 
 JSON_UTF8 = "application/json;charset=utf-8"
@@ -115,10 +117,15 @@ class TaurusClient:
     Args:
         http: a client whose ``base_url`` is the API endpoint (tests pass a MockTransport).
         language: the ``X-Language`` header.
+        together: ``http``'s transport when it can send many requests at once (the batch
+            path's event-loop bridge): :meth:`create_replications` then sends them together.
     """
 
-    def __init__(self, http: httpx.Client, *, language: str = "en-us") -> None:
+    def __init__(
+        self, http: httpx.Client, *, language: str = "en-us", together: LoopTransport | None = None
+    ) -> None:
         self._http = http
+        self._together = together
         self._headers = {"Content-Type": JSON_UTF8, "X-Language": language}
 
     def create_replication(self, request: ReplicationRequest) -> Created:
@@ -129,25 +136,26 @@ class TaurusClient:
             Ambiguous: sent, outcome unknown (timeout, drop, 5xx, a 2xx without a job id).
             Permanent: refused for good.
         """
-        body = json.dumps(request.body(), separators=(",", ":")).encode()
         with transport_errors():
-            response = self._http.post(
-                replication_path(request.project_id, request.instance_id),
-                content=body,
-                headers=self._headers,
-            )
-        error = error_for(response)
-        if error is not None:
-            raise error
-        request_id = response.headers.get("X-Request-Id")
-        job_id = _json(response).get("job_id")
-        if not isinstance(job_id, str) or not job_id:
-            raise ServerError(
-                "success answer without a job_id",
-                http_status=response.status_code,
-                request_id=request_id,
-            )
-        return Created(job_id=job_id, request_id=request_id)
+            response = self._http.send(self._create_request(request))
+        return _created(response)
+
+    def create_replications(
+        self, requests: Sequence[ReplicationRequest]
+    ) -> list[Created | Exception]:
+        """POST a create call for each request, all in flight together when the client was
+        given a ``together`` transport (else one after the other): each one's
+        :class:`Created`, or what :meth:`create_replication` would have raised."""
+        if self._together is None:
+            return [_outcome(partial(self.create_replication, r)) for r in requests]
+        built = [self._create_request(request) for request in requests]
+        answers = send_many(self._http, self._together, built)
+        return [_outcome(partial(_created_from, a)) for a in answers]
+
+    def _create_request(self, request: ReplicationRequest) -> httpx.Request:
+        body = json.dumps(request.body(), separators=(",", ":")).encode()
+        path = replication_path(request.project_id, request.instance_id)
+        return self._http.build_request("POST", path, content=body, headers=self._headers)
 
     def find_replication(
         self, request: ReplicationRequest, *, include_cancelled: bool = False
@@ -239,6 +247,38 @@ class TaurusClient:
         if error is not None:
             raise error
         return _json(response)
+
+
+def _created(response: httpx.Response) -> Created:
+    """The create call's answer read: its job id, or the error it means."""
+    error = error_for(response)
+    if error is not None:
+        raise error
+    request_id = response.headers.get("X-Request-Id")
+    job_id = _json(response).get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise ServerError(
+            "success answer without a job_id",
+            http_status=response.status_code,
+            request_id=request_id,
+        )
+    return Created(job_id=job_id, request_id=request_id)
+
+
+def _created_from(answer: httpx.Response | Exception) -> Created:
+    """A fanned-out send's answer read, or its failure raised as :func:`transport_errors`
+    says."""
+    if isinstance(answer, Exception):
+        with transport_errors():
+            raise answer
+    return _created(answer)
+
+
+def _outcome(call: Callable[[], Created]) -> Created | Exception:
+    try:
+        return call()
+    except Exception as exc:  # each request's failure is its own
+        return exc
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

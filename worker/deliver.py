@@ -62,19 +62,10 @@ def deliver(
     runtime: Runtime,
 ) -> str:
     """One delivery of one ticket through :func:`process_ticket`, with ``client``; acts on
-    its verdict. Both tasks run each ticket through here.
-
-    Returns:
-        the outcome's kind.
-
-    Raises:
-        Reject: Redis is unreachable; the message is to be given back.
-        TicketFailed: the ticket ended failed.
-        Exception: a bug; the ticket was failed visibly first.
-    """
+    its verdict (:func:`settle`)."""
     parts = runtime.get()
     try:
-        outcome = process_ticket(
+        end: Outcome | Exception = process_ticket(
             ticket,
             run,
             request,
@@ -86,9 +77,32 @@ def deliver(
             enroll=parts.enroll,
             replicas=parts.replicas,
         )
-        if outcome.kind == "skipped" and outcome.reason == "busy":
+    except Exception as exc:
+        end = exc
+    return settle(ticket, run, end, settings=settings, runtime=runtime)
+
+
+def settle(
+    ticket: str, run: str, end: Outcome | Exception, *, settings: Settings, runtime: Runtime
+) -> str:
+    """Act on how one delivery ended (its outcome, or what it raised): both tasks do this
+    for each ticket.
+
+    Returns:
+        the outcome's kind.
+
+    Raises:
+        Reject: Redis is unreachable; the message is to be given back.
+        TicketFailed: the ticket ended failed.
+        Exception: a bug (``end``); the ticket was failed visibly first.
+    """
+    store = runtime.get().store
+    try:
+        if isinstance(end, Exception):
+            raise end
+        if end.kind == "skipped" and end.reason == "busy":
             # Held by a live delivery, or by one that died: look again once its lease ends.
-            parts.store.defer(ticket, run, due_at=time.time() + settings.lease_s)
+            store.defer(ticket, run, due_at=time.time() + settings.lease_s)
     except redis.RedisError as exc:
         # The store is unreachable: give the message back; it is also restored from the
         # broker's unacked set after the visibility timeout if this requeue cannot happen.
@@ -99,9 +113,9 @@ def deliver(
         # A bug must not leave a ticket running forever: fail it visibly (re-drivable).
         log.exception("ticket %s: unexpected error", ticket)
         error = ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=type(exc).__name__)
-        parts.store.fail(Claim(ticket, run), error)
+        store.fail(Claim(ticket, run), error)
         raise
-    _report(ticket, outcome)
-    if outcome.kind == "finished" and outcome.reason not in _SUCCEEDED:
-        _raise_if_failed(parts.store, ticket)
-    return outcome.kind
+    _report(ticket, end)
+    if end.kind == "finished" and end.reason not in _SUCCEEDED:
+        _raise_if_failed(store, ticket)
+    return end.kind

@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from htap_sync.common.errors import RequestInvalid
-from htap_sync.common.lease import Claim, Following, LeaseStore, Limits, NotReplicated, Started
+from htap_sync.common.lease import (
+    Claim,
+    Following,
+    LeaseStore,
+    Limits,
+    NotReplicated,
+    StartCall,
+    Started,
+)
 from htap_sync.common.models import ErrorPayload, ReplicationRequest
 from htap_sync.common.models import parse_request as validate
 from htap_sync.common.settings import Settings
@@ -27,6 +35,8 @@ from htap_sync.worker.gate import CallGate, LimitedGate
 from htap_sync.worker.outcome import Outcome
 
 log = logging.getLogger("htap_sync.worker")
+# A valid message: its request and the arguments of its start.
+Checked = tuple[ReplicationRequest, StartCall]
 
 
 def invalid(store: LeaseStore, claim: Claim, why: str, reason: str) -> Outcome:
@@ -123,11 +133,9 @@ def unreplicated(claim: Claim, exc: NotReplicated, d: Delivery) -> Outcome:
     return Outcome("waiting", delay_s=wait_s, reason="replication")
 
 
-def check_and_start(
-    ticket: str, run: str, payload: Any, d: Delivery
-) -> tuple[ReplicationRequest, Started, Limits | None] | Outcome:
-    """Validate the message, check it names its ticket, start it (claim, and mark the attempt
-    when the gate lets it go and nothing asks for a look first); or why not."""
+def check(ticket: str, run: str, payload: Any, d: Delivery) -> Checked | Outcome:
+    """Validate the message and check it names its ticket: the request and its start's
+    arguments; or the outcome of a message that is not valid (its ticket failed)."""
     store = d.store
     try:
         request = validate(payload)
@@ -137,19 +145,39 @@ def check_and_start(
         return invalid(store, Claim(ticket, run), "message names another ticket", "ticket mismatch")
     gate = d.gate
     limits = gate.limits(request.project_id, "create") if isinstance(gate, LimitedGate) else None
-    fingerprint = request.fingerprint()
-    started = store.start(
+    return request, StartCall(ticket, run, request.fingerprint(), limits)
+
+
+def own_start(call: StartCall, started: Started | str, d: Delivery) -> Started | Outcome:
+    """A start of the message's own request, or why the delivery ends here (no claim, or a
+    message that differs from the request its ticket recorded)."""
+    if not isinstance(started, Started):
+        return Outcome("skipped", reason=started)
+    if started.claim.fingerprint != call.fingerprint:
+        why = "message differs from the request its ticket recorded"
+        return invalid(d.store, started.claim, why, "request mismatch")
+    return started
+
+
+def check_and_start(
+    ticket: str, run: str, payload: Any, d: Delivery
+) -> tuple[ReplicationRequest, Started, Limits | None] | Outcome:
+    """Validate the message, check it names its ticket, start it (claim, and mark the attempt
+    when the gate lets it go and nothing asks for a look first); or why not."""
+    checked = check(ticket, run, payload, d)
+    if isinstance(checked, Outcome):
+        return checked
+    request, call = checked
+    started = d.store.start(
         ticket,
         run,
         lease_s=d.settings.lease_s,
-        fingerprint=fingerprint,
-        limits=limits,
+        fingerprint=call.fingerprint,
+        limits=call.limits,
         replicas=d.replicas(),
         wait_s=d.settings.redis.wait_timeout_s,
     )
-    if not isinstance(started, Started):
-        return Outcome("skipped", reason=started)
-    if started.claim.fingerprint != fingerprint:
-        why = "message differs from the request its ticket recorded"
-        return invalid(store, started.claim, why, "request mismatch")
-    return request, started, limits
+    found = own_start(call, started, d)
+    if isinstance(found, Outcome):
+        return found
+    return request, found, call.limits

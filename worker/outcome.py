@@ -77,29 +77,38 @@ def gated(
         error = exc
         raise
     finally:
-        if error is not None or report_ok:
-            gate.after_call(project_id, api, error)
-        status = (
-            str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
-        )
-        outcome = type(error).__name__ if error else "ok"
-        metrics.API_CALLS.labels(api, outcome, status).inc()
-        metrics.API_LATENCY.labels(api).observe(time.monotonic() - started)
-        if on_done is not None:
-            request_id = error.request_id if error else getattr(result, "request_id", None)
-            on_done(outcome, error, request_id)
+        took_s = time.monotonic() - started
+        heard(gate, project_id, api, took_s, error, result, on_done, report_ok=report_ok)
 
 
-def observed(
-    claim: Claim,
-    api: Literal["create", "list"],
-    call: Callable[[], T],
+def heard(
     gate: CallGate,
     project_id: str,
+    api: Api,
+    took_s: float,
+    error: ApiError | None,
+    result: Any,
+    on_done: Callable[[str, ApiError | None, str | None], None] | None,
     *,
     report_ok: bool = True,
-) -> T:
-    """Make one call of a delivery: :func:`gated`, and logged (never a secret)."""
+) -> None:
+    """What :func:`gated` does once a call ended (``error`` or ``result``, after ``took_s``):
+    for a call made elsewhere (the batch path's calls in flight together)."""
+    if error is not None or report_ok:
+        gate.after_call(project_id, api, error)
+    status = str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
+    outcome = type(error).__name__ if error else "ok"
+    metrics.API_CALLS.labels(api, outcome, status).inc()
+    metrics.API_LATENCY.labels(api).observe(took_s)
+    if on_done is not None:
+        request_id = error.request_id if error else getattr(result, "request_id", None)
+        on_done(outcome, error, request_id)
+
+
+def call_log(
+    claim: Claim, api: Literal["create", "list"]
+) -> Callable[[str, ApiError | None, str | None], None]:
+    """How a delivery's call is logged once it ended (never a secret)."""
 
     def logged(outcome: str, error: ApiError | None, request_id: str | None) -> None:
         log.info(
@@ -118,7 +127,20 @@ def observed(
             },
         )
 
-    return gated(gate, project_id, api, call, logged, report_ok=report_ok)
+    return logged
+
+
+def observed(
+    claim: Claim,
+    api: Literal["create", "list"],
+    call: Callable[[], T],
+    gate: CallGate,
+    project_id: str,
+    *,
+    report_ok: bool = True,
+) -> T:
+    """Make one call of a delivery: :func:`gated`, and logged (never a secret)."""
+    return gated(gate, project_id, api, call, call_log(claim, api), report_ok=report_ok)
 
 
 def finished(claim: Claim, state: str, clock: Callable[[], float]) -> None:

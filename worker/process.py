@@ -51,7 +51,7 @@ from htap_sync.worker.delivery import (
 from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
 from htap_sync.worker.outcome import Outcome, finished, note, observed
 
-__all__ = ["Delivery", "Enroll", "Outcome", "process_ticket"]
+__all__ = ["Delivery", "Enroll", "Outcome", "carry_on", "create_failed", "process_ticket"]
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
@@ -83,7 +83,14 @@ def process_ticket(
     checked = check_and_start(ticket, run, payload, d)
     if isinstance(checked, Outcome):
         return checked
-    request, started, limits = checked
+    return carry_on(*checked, d)
+
+
+def carry_on(
+    request: ReplicationRequest, started: Started, limits: Limits | None, d: Delivery
+) -> Outcome:
+    """A delivery from its start (:func:`check_and_start`) to its end: the create call when
+    the start marked it (else the start's rarer paths first), then its outcome recorded."""
     claim = started.claim
     # Marked by start: finish tells the breaker; else the gate heard the call (after_call).
     told_by_finish = limits if started.verdict == "marked" else None
@@ -101,7 +108,7 @@ def process_ticket(
         created = observed(
             claim,
             "create",
-            lambda: client.create_replication(request),
+            lambda: d.client.create_replication(request),
             d.gate,
             request.project_id,
             report_ok=told_by_finish is None,
@@ -109,14 +116,22 @@ def process_ticket(
     except MustWait as wait:
         return _wait(claim, wait, d)
     except ApiError as exc:
-        if sent and _may_be_ours(exc, claim):
-            return _refused_but_maybe_ours(request, claim, exc, d)
-        return _after_error(exc, claim, sent=sent, d=d)
-    follow = follow_created(d.enroll, ticket, request, created.job_id)
+        return create_failed(request, claim, exc, d, sent=sent)
+    follow = follow_created(d.enroll, claim.ticket, request, created.job_id)
     made = note("create", "created", request_id=created.request_id)
-    store.finish(claim, created.job_id, note=made, limits=told_by_finish, follow=follow)
-    finished(claim, "succeeded", clock)
+    d.store.finish(claim, created.job_id, note=made, limits=told_by_finish, follow=follow)
+    finished(claim, "succeeded", d.clock)
     return Outcome("finished", reason="created")
+
+
+def create_failed(
+    request: ReplicationRequest, claim: Claim, exc: ApiError, d: Delivery, *, sent: bool
+) -> Outcome:
+    """After a failed API call of the delivery (``sent``: the create call went out): look
+    when the refusal may be our own task's, else retry or fail."""
+    if sent and _may_be_ours(exc, claim):
+        return _refused_but_maybe_ours(request, claim, exc, d)
+    return _after_error(exc, claim, sent=sent, d=d)
 
 
 def _step_by_step(

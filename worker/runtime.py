@@ -95,7 +95,9 @@ class Runtime:
                 client = make_redis(self.settings)
                 auth, self._extra = make_auth(self.settings, client)
                 http = make_http(self.settings, self._transport, auth)
-                batch_http = make_http(self.settings, self._batch_transport(), auth)
+                bridge = self._batch_transport()
+                batch_http = make_http(self.settings, bridge, auth)
+                together = bridge if isinstance(bridge, LoopTransport) else None
                 store = make_store(self.settings, client)
                 follow = FollowStore(client, Keys(self.settings.key_prefix))
                 enroll = enroller(
@@ -107,7 +109,9 @@ class Runtime:
                     http=http,
                     client=TaurusClient(http, language=self.settings.cloud.language),
                     batch_http=batch_http,
-                    batch_client=TaurusClient(batch_http, language=self.settings.cloud.language),
+                    batch_client=TaurusClient(
+                        batch_http, language=self.settings.cloud.language, together=together
+                    ),
                     store=store,
                     rng=random.Random(),  # noqa: S311 - jitter, not cryptography
                     gate=Gate(RedisBucketStore(client), RedisBreakerStore(client), self.settings),

@@ -4,13 +4,14 @@ connection that sends it.
 
 A created ticket costs two round trips, each one script: ``start`` (claim, token, breaker,
 in-doubt mark; with its ``WAIT`` when replicas must hold the mark) and ``finish`` (success,
-breaker, enrolment). A breaker and a bucket write only what changes (the server's count of
-changes says so).
+breaker, enrolment); a batch of created tickets costs the same two for all of them. A
+breaker and a bucket write only what changes (the server's count of changes says so).
 """
 
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,9 +32,11 @@ from htap_sync.devstack import RedisServer, wait_until
 from htap_sync.worker.breaker import BreakerPolicy, RedisBreakerStore
 from htap_sync.worker.bucket import BucketPolicy, RedisBucketStore
 from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.delivery import Delivery
 from htap_sync.worker.follow_store import FollowStore, enroller, instance_ref
 from htap_sync.worker.gate import Gate
 from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.process_batch import process_batch
 from tests.conftest import request_data
 from tests.scripted_api import ScriptedApi, created
 
@@ -124,11 +127,43 @@ class Worker:
         )
         return ticket, payload, outcome
 
+    def deliver_batch(
+        self, names: list[str], replicas: int = 0
+    ) -> list[tuple[str, dict[str, str], Outcome | Exception]]:
+        """Submit a ticket each and deliver them as one batch; the API creates each task."""
+        items = []
+        for name in names:
+            payload = request_data(task_name=name)
+            ticket, run, _ = self.store.submit(parse_request(payload))
+            self.api.answer_creates(created(f"job-{name}"))
+            items.append((ticket, run, payload))
+        enroll = enroller(self.follow, timeout_s=600, first_s=5)
+        d = Delivery(
+            TaurusClient(self.http),
+            self.store,
+            self.settings,
+            random.Random(7),
+            self.gate,
+            time.time,
+            enroll,
+            lambda: replicas,
+        )
+        ends = process_batch(items, d)
+        return [
+            (ticket, payload, end) for (ticket, _, payload), end in zip(items, ends, strict=True)
+        ]
+
 
 def worker_on(url: str) -> Worker:
     """A worker on ``url`` with its own keys, counting what its client sends."""
     settings = load_settings(
-        {"redis_url": url, "endpoint": BASE_URL, "key_prefix": f"trips-{uuid.uuid4().hex[:8]}"},
+        {
+            "redis_url": url,
+            "endpoint": BASE_URL,
+            "key_prefix": f"trips-{uuid.uuid4().hex[:8]}",
+            "rate_limit_per_s": 100,
+            "rate_burst": 100,  # a batch of 16 within the burst: no ticket sleeps for a token
+        },
         env_file=None,
     )
     client = redis.Redis.from_url(url, decode_responses=True, connection_class=CountingConnection)
@@ -172,6 +207,20 @@ def test_a_created_ticket_costs_two_scripts(worker: Worker) -> None:
     assert worker.gate.breaker() is None  # closed, never written
 
 
+def test_a_batch_of_created_tickets_costs_two_scripts(worker: Worker) -> None:
+    """16 tickets of one batch, each created: one script starts them all, one records them
+    all (each followed); two round trips for the batch, not two per ticket."""
+    names = [f"batch_{i:02d}" for i in range(16)]
+    worker.deliver_batch(["warm_up"])  # connects and loads the scripts
+    with counting() as trips:
+        ends = worker.deliver_batch(names)
+    assert trips[16:] == [["EVALSHA"], ["EVALSHA"]]  # after the 16 submits
+    for ticket, payload, end in ends:
+        assert end == Outcome("finished", reason="created")
+        assert_created_and_followed(worker, ticket, payload)
+    assert worker.gate.breaker() is None
+
+
 def test_with_a_replica_the_wait_rides_with_the_start(tmp_path: Path) -> None:
     """A mark that must reach a replica: the WAIT goes in the start's round trip. (A master
     of its own: a replica's sync would save, and reset the counts the tests below read.)"""
@@ -195,6 +244,13 @@ def test_with_a_replica_the_wait_rides_with_the_start(tmp_path: Path) -> None:
         assert outcome == Outcome("finished", reason="created")
         assert trips[1:] == [["EVALSHA", "WAIT"], ["EVALSHA"]]
         assert_created_and_followed(made, ticket, payload)
+        made.deliver_batch(["warm_up_batch"], replicas=1)
+        with counting() as trips:
+            ends = made.deliver_batch(["batch_a", "batch_b", "batch_c"], replicas=1)
+        assert trips[3:] == [["EVALSHA", "WAIT"], ["EVALSHA"]]  # one WAIT for the batch
+        for done, fields, end in ends:
+            assert end == Outcome("finished", reason="created")
+            assert_created_and_followed(made, done, fields)
         assert link.hget(made.store.key(ticket), "state") in {"running", "succeeded"}
     finally:
         made.http.close()

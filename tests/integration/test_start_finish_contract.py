@@ -100,11 +100,12 @@ def rig_settings(redis_url: str, **changes: Any) -> Settings:
     return load_settings({**values, **changes}, env_file=None)
 
 
-@pytest.fixture(params=["memory", "redis", "redis-store-memory-gate", "redis-gate-elsewhere"])
-def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
-    """Each backend in turn, on its own keys; the stores' clocks are the real time."""
-    settings = rig_settings(redis_url)
-    if request.param == "memory":
+BACKENDS = ["memory", "redis", "redis-store-memory-gate", "redis-gate-elsewhere"]
+
+
+def build_rig(kind: str, request: pytest.FixtureRequest, settings: Settings) -> Rig:
+    """A rig of one backend (see ``BACKENDS``) on ``settings``' keys; real-time clocks."""
+    if kind == "memory":
         store: LeaseStore = MemoryLeaseStore(result_ttl_s=600, watch_s=60, clock=time.time)
     else:
         store = RedisLeaseStore(
@@ -113,13 +114,13 @@ def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
             result_ttl_s=600,
             watch_s=60,
         )
-    if request.param.startswith("redis-gate"):
+    if kind.startswith("redis-gate"):
         # On another client (as if another Redis): the store cannot run the gate's scripts.
         other = make_redis(settings)
         request.addfinalizer(other.close)
         breakers: MemoryBreakerStore | RedisBreakerStore = RedisBreakerStore(other)
         gate = Gate(RedisBucketStore(other), breakers, settings)
-    elif request.param == "redis":
+    elif kind == "redis":
         client = request.getfixturevalue("redis_client")
         breakers = RedisBreakerStore(client)
         gate = Gate(RedisBucketStore(client), breakers, settings)
@@ -127,6 +128,12 @@ def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
         breakers = MemoryBreakerStore(time.time)
         gate = Gate(MemoryBucketStore(time.time), breakers, settings)
     return Rig(store, gate, settings, breakers)
+
+
+@pytest.fixture(params=BACKENDS)
+def rig(request: pytest.FixtureRequest, redis_url: str) -> Rig:
+    """Each backend in turn, on its own keys; the stores' clocks are the real time."""
+    return build_rig(request.param, request, rig_settings(redis_url))
 
 
 def test_start_claims_passes_the_gate_and_marks_the_attempt(rig: Rig) -> None:

@@ -1,13 +1,13 @@
-"""How the batch task runs its tickets and ends, with the per-ticket delivery stubbed (the
-delivery itself is the single task's, tested on Redis and in tests/integration)."""
+"""How the batch task ends, with the deliveries stubbed (``process_batch`` is tested on Redis
+with the guarantee tests of tests/integration/process, and in tests/integration)."""
 
 from __future__ import annotations
 
-import threading
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import redis
 from celery.exceptions import Reject
 
 from htap_sync.common.settings import load_settings
@@ -20,29 +20,44 @@ CLIENT = object()
 
 
 class FakeRuntime:
-    """Hands out a batch client the stubbed delivery checks it is given."""
+    """Hands out the batch client the stubbed deliveries check they are given."""
+
+    def __init__(self) -> None:
+        self.abandoned: list[tuple[str, str]] = []
+
+    def abandon(self, ticket: str, run: str) -> None:
+        self.abandoned.append((ticket, run))
 
     def get(self) -> Any:
-        return SimpleNamespace(batch_client=CLIENT)
+        return SimpleNamespace(
+            batch_client=CLIENT, store=None, rng=None, gate=None, enroll=None, replicas=None
+        )
 
 
-def _stub(monkeypatch: pytest.MonkeyPatch, ends: dict[str, Any], together: int = 0) -> list[str]:
-    """Replace deliver(): each ticket returns or raises what ``ends`` says; with ``together``,
-    none returns before that many are running at once (a deadline fails the test)."""
-    barrier = threading.Barrier(together) if together else None
+def _stub(
+    monkeypatch: pytest.MonkeyPatch, ends: dict[str, Any], whole: Exception | None = None
+) -> list[str]:
+    """Replace the deliveries: each ticket settles as ``ends`` says (returns or raises it);
+    with ``whole``, the batch's deliveries raise it (and each ticket settles for real)."""
     seen: list[str] = []
 
-    def deliver(ticket: str, run: str, request: Any, client: Any, **_: Any) -> str:
-        assert client is CLIENT and run == f"run-{ticket}"
-        seen.append(ticket)
-        if barrier is not None:
-            barrier.wait(timeout=10)
-        end = ends[ticket]
-        if isinstance(end, BaseException):
-            raise end
-        return str(end)
+    def process_batch(items: list[tuple[str, str, Any]], d: Any) -> list[Any]:
+        assert d.client is CLIENT
+        if whole is not None:
+            raise whole
+        seen.extend(ticket for ticket, _, _ in items)
+        return [ticket for ticket, _, _ in items]
 
-    monkeypatch.setattr(batch, "deliver", deliver)
+    def settle(ticket: str, run: str, end: Any, **_: Any) -> str:
+        assert run == f"run-{ticket}"
+        found = ends[ticket]
+        if isinstance(found, BaseException):
+            raise found
+        return str(found)
+
+    monkeypatch.setattr(batch, "process_batch", process_batch)
+    if whole is None:
+        monkeypatch.setattr(batch, "settle", settle)
     return seen
 
 
@@ -50,13 +65,25 @@ def _items(*tickets: str) -> list[list[Any]]:
     return [[t, f"run-{t}", {"task_name": t}] for t in tickets]
 
 
-def test_every_ticket_of_a_batch_runs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """16 deliveries are all in progress together; the task reports each kind of outcome."""
+def test_the_task_reports_each_kind_of_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 deliveries in one batch; the task counts each kind of outcome."""
     tickets = [f"t{i}" for i in range(16)]
     ends = {t: "finished" if i % 4 else "skipped" for i, t in enumerate(tickets)}
-    seen = _stub(monkeypatch, ends, together=16)
+    seen = _stub(monkeypatch, ends)
     assert run_batch(SETTINGS, FakeRuntime(), _items(*tickets)) == "finished 12, skipped 4"  # type: ignore[arg-type]
-    assert sorted(seen) == sorted(tickets)
+    assert seen == tickets
+
+
+def test_a_step_of_the_whole_batch_ends_every_ticket_with_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Redis error starting the batch gives the message back, each ticket's delivery
+    remembered as given up (released once Redis is back)."""
+    _stub(monkeypatch, {}, whole=redis.ConnectionError("gone"))
+    runtime = FakeRuntime()
+    with pytest.raises(Reject):
+        run_batch(SETTINGS, runtime, _items("a", "b"))  # type: ignore[arg-type]
+    assert runtime.abandoned == [("a", "run-a"), ("b", "run-b")]
 
 
 def test_failed_tickets_end_the_batch_in_ticket_failed_naming_each(
@@ -77,7 +104,7 @@ def test_failed_tickets_end_the_batch_in_ticket_failed_naming_each(
     assert text.startswith("3 of 4 failed")
     assert "b: 400 DBS.200022" in text and "c: HTAP_SYNC.INTERNAL RuntimeError" in text
     assert "items[3]: expected [ticket, run, request]" in text
-    assert sorted(seen) == ["a", "b", "c"]
+    assert seen == ["a", "b", "c"]
 
 
 def test_a_redis_error_gives_the_whole_batch_back(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +114,7 @@ def test_a_redis_error_gives_the_whole_batch_back(monkeypatch: pytest.MonkeyPatc
     seen = _stub(monkeypatch, ends)
     with pytest.raises(Reject) as caught:
         run_batch(SETTINGS, FakeRuntime(), _items("a", "b", "c"))  # type: ignore[arg-type]
-    assert caught.value.requeue and sorted(seen) == ["a", "b", "c"]  # type: ignore[attr-defined]
+    assert caught.value.requeue and seen == ["a", "b", "c"]  # type: ignore[attr-defined]
 
 
 def test_a_message_without_usable_items_fails_without_delivering(

@@ -37,9 +37,10 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture(params=["single", "batched"])
 def rig(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Rig]:
-    """A worker's collaborators on the real Redis and a scripted API; its calls go as the
-    single task sends them (a sync transport) or as the batch task does (through the
-    event-loop bridge of ``worker.aio``)."""
+    """A worker's collaborators on the real Redis and a scripted API; each delivery goes as
+    the single task makes it (``process_ticket``, a sync transport) or as the batch task does
+    (``process_batch`` of a batch of one, its calls through the event-loop bridge of
+    ``worker.aio``)."""
     api = ScriptedApi()
     client = make_redis(settings)
     loop = EventLoop() if request.param == "batched" else None
@@ -47,8 +48,10 @@ def rig(settings: Settings, request: pytest.FixtureRequest) -> Iterator[Rig]:
     if loop is not None:
         transport = LoopTransport(httpx.MockTransport(api), loop)
     http = httpx.Client(base_url=BASE_URL, transport=transport)
+    together = transport if isinstance(transport, LoopTransport) else None
     try:
-        yield Rig(settings, client, make_store(settings, client), api, TaurusClient(http))
+        store = make_store(settings, client)
+        yield Rig(settings, client, store, api, TaurusClient(http, together=together), together)
     finally:
         http.close()
         client.close()

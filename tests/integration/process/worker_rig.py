@@ -15,8 +15,12 @@ from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.models import TicketStatus, parse_request
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
+from htap_sync.worker.aio import LoopTransport
 from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.delivery import Delivery, no_enroll
+from htap_sync.worker.gate import OPEN_GATE
 from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.process_batch import process_batch
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock, ScriptedApi, refused
 
@@ -44,6 +48,7 @@ class Rig:
     store: RedisLeaseStore
     api: ScriptedApi
     client: TaurusClient
+    batched: LoopTransport | None = None  # the batch path's bridge: deliver as a batch
 
     def __post_init__(self) -> None:
         self.rng = random.Random(SEED)
@@ -69,18 +74,35 @@ class Rig:
     def deliver(
         self, message: Message, client: TaurusClient | None = None, replicas: int = 0
     ) -> Outcome:
-        """One delivery of ``message`` to the worker logic."""
-        return process_ticket(
-            message.ticket,
-            message.run,
-            message.payload,
-            client=client or self.client,
-            store=self.store,
-            settings=self.settings,
-            rng=self.rng,
-            clock=self.clock,
-            replicas=lambda: replicas,
+        """One delivery of ``message`` to the worker logic: alone, or (a batched rig) as the
+        only ticket of a batch."""
+        client = client or self.client
+        if self.batched is None:
+            return process_ticket(
+                message.ticket,
+                message.run,
+                message.payload,
+                client=client,
+                store=self.store,
+                settings=self.settings,
+                rng=self.rng,
+                clock=self.clock,
+                replicas=lambda: replicas,
+            )
+        d = Delivery(
+            client,
+            self.store,
+            self.settings,
+            self.rng,
+            OPEN_GATE,
+            self.clock,
+            no_enroll,
+            lambda: replicas,
         )
+        [end] = process_batch([(message.ticket, message.run, message.payload)], d)
+        if isinstance(end, Exception):
+            raise end
+        return end
 
     def status(self, message: Message) -> TicketStatus:
         """The ticket's status as a caller polls it."""
