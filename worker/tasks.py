@@ -7,16 +7,19 @@ import atexit
 import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.signals import (
     setup_logging,
     worker_process_shutdown,
     worker_ready,
     worker_shutdown,
+    worker_shutting_down,
 )
 from celery.worker import state
 
@@ -37,17 +40,39 @@ from htap_sync.worker.runtime import Runtime
 log = logging.getLogger("htap_sync.worker")
 
 
-def restart_worker() -> None:
+# Set when a signal (SIGTERM, SIGINT, SIGQUIT) asked the worker to stop: it must not restart.
+_stopping = threading.Event()
+
+
+def _stop_asked(**_: Any) -> None:
+    _stopping.set()
+
+
+worker_shutting_down.connect(_stop_asked, weak=False)
+
+
+def restart_worker(before: Callable[[], None] = lambda: None) -> None:
     """Stop this worker warmly, then start it again in the same process (as SIGHUP does).
 
     Celery's Redis consumer can miss a Redis restart: when every slot was busy at the time it
     was not listening, and afterwards it may never listen again (seen: a worker idle forever
     with messages in the queue). A fresh start reconnects for sure; messages in flight return
     after the visibility timeout and their tickets, in doubt, are reconciled before any POST.
+
+    ``before`` runs once the tasks in flight have ended, just before the new start. A worker
+    told to stop (a signal), before or during the restart, stops instead: a restart must never
+    outlive the stop its operator asked for.
     """
+    if _stopping.is_set():
+        log.warning("Redis restarted while the worker stops: not restarting")
+        return
     log.warning("restarting the worker to reconnect to Redis")
 
     def again() -> None:
+        if _stopping.is_set():
+            log.warning("the worker was told to stop during its restart: not restarting")
+            return
+        before()
         # -m htap_sync or the htap-sync script: the command line exactly as it was given.
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
 
@@ -112,17 +137,29 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
     delayed = DelayedSet(client, key_prefix=settings.key_prefix)
     store = make_store(settings, client)
 
-    def recover() -> None:
-        # Redis restarted: tickets this process gave up resume now, the others as soon as
-        # their lease ends, not after the watchdog's visibility timeout.
+    def release_abandoned() -> int:
         released = runtime.take_abandoned()
         for ticket, run in released:
             store.release(ticket, run, due_at=time.time())
+        return len(released)
+
+    def release_late() -> None:
+        # Deliveries still running at the restart may have met the outage since: theirs too.
+        try:
+            late = release_abandoned()
+        except redis.RedisError as exc:
+            log.warning("could not release deliveries given up (%s): they wait their lease", exc)
+            return
+        if late:
+            log.warning("%d deliveries given up during the outage released", late)
+
+    def recover() -> None:
+        # Redis restarted: tickets this process gave up resume now, the others as soon as
+        # their lease ends, not after the watchdog's visibility timeout.
+        released = release_abandoned()
         moved = delayed.expedite()
-        log.warning(
-            "Redis restarted: %d deliveries released, %d tickets woken", len(released), moved
-        )
-        restart_worker()
+        log.warning("Redis restarted: %d deliveries released, %d tickets woken", released, moved)
+        restart_worker(before=release_late)
 
     mover = DelayedMover(
         delayed,
