@@ -4,7 +4,8 @@
 The common path of a delivery is two scripts: ``start.lua`` (claim, rate limit, breaker,
 in-doubt mark) and ``finish.lua`` (success, breaker). They run ``begin.lua``, ``update.lua``
 and the worker's ``bucket.lua``/``breaker.lua`` as functions (composed at load time), so each
-of those stays the one definition of its steps.
+of those stays the one definition of its steps. A batch's common path is two scripts too,
+``start_many.lua`` and ``finish_many.lua``, running ``start`` and ``finish`` for each ticket.
 """
 
 from __future__ import annotations
@@ -49,43 +50,21 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         limit = {"HISTORY_LIMIT": str(HISTORY_LIMIT)}
         self._update = script(client, _PACKAGE, "update.lua", constants=limit)
         self._pending = script(client, _PACKAGE, "pending.lua")
-        begin, update = (_PACKAGE, "begin.lua"), (_PACKAGE, "update.lua")
-        bucket, breaker = (_LIMITS, "bucket.lua"), (_LIMITS, "breaker.lua")
-        self._start = script(
-            client,
-            _PACKAGE,
-            "start.lua",
-            constants=limit,
-            functions={"begin": begin, "bucket": bucket, "breaker": breaker, "update": update},
+        # The common path's scripts, each composed of the scripts it runs (see scripts.py).
+        parts = {name: (_PACKAGE, f"{name}.lua") for name in ("begin", "update", "start")}
+        parts |= {name: (_LIMITS, f"{name}.lua") for name in ("bucket", "breaker")}
+        parts["finish"] = (_PACKAGE, "finish.lua")
+
+        def composed(name: str, *functions: str) -> Script:
+            calls = {function: parts[function] for function in functions}
+            return script(client, _PACKAGE, name, constants=limit, functions=calls)
+
+        self._start = composed("start.lua", "begin", "bucket", "breaker", "update")
+        self._finish = composed("finish.lua", "breaker", "update")
+        self._start_many = composed(
+            "start_many.lua", "begin", "bucket", "breaker", "update", "start"
         )
-        self._finish = script(
-            client,
-            _PACKAGE,
-            "finish.lua",
-            constants=limit,
-            functions={"breaker": breaker, "update": update},
-        )
-        start, finish = (_PACKAGE, "start.lua"), (_PACKAGE, "finish.lua")
-        self._start_many = script(
-            client,
-            _PACKAGE,
-            "start_many.lua",
-            constants=limit,
-            functions={
-                "begin": begin,
-                "bucket": bucket,
-                "breaker": breaker,
-                "update": update,
-                "start": start,
-            },
-        )
-        self._finish_many = script(
-            client,
-            _PACKAGE,
-            "finish_many.lua",
-            constants=limit,
-            functions={"breaker": breaker, "update": update, "finish": finish},
-        )
+        self._finish_many = composed("finish_many.lua", "breaker", "update", "finish")
 
     def _begin_args(self, ticket: str, run: str, lease_s: float) -> tuple[float, str, list[Any]]:
         """``(now, holder, ARGV of begin.lua)`` for a new claim."""
@@ -144,14 +123,13 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         now, holder, begin_args = self._begin_args(call.ticket, call.run, lease_s)
         claim = Claim(call.ticket, call.run, holder)
         _, mark = self._update_call(claim, attempts=1, in_doubt=1, lease_until=now + lease_s)
-        limits = call.limits
-        gate = "claim" if limits is None else ("go" if limits.scripted is None else "check")
-        return holder, gate, [*begin_args, call.fingerprint], mark
+        return holder, _gate(call.limits), [*begin_args, call.fingerprint], mark
 
     def start_many(
         self, calls: Sequence[StartCall], *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
     ) -> list[Started | str]:
-        """See :meth:`LeaseStore.start_many`: one ``start_many.lua`` (and its ``WAIT``)."""
+        """See :meth:`LeaseStore.start_many`: one ``start_many.lua`` (and its ``WAIT``); what
+        the tickets' starts share is sent once."""
         shared = _shared_limits([call.limits for call in calls], self.redis)
         if shared is None:
             return super().start_many(calls, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
@@ -163,14 +141,19 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         args: list[Any] = [max_sleep_s]
         args += [*scripted.acquire_args, *scripted.allow_args] if scripted else []
         args += [] if scripted else [*_BLANK_BUCKET, *_BLANK_BREAKER]
+        now, _, begin = self._begin_args("", "", lease_s)  # run, holder, id: each ticket's
+        _, mark = self._update_call(
+            Claim("", ""), attempts=1, in_doubt=1, lease_until=now + lease_s
+        )
+        args += [len(begin), *begin, len(mark), *mark]
         holders = []
         for call in calls:
-            holder, gate, own, mark = self._start_parts(call, lease_s)
+            holder = uuid.uuid4().hex
             ticket_key = self.key(call.ticket)
             keys += [ticket_key, self.history_key(call.ticket)]
             limits = call.limits.scripted if call.limits is not None else None
             keys.append(limits.bucket_key if limits is not None else ticket_key)
-            args += [1 + len(own) + len(mark), gate, *own, *mark]
+            args += [_gate(call.limits), call.run, holder, call.ticket, call.fingerprint]
             holders.append(holder)
         results, acked = self._run(self._start_many, keys, args, replicas, wait_s)
         return [
@@ -209,17 +192,14 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         """``finish.lua``'s ARGV from 8 on: the follow flag and entry, the ticket, update's."""
         fields = succeeded_fields(call.job_id, reconciled=False)
         _, update_args = self._update_call(call.claim, ttl_s=self._ttl_s, note=call.note, **fields)
-        follow = call.follow
-        args: list[Any] = ["", "", "", "", ""]
-        if follow is not None:
-            args = ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
-        return [*args, call.claim.ticket, *update_args]
+        return [*_follow_args(call.follow), call.claim.ticket, *update_args]
 
     def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
-        """See :meth:`LeaseStore.finish_many`: one ``finish_many.lua``."""
+        """See :meth:`LeaseStore.finish_many`: one ``finish_many.lua``; what the tickets'
+        finishes share is sent once."""
         shared = _shared_limits([call.limits for call in calls], self.redis)
         elsewhere = any(c.follow is not None and c.follow.where is not self.redis for c in calls)
-        if shared is None or elsewhere:
+        if shared is None or elsewhere or any(not c.job_id for c in calls):
             return super().finish_many(calls)
         if not calls:
             return []
@@ -227,11 +207,17 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         breaker_key = scripted.breaker_key if scripted else self.delayed_key  # else unused
         keys = [self.failed_key, self.delayed_key, breaker_key]
         args: list[Any] = ["record", *scripted.ok_args] if scripted else ["", *_BLANK_BREAKER]
+        fields = succeeded_fields("job id", reconciled=False)  # each ticket's job id in it
+        _, update = self._update_call(Claim("", ""), ttl_s=self._ttl_s, **fields)
+        job_at = update.index("job_id", 9) + 2  # the value after the name, counted from 1
+        args += [job_at, len(update), *update]
         for call in calls:
-            keys += [self.key(call.claim.ticket), self.history_key(call.claim.ticket)]
+            claim = call.claim
+            keys += [self.key(claim.ticket), self.history_key(claim.ticket)]
             keys += self._follow_keys(call)
-            own = self._finish_parts(call)
-            args += [len(own), *own]
+            note = call.note.model_dump_json() if call.note else ""
+            args += [claim.run, claim.holder, claim.ticket, note, call.job_id]
+            args += _follow_args(call.follow)
         done = cast(list[int], self._finish_many(keys=keys, args=args))
         return [bool(one) for one in done]
 
@@ -323,6 +309,19 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         """How many replicas the Redis this store writes to has right now."""
         info = self.redis.info("replication")
         return int(info.get("connected_slaves", 0))
+
+
+def _gate(limits: Limits | None) -> str:
+    """``start.lua``'s gate mode for a ticket's limits: check them, nothing to check, or
+    none the store can ask (claim only)."""
+    return "claim" if limits is None else ("go" if limits.scripted is None else "check")
+
+
+def _follow_args(follow: Following | None) -> list[Any]:
+    """``finish.lua``'s ARGV 8-12: the follow flag, entry, first round, instance, sync."""
+    if follow is None:
+        return ["", "", "", "", ""]
+    return ["follow", follow.entry, repr(follow.first_at), follow.ref, follow.sync]
 
 
 def _started(

@@ -39,10 +39,10 @@ class ScriptedLimits:
 
     where: object
     bucket_key: str
-    acquire_args: list[str | int | float]
+    acquire_args: list[str | int | float | bytes]
     breaker_key: str
-    allow_args: list[str | int | float]
-    ok_args: list[str | int | float]
+    allow_args: list[str | int | float | bytes]
+    ok_args: list[str | int | float | bytes]
 
 
 class Limits(ABC):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol
 
 from htap_sync.common.errors import Ambiguous, ApiError, Throttled, TransportError
 from htap_sync.common.keys import Keys
@@ -55,9 +55,9 @@ class CallGate(Protocol):
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None: ...
 
 
-@runtime_checkable
 class LimitedGate(CallGate, Protocol):
-    """A gate whose checks of one call the ticket store can make inside its own steps."""
+    """A gate whose checks of one call the ticket store can make inside its own steps
+    (recognised by its ``limits`` method)."""
 
     def limits(self, project_id: str, api: Api) -> Limits: ...
 
@@ -117,6 +117,7 @@ class Gate:
         self._endpoint = settings.cloud.require_endpoint
         self._sleep = sleep
         self.max_sleep_s = min(5.0, settings.delivery.visibility_timeout_s / 4)
+        self._limits: dict[tuple[str, Api], Limits] = {}  # one per project and API
 
     def bucket_key(self, project_id: str, api: Api) -> str:
         """Redis key of the bucket of one API of one project on this endpoint."""
@@ -149,7 +150,10 @@ class Gate:
     def limits(self, project_id: str, api: Api) -> Limits:
         """The checks of one call, for the ticket store's ``start``/``finish`` (one step each
         on Redis when the bucket and the breaker live there too)."""
-        return _GateLimits(self, project_id, api)
+        found = self._limits.get((project_id, api))
+        if found is None:
+            found = self._limits[project_id, api] = _GateLimits(self, project_id, api)
+        return found
 
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
         """Feed a call's outcome to the breaker, and a 429 to the bucket."""
@@ -184,10 +188,10 @@ class _GateLimits(Limits):
             self.scripted = ScriptedLimits(
                 where=found.client,
                 bucket_key=self._bucket_key,
-                acquire_args=buckets.script_args(gate._bucket_policy, None, "acquire"),
+                acquire_args=_encoded(buckets.script_args(gate._bucket_policy, None, "acquire")),
                 breaker_key=gate.breaker_key(),
-                allow_args=breakers.script_args(gate._breaker_policy, None, "allow"),
-                ok_args=breakers.script_args(gate._breaker_policy, None, "ok"),
+                allow_args=_encoded(breakers.script_args(gate._breaker_policy, None, "allow")),
+                ok_args=_encoded(breakers.script_args(gate._breaker_policy, None, "ok")),
             )
 
     def admit(self) -> Admission:
@@ -209,6 +213,12 @@ class _GateLimits(Limits):
     def sleep(self, seconds: float) -> None:
         """Sleep as the gate does."""
         self._gate._sleep(seconds)
+
+
+def _encoded(args: list[str | int | float]) -> list[str | int | float | bytes]:
+    """Script arguments as redis-py sends them (floats by ``repr``), encoded once: the same
+    for every call of a process, so not encoded again for each ticket."""
+    return [(repr(a) if isinstance(a, float) else str(a)).encode() for a in args]
 
 
 class _NoLimits(Limits):
