@@ -1,12 +1,14 @@
 """Many calls in flight from plain threads: a sync httpx transport backed by one event loop.
 
-A batch's tickets each run :func:`~htap_sync.worker.process.process_ticket` unchanged, in a
-thread of their own, with the same :class:`~htap_sync.worker.client.TaurusClient` and the
-same signing auth as single deliveries. Only the transport differs: :class:`LoopTransport`
-hands each request to the process's event-loop thread (:class:`EventLoop`), where an async
-transport sends it and reads its answer in full, and the calling thread waits on the future.
-So the calls of a whole batch share one loop and its connection pool instead of a thread
-each blocking in a socket.
+The batch path's create calls go out together: :func:`send_many` signs each request with the
+client's own auth in the calling thread and hands them all to the process's event-loop thread
+(:class:`EventLoop`) at once, through :meth:`LoopTransport.handle_many`, where an async
+transport sends them and reads their answers in full. A batch ticket that goes on alone (a
+look first, a token to wait for) calls through the same :class:`LoopTransport` one request at
+a time (``handle_request``), from its thread, with the same
+:class:`~htap_sync.worker.client.TaurusClient` and signing as a single delivery. Either way
+the calls of every batch share one loop and its connection pool instead of a thread each
+blocking in a socket.
 
 The async transport is httpx's own (``AsyncHTTPTransport``) or aiohttp's through the
 ``httpx-aiohttp`` package (:class:`AiohttpTransport`), picked by ``bench/transports.py``.
