@@ -160,31 +160,25 @@ class LeaseStore(ABC):
         )
 
     def start(
-        self,
-        ticket: str,
-        run: str,
-        *,
-        lease_s: float,
-        fingerprint: str,
-        limits: Limits | None,
-        replicas: int = 0,
-        wait_s: float = 1.0,
+        self, call: StartCall, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
     ) -> Started | str:
         """Claim the ticket, pass the gate and mark the attempt: one step on the common path.
 
-        Claims as :meth:`begin` does (its reasons to do nothing come back as they are). A claim
-        in doubt, whose request is not ``fingerprint``, or without ``limits`` (a gate the store
-        cannot ask) stops there (``claimed``): the delivery goes on step by step. Otherwise
+        Claims ``call``'s ticket as :meth:`begin` does (its reasons to do nothing come back as
+        they are). A claim in doubt, whose request is not ``call.fingerprint``, or without
+        ``call.limits`` (a gate the store cannot ask) stops there (``claimed``): the delivery
+        goes on step by step. Otherwise
         ``limits`` are asked: a wait sends nothing, marks nothing and costs no attempt. Then
         the attempt is counted and the ticket marked in doubt as by :meth:`start_attempt`;
         too few ``replicas`` within ``wait_s`` is ``Started.unreplicated`` (the mark written).
         A backend keeps it atomic where it can (Redis: ``start.lua``, with ``WAIT`` after it);
         this generic version takes the steps one by one, each refused to a lost claim.
         """
-        claim = self.begin(ticket, run, lease_s=lease_s)
+        claim = self.begin(call.ticket, call.run, lease_s=lease_s)
         if not isinstance(claim, Claim):
             return claim
-        if limits is None or claim.in_doubt or claim.fingerprint != fingerprint:
+        limits = call.limits
+        if limits is None or claim.in_doubt or claim.fingerprint != call.fingerprint:
             return Started(claim, "claimed")
         admission = Admission() if limits.free else limits.admit()
         if admission.reason:
@@ -195,50 +189,28 @@ class LeaseStore(ABC):
             return Started(claim, "marked", admission.sleep_s, exc)
         return Started(claim, "marked", admission.sleep_s) if marked else "busy"
 
-    def finish(
-        self,
-        claim: Claim,
-        job_id: str | None,
-        *,
-        note: Attempt | None,
-        limits: Limits | None,
-        follow: Following | None = None,
-    ) -> bool:
+    def finish(self, call: FinishCall) -> bool:
         """Record the task a create call made (as :meth:`succeed`), tell the breaker of
-        ``limits`` that the call succeeded, and start following the task (``follow``,
-        before or with the success, whatever becomes of the write): one step on Redis
-        (``finish.lua``)."""
-        if follow is not None:
-            follow.enroll()
-        if limits is not None and not limits.free:
-            limits.succeeded()
-        return self.succeed(claim, job_id, reconciled=False, note=note)
+        ``call.limits`` that the call succeeded, and start following the task
+        (``call.follow``, before or with the success, whatever becomes of the write): one step
+        on Redis (``finish.lua``)."""
+        if call.follow is not None:
+            call.follow.enroll()
+        if call.limits is not None and not call.limits.free:
+            call.limits.succeeded()
+        return self.succeed(call.claim, call.job_id, reconciled=False, note=call.note)
 
     def start_many(
         self, calls: Sequence[StartCall], *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
     ) -> list[Started | str]:
         """:meth:`start` for each ticket of a batch, in order, each as if alone (one step for
         them all on Redis, ``start_many.lua``, with one ``WAIT`` after it)."""
-        return [
-            self.start(
-                call.ticket,
-                call.run,
-                lease_s=lease_s,
-                fingerprint=call.fingerprint,
-                limits=call.limits,
-                replicas=replicas,
-                wait_s=wait_s,
-            )
-            for call in calls
-        ]
+        return [self.start(c, lease_s=lease_s, replicas=replicas, wait_s=wait_s) for c in calls]
 
     def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
         """:meth:`finish` for each ticket of a batch, in order (one step for them all on
         Redis, ``finish_many.lua``)."""
-        return [
-            self.finish(c.claim, c.job_id, note=c.note, limits=c.limits, follow=c.follow)
-            for c in calls
-        ]
+        return [self.finish(call) for call in calls]
 
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""

@@ -11,10 +11,10 @@ from typing import Any
 
 from htap_sync.common.lease import (
     Claim,
-    Following,
+    FinishCall,
     LeaseStore,
-    Limits,
     NotReplicated,
+    StartCall,
     Started,
 )
 from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
@@ -63,40 +63,16 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
             )
 
     def start(
-        self,
-        ticket: str,
-        run: str,
-        *,
-        lease_s: float,
-        fingerprint: str,
-        limits: Limits | None,
-        replicas: int = 0,
-        wait_s: float = 1.0,
+        self, call: StartCall, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
     ) -> Started | str:
         """See :meth:`LeaseStore.start`: its steps under the store's lock, atomic here too."""
         with self._lock:
-            return super().start(
-                ticket,
-                run,
-                lease_s=lease_s,
-                fingerprint=fingerprint,
-                limits=limits,
-                replicas=replicas,
-                wait_s=wait_s,
-            )
+            return super().start(call, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
 
-    def finish(
-        self,
-        claim: Claim,
-        job_id: str | None,
-        *,
-        note: Attempt | None,
-        limits: Limits | None,
-        follow: Following | None = None,
-    ) -> bool:
+    def finish(self, call: FinishCall) -> bool:
         """See :meth:`LeaseStore.finish`: under the store's lock."""
         with self._lock:
-            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
+            return super().finish(call)
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""

@@ -80,30 +80,15 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         return _claim(ticket, run, holder, result)
 
     def start(
-        self,
-        ticket: str,
-        run: str,
-        *,
-        lease_s: float,
-        fingerprint: str,
-        limits: Limits | None,
-        replicas: int = 0,
-        wait_s: float = 1.0,
+        self, call: StartCall, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
     ) -> Started | str:
         """See :meth:`LeaseStore.start`: one ``start.lua`` (and its ``WAIT``, one round trip)."""
+        limits = call.limits
         if limits is not None and not limits.free and not self._runs(limits):
             # The gate's state is not in this Redis: step by step.
-            return super().start(
-                ticket,
-                run,
-                lease_s=lease_s,
-                fingerprint=fingerprint,
-                limits=limits,
-                replicas=replicas,
-                wait_s=wait_s,
-            )
-        call = StartCall(ticket, run, fingerprint, limits)
+            return super().start(call, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
         holder, gate, own, mark = self._start_parts(call, lease_s)
+        ticket = call.ticket
         keys = [self.key(ticket), self.delayed_key, self.failed_key, self.history_key(ticket)]
         scripted = limits.scripted if limits is not None else None
         args = [*own, gate, limits.max_sleep_s if limits else 0]
@@ -161,20 +146,12 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             for call, holder, result in zip(calls, holders, results, strict=True)
         ]
 
-    def finish(
-        self,
-        claim: Claim,
-        job_id: str | None,
-        *,
-        note: Attempt | None,
-        limits: Limits | None,
-        follow: Following | None = None,
-    ) -> bool:
+    def finish(self, call: FinishCall) -> bool:
         """See :meth:`LeaseStore.finish`: one ``finish.lua``."""
+        claim, limits, follow = call.claim, call.limits, call.follow
         unscripted = limits is not None and not limits.free and not self._runs(limits)
         if unscripted or (follow is not None and follow.where is not self.redis):
-            return super().finish(claim, job_id, note=note, limits=limits, follow=follow)
-        call = FinishCall(claim, job_id, note, limits, follow)
+            return super().finish(call)
         scripted = limits.scripted if limits is not None else None
         ticket_key = self.key(claim.ticket)  # stands in for a key the call does not use
         keys = [ticket_key, self.failed_key, self.history_key(claim.ticket), self.delayed_key]

@@ -34,15 +34,16 @@ class Admission:
 
 @dataclass(frozen=True)
 class ScriptedLimits:
-    """The gate's checks as the arguments of ``bucket.lua`` and ``breaker.lua``, for a store
-    that runs them in its own scripts: a Redis store on the same client (``where``)."""
+    """The gate's checks as the arguments of ``bucket.lua`` and ``breaker.lua`` (encoded, as
+    sent), for a store that runs them in its own scripts: a Redis store on the same client
+    (``where``)."""
 
     where: object
     bucket_key: str
-    acquire_args: list[str | int | float | bytes]
+    acquire_args: list[bytes]
     breaker_key: str
-    allow_args: list[str | int | float | bytes]
-    ok_args: list[str | int | float | bytes]
+    allow_args: list[bytes]
+    ok_args: list[bytes]
 
 
 class Limits(ABC):

@@ -170,14 +170,9 @@ def check_and_start(
     if isinstance(checked, Outcome):
         return checked
     request, call = checked
+    settings = d.settings
     started = d.store.start(
-        ticket,
-        run,
-        lease_s=d.settings.lease_s,
-        fingerprint=call.fingerprint,
-        limits=call.limits,
-        replicas=d.replicas(),
-        wait_s=d.settings.redis.wait_timeout_s,
+        call, lease_s=settings.lease_s, replicas=d.replicas(), wait_s=settings.redis.wait_timeout_s
     )
     found = own_start(call, started, d)
     if isinstance(found, Outcome):

@@ -185,13 +185,20 @@ class _GateLimits(Limits):
             and isinstance(told, RedisBreakerStore)
             and found.client is told.client
         ):
+            encoder = found.client.get_encoder()
+
+            def encoded(args: list[str | int | float]) -> list[bytes]:
+                # Once, as redis-py would encode them again for every call of every ticket.
+                return [encoder.encode(a) for a in args]  # type: ignore[no-untyped-call]
+
+            bucket_policy, breaker_policy = gate._bucket_policy, gate._breaker_policy
             self.scripted = ScriptedLimits(
                 where=found.client,
                 bucket_key=self._bucket_key,
-                acquire_args=_encoded(buckets.script_args(gate._bucket_policy, None, "acquire")),
+                acquire_args=encoded(buckets.script_args(bucket_policy, None, "acquire")),
                 breaker_key=gate.breaker_key(),
-                allow_args=_encoded(breakers.script_args(gate._breaker_policy, None, "allow")),
-                ok_args=_encoded(breakers.script_args(gate._breaker_policy, None, "ok")),
+                allow_args=encoded(breakers.script_args(breaker_policy, None, "allow")),
+                ok_args=encoded(breakers.script_args(breaker_policy, None, "ok")),
             )
 
     def admit(self) -> Admission:
@@ -213,12 +220,6 @@ class _GateLimits(Limits):
     def sleep(self, seconds: float) -> None:
         """Sleep as the gate does."""
         self._gate._sleep(seconds)
-
-
-def _encoded(args: list[str | int | float]) -> list[str | int | float | bytes]:
-    """Script arguments as redis-py sends them (floats by ``repr``), encoded once: the same
-    for every call of a process, so not encoded again for each ticket."""
-    return [(repr(a) if isinstance(a, float) else str(a)).encode() for a in args]
 
 
 class _NoLimits(Limits):

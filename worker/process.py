@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from htap_sync.common.errors import Ambiguous, ApiError, Permanent, Rejected, Throttled
-from htap_sync.common.lease import Claim, LeaseStore, Limits, Started
+from htap_sync.common.lease import Claim, FinishCall, LeaseStore, Limits, Started
 from htap_sync.common.models import ErrorPayload, ReplicationRequest
 from htap_sync.common.settings import Settings
 from htap_sync.worker import metrics
@@ -119,7 +119,7 @@ def carry_on(
         return create_failed(request, claim, exc, d, sent=sent)
     follow = follow_created(d.enroll, claim.ticket, request, created.job_id)
     made = note("create", "created", request_id=created.request_id)
-    d.store.finish(claim, created.job_id, note=made, limits=told_by_finish, follow=follow)
+    d.store.finish(FinishCall(claim, created.job_id, made, told_by_finish, follow))
     finished(claim, "succeeded", d.clock)
     return Outcome("finished", reason="created")
 

@@ -116,18 +116,17 @@ def _send_together(
         if not isinstance(answer, ApiError | Created):
             ends[index] = answer  # a bug: the task fails the ticket visibly
             continue
+        # Timed as the batch's calls went: together. A success tells the breaker with the
+        # finish (report_ok=False), as alone.
         error = answer if isinstance(answer, ApiError) else None
-        result = answer if isinstance(answer, Created) else None
-        # A success tells the breaker with the finish (report_ok=False), as alone.
         logged = call_log(claim, "create")
-        heard(d.gate, request.project_id, "create", took_s, error, result, logged, report_ok=False)
-        if error is not None:
-            late.append((index, partial(create_failed, request, claim, error, d, sent=True)))
+        heard(d.gate, request.project_id, "create", took_s, error, answer, logged, report_ok=False)
+        if isinstance(answer, ApiError):
+            late.append((index, partial(create_failed, request, claim, answer, d, sent=True)))
             continue
-        assert result is not None
-        follow = follow_created(d.enroll, claim.ticket, request, result.job_id)
-        made_note = note("create", "created", request_id=result.request_id)
-        made.append((index, FinishCall(claim, result.job_id, made_note, limits, follow)))
+        follow = follow_created(d.enroll, claim.ticket, request, answer.job_id)
+        made_note = note("create", "created", request_id=answer.request_id)
+        made.append((index, FinishCall(claim, answer.job_id, made_note, limits, follow)))
     d.store.finish_many([call for _, call in made])
     for index, call in made:
         finished(call.claim, "succeeded", d.clock)

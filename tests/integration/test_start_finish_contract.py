@@ -20,7 +20,14 @@ import pytest
 import redis
 
 from htap_sync.common.connections import make_redis
-from htap_sync.common.lease import Claim, LeaseStore, NotReplicated, Started
+from htap_sync.common.lease import (
+    Claim,
+    FinishCall,
+    LeaseStore,
+    NotReplicated,
+    StartCall,
+    Started,
+)
 from htap_sync.common.lease_memory import MemoryLeaseStore
 from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.models import Attempt, TicketState, parse_request
@@ -52,8 +59,9 @@ class Rig:
 
     def start(self, ticket: str, run: str, fingerprint: str, **options: Any) -> Started | str:
         """The start of a delivery through this rig's gate."""
-        options.setdefault("limits", self.gate.limits(PROJECT, "create"))
-        return self.store.start(ticket, run, lease_s=LEASE_S, fingerprint=fingerprint, **options)
+        limits = options.pop("limits", self.gate.limits(PROJECT, "create"))
+        call = StartCall(ticket, run, fingerprint, limits)
+        return self.store.start(call, lease_s=LEASE_S, **options)
 
     def started(self, ticket: str, run: str, fingerprint: str, **options: Any) -> Started:
         """A start that claimed the ticket."""
@@ -159,7 +167,7 @@ def test_start_refuses_as_begin_does(rig: Rig) -> None:
     assert rig.start(ticket, uuid.uuid4().hex, fingerprint) == "stale"
     held = rig.started(ticket, run, fingerprint)
     assert rig.start(ticket, run, fingerprint) == "busy"
-    assert rig.store.finish(held.claim, "job-1", note=None, limits=None)
+    assert rig.store.finish(FinishCall(held.claim, "job-1", None, None))
     assert rig.start(ticket, run, fingerprint) == "done"
     assert rig.store.get(ticket).attempts == 1
 
@@ -222,7 +230,7 @@ def test_finish_records_the_task_and_tells_the_breaker(rig: Rig) -> None:
     assert breaker is not None and breaker.state == "half_open"
     note = Attempt.model_validate({"at": datetime.now(UTC), "call": "create", "outcome": "created"})
     limits = rig.gate.limits(PROJECT, "create")
-    assert rig.store.finish(started.claim, "job-9", note=note, limits=limits)
+    assert rig.store.finish(FinishCall(started.claim, "job-9", note, limits))
     breaker = rig.gate.breaker()
     assert breaker is not None and breaker.state == "closed"
     status = rig.store.get(ticket)
@@ -236,7 +244,7 @@ def test_a_success_on_a_closed_breaker_leaves_it_unwritten(rig: Rig) -> None:
     ticket, run, fingerprint = rig.submit()
     started = rig.started(ticket, run, fingerprint)
     limits = rig.gate.limits(PROJECT, "create")
-    assert rig.store.finish(started.claim, "job-1", note=None, limits=limits)
+    assert rig.store.finish(FinishCall(started.claim, "job-1", None, limits))
     assert rig.gate.breaker() is None
 
 
@@ -245,9 +253,9 @@ def test_finish_of_a_lost_claim_is_refused(rig: Rig) -> None:
     ticket, run, fingerprint = rig.submit()
     started = rig.started(ticket, run, fingerprint)
     stranger = Claim(ticket, run, holder="someone-else")
-    assert not rig.store.finish(stranger, "job-x", note=None, limits=None)
+    assert not rig.store.finish(FinishCall(stranger, "job-x", None, None))
     assert rig.store.get(ticket).state is TicketState.RUNNING
-    assert rig.store.finish(started.claim, "job-1", note=None, limits=None)
+    assert rig.store.finish(FinishCall(started.claim, "job-1", None, None))
 
 
 def test_a_mark_that_must_reach_a_missing_replica_is_written_but_not_acted_on(rig: Rig) -> None:
@@ -269,8 +277,6 @@ def test_fake_clock_store_still_starts(redis_client: redis.Redis) -> None:
     )
     request = parse_request(request_data(task_name="clocked"))
     ticket, run, _ = store.submit(request)
-    started = store.start(
-        ticket, run, lease_s=LEASE_S, fingerprint=request.fingerprint(), limits=None
-    )
+    started = store.start(StartCall(ticket, run, request.fingerprint(), None), lease_s=LEASE_S)
     assert isinstance(started, Started) and started.verdict == "claimed"
     assert float(redis_client.hget(store.key(ticket), "lease_until") or 0) == clock.now + LEASE_S

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from htap_sync.common.models import TicketState
-from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.process import Outcome
 from tests.integration.process.worker_rig import Rig
 from tests.scripted_api import created, refused
 
@@ -39,16 +39,7 @@ def test_waiting_at_the_gate_costs_no_attempt_and_sends_nothing(rig: Rig, reason
     msg = rig.submit()
     gate = ClosedGate("create", 42.0, reason)
     before = time.time()
-    outcome = process_ticket(
-        msg.ticket,
-        msg.run,
-        msg.payload,
-        client=rig.client,
-        store=rig.store,
-        settings=rig.settings,
-        rng=rig.rng,
-        gate=gate,
-    )
+    outcome = rig.deliver(msg, gate=gate)
     assert outcome == Outcome("waiting", delay_s=42.0, reason=reason)
     assert rig.api.methods == []
     status = rig.status(msg)
@@ -68,16 +59,7 @@ def test_the_gate_hears_every_outcome(rig: Rig) -> None:
     gate = ClosedGate("none", 0.0)
     rig.api.answer_creates(refused(503, "DBS.108000", "down"), created("job-x"))
     for _ in range(2):
-        process_ticket(
-            msg.ticket,
-            msg.run,
-            msg.payload,
-            client=rig.client,
-            store=rig.store,
-            settings=rig.settings,
-            rng=rig.rng,
-            gate=gate,
-        )
+        rig.deliver(msg, gate=gate)
     assert [api for api, _ in gate.outcomes] == ["create", "list", "create"]
     assert [type(e).__name__ for _, e in gate.outcomes] == ["ServerError", "NoneType", "NoneType"]
 

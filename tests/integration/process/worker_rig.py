@@ -18,7 +18,7 @@ from htap_sync.common.store import Submitted
 from htap_sync.worker.aio import LoopTransport
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.delivery import Delivery, no_enroll
-from htap_sync.worker.gate import OPEN_GATE
+from htap_sync.worker.gate import OPEN_GATE, CallGate
 from htap_sync.worker.process import Outcome, process_ticket
 from htap_sync.worker.process_batch import process_batch
 from tests.conftest import request_data
@@ -72,10 +72,14 @@ class Rig:
         return Message(ticket, run, payload)
 
     def deliver(
-        self, message: Message, client: TaurusClient | None = None, replicas: int = 0
+        self,
+        message: Message,
+        client: TaurusClient | None = None,
+        replicas: int = 0,
+        gate: CallGate = OPEN_GATE,
     ) -> Outcome:
-        """One delivery of ``message`` to the worker logic: alone, or (a batched rig) as the
-        only ticket of a batch."""
+        """One delivery of ``message`` to the worker logic, through ``gate``: alone, or (a
+        batched rig) as the only ticket of a batch."""
         client = client or self.client
         if self.batched is None:
             return process_ticket(
@@ -86,6 +90,7 @@ class Rig:
                 store=self.store,
                 settings=self.settings,
                 rng=self.rng,
+                gate=gate,
                 clock=self.clock,
                 replicas=lambda: replicas,
             )
@@ -94,7 +99,7 @@ class Rig:
             self.store,
             self.settings,
             self.rng,
-            OPEN_GATE,
+            gate,
             self.clock,
             no_enroll,
             lambda: replicas,
