@@ -75,8 +75,7 @@ class DelayedSet:
     def postpone(self, due: Due, delay_s: float) -> None:
         """Look at a claimed member again ``delay_s`` from now (unless rescheduled meanwhile)."""
         member = f"{due.ticket}:{due.run}"
-        self._release(keys=[self.key], args=[member, due.claim])
-        self._redis.zadd(self.key, {member: self._clock() + delay_s}, nx=True)
+        self._release(keys=[self.key], args=[member, due.claim, self._clock() + delay_s])
 
     def expedite(self) -> int:
         """After a Redis restart, wake unfinished tickets now (queued) or when their lease ends

@@ -96,6 +96,25 @@ def test_release_keeps_a_member_rescheduled_meanwhile(
     assert delayed.depth() == 1
 
 
+def test_postpone_moves_a_claimed_member_in_one_step_and_keeps_a_rescheduled_one(
+    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+) -> None:
+    """A postponed claim is due again ``delay_s`` later (never out of the set in between);
+    one rescheduled since its claim keeps its own time."""
+    store, delayed = parts
+    claim = _waiting(store, "postponed", clock.now)
+    (due,) = delayed.claim_due(claim_s=60)
+    delayed.postpone(due, 8)
+    assert delayed.next_due_in_s() == pytest.approx(8)
+    clock.now += 8
+    (due,) = delayed.claim_due(claim_s=60)
+    again = store.begin(claim.ticket, claim.run, lease_s=10)
+    assert isinstance(again, Claim)
+    assert store.retrying(again, ERROR, in_doubt=False, due_at=clock.now + 100)
+    delayed.postpone(due, 8)
+    assert delayed.next_due_in_s() == pytest.approx(100)
+
+
 def test_mover_requeues_due_tickets_and_drops_stale_ones(
     parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
 ) -> None:
