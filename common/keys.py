@@ -32,6 +32,10 @@ class Keys:
         """A ticket's attempt history (a list)."""
         return f"{self.prefix}:history:{ticket}"
 
+    def alive(self, node: str) -> str:
+        """A worker process's heartbeat (a key with a short expiry; see ``alive.lua``)."""
+        return f"{self.prefix}:alive:{node}"
+
     @property
     def failed(self) -> str:
         """The index of failed tickets (a sorted set by failure time)."""
@@ -66,6 +70,11 @@ class Keys:
     def follow_due(self) -> str:
         """When each followed instance is due for its next round (a sorted set)."""
         return f"{self.prefix}:follow:due"
+
+    @property
+    def follow_fence(self) -> str:
+        """Each followed instance's claim counter: the fencing token of its rounds (a hash)."""
+        return f"{self.prefix}:follow:fence"
 
     def follow_tasks(self, instance_ref: str) -> str:
         """The tickets followed on one instance (a hash: ticket -> what following needs)."""

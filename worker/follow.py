@@ -16,6 +16,9 @@ from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.client import Job, TaskRow
 
 SYNCING_STAGES = frozenset({"full", "incremental"})
+# A failure the list shows waits this long for its create job's reason (a throttled or failed
+# jobs call, or a job not known yet, is asked again at the next rounds) before it is final.
+JOB_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Followed:
         job_id: the create job, or None for a reconciled ticket (its job id is lost).
         deadline: epoch seconds after which following gives up (state *unknown*).
         job_status: the job status seen last, if any (an ended job is not asked again).
+        failing_since: when a round first saw the list show a failure that waits for its
+            job's reason (see :data:`JOB_GRACE_S`).
     """
 
     ticket: str
@@ -35,6 +40,7 @@ class Followed:
     job_id: str | None
     deadline: float
     job_status: str | None = None
+    failing_since: float | None = None
 
     @property
     def job_ended(self) -> bool:
@@ -82,7 +88,7 @@ def judge(item: Followed, seen: Evidence, *, now: float) -> SyncInfo:
         seen_at=datetime.fromtimestamp(now, UTC),
     )
     reason = _failure(row, job, seen.alter_error)
-    if reason is not None:
+    if reason is not None and not awaits_job_reason(item, seen, now=now):
         return info.model_copy(update={"state": SyncState.FAILED, "fail_reason": reason})
     if row is not None and row.stage_key in SYNCING_STAGES:
         return info.model_copy(update={"state": SyncState.SYNCING})
@@ -94,6 +100,19 @@ def judge(item: Followed, seen: Evidence, *, now: float) -> SyncInfo:
             why += "; the task is not in the list"
         return info.model_copy(update={"state": SyncState.UNKNOWN, "fail_reason": why})
     return info
+
+
+def awaits_job_reason(item: Followed, seen: Evidence, *, now: float) -> bool:
+    """The list (or configuration) shows a failure, and the create job can still say why:
+    this round did not learn the job's end (the jobs call was throttled or failed, or the
+    job is not known yet). Its verdict waits for the job, :data:`JOB_GRACE_S` at most after
+    the failure was first seen, and never past the follow deadline."""
+    if item.job_id is None or item.job_ended or (seen.job is not None and seen.job.ended):
+        return False
+    if _failure(seen.row, seen.job, seen.alter_error) is None:
+        return False
+    since = item.failing_since if item.failing_since is not None else now
+    return now < since + JOB_GRACE_S and now < item.deadline
 
 
 def _failure(row: TaskRow | None, job: Job | None, alter_error: str | None) -> str | None:

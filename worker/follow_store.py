@@ -3,9 +3,13 @@
 Tickets are grouped by instance (``project_id/instance_id``): a round makes one list call per
 instance, whatever the number of its tickets. ``follow:due`` holds each instance's next round;
 a worker claims a due instance by pushing its score forward, so a round is run by one worker,
-and a worker killed mid-round only delays the next one. ``follow:tasks:<instance>`` maps each
-followed ticket to what a round needs (task name, job id, deadline, last job status). Each
-round's verdict is written to the ticket's own hash as ``sync`` (JSON), where callers read it.
+and a worker killed mid-round only delays the next one. Each claim carries a fencing token
+(``follow:fence``, a counter per instance): the round renews its claim while it runs, however
+long its calls take, and its writes are refused once another worker took the instance over.
+``follow:tasks:<instance>`` maps each followed ticket to what a round needs (task name, job
+id, deadline, last job status). Each round's verdict is written to the ticket's own hash as
+``sync`` (JSON), where callers read it; a final one is never overwritten, and a ticket that
+left the follow set is never put back.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -25,6 +30,14 @@ from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.follow import Followed
 
 _FOLLOWING = SyncInfo(state=SyncState.FOLLOWING).model_dump_json(exclude_none=True)
+
+
+@dataclass(frozen=True)
+class Round:
+    """A worker's claim on one instance's round: the instance and the claim's fencing token."""
+
+    ref: str
+    token: str
 
 
 def instance_ref(project_id: str, instance_id: str) -> str:
@@ -44,6 +57,7 @@ class FollowStore:
         self.redis = client
         self.keys = keys
         self._claim = script(client, "htap_sync.worker", "follow_claim.lua")
+        self._renew = script(client, "htap_sync.worker", "follow_renew.lua")
         self._record = script(client, "htap_sync.worker", "follow_record.lua")
         self._next = script(client, "htap_sync.worker", "follow_next.lua")
 
@@ -62,34 +76,59 @@ class FollowStore:
         pipe.hset(self.keys.ticket(ticket), "sync", _FOLLOWING)
         pipe.execute()
 
-    def claim_due(self, now: float, *, hold_s: float, limit: int = 16) -> list[str]:
-        """Instances due for a round, each held for ``hold_s`` from any other worker."""
-        found = self._claim(keys=[self.keys.follow_due], args=[now, hold_s, limit])
-        return [str(ref) for ref in found]
+    def claim_due(self, now: float, *, hold_s: float, limit: int = 16) -> list[Round]:
+        """Instances due for a round, each held for ``hold_s`` from any other worker (renew
+        the hold with :meth:`renew` while the round runs)."""
+        found = self._claim(
+            keys=[self.keys.follow_due, self.keys.follow_fence], args=[now, hold_s, limit]
+        )
+        return [Round(str(found[i]), str(found[i + 1])) for i in range(0, len(found), 2)]
+
+    def renew(self, claimed: Round, until: float) -> bool:
+        """Hold a round's instance until ``until``; False once another worker took it over."""
+        keys = [self.keys.follow_due, self.keys.follow_fence]
+        return bool(self._renew(keys=keys, args=[claimed.ref, claimed.token, until]))
 
     def members(self, ref: str) -> list[Followed]:
         """The tickets followed on an instance."""
         raw: dict[str, str] = self.redis.hgetall(self.keys.follow_tasks(ref))  # type: ignore[assignment]
         return [_followed(ticket, text) for ticket, text in sorted(raw.items())]
 
-    def record(self, ref: str, item: Followed, info: SyncInfo) -> None:
-        """Write a round's verdict on the ticket; a final one ends the ticket's following."""
-        keep = Followed(item.ticket, item.task_name, item.job_id, item.deadline, info.job_status)
-        self._record(
-            keys=[self.keys.follow_tasks(ref), self.keys.ticket(item.ticket)],
-            args=[
-                item.ticket,
-                info.model_dump_json(exclude_none=True),
-                "1" if info.state.final else "0",
-                _entry(keep),
-            ],
+    def record(
+        self, claimed: Round, item: Followed, info: SyncInfo, *, failing_since: float | None = None
+    ) -> bool:
+        """Write a round's verdict on the ticket; a final one ends the ticket's following.
+
+        Refused (False) when the round lost its claim, or the ticket is no longer followed.
+        """
+        keep = Followed(
+            item.ticket, item.task_name, item.job_id, item.deadline, info.job_status, failing_since
+        )
+        ref = claimed.ref
+        return bool(
+            self._record(
+                keys=[
+                    self.keys.follow_tasks(ref),
+                    self.keys.ticket(item.ticket),
+                    self.keys.follow_fence,
+                ],
+                args=[
+                    item.ticket,
+                    info.model_dump_json(exclude_none=True),
+                    "1" if info.state.final else "0",
+                    _entry(keep),
+                    ref,
+                    claimed.token,
+                ],
+            )
         )
 
-    def schedule(self, ref: str, at: float) -> bool:
-        """Set the instance's next round; False (and forgotten) when nothing is left there."""
-        return bool(
-            self._next(keys=[self.keys.follow_due, self.keys.follow_tasks(ref)], args=[ref, at])
-        )
+    def schedule(self, claimed: Round, at: float) -> bool:
+        """Set the instance's next round; False (and forgotten) when nothing is left there,
+        or (left alone) when the round lost its claim."""
+        ref = claimed.ref
+        keys = [self.keys.follow_due, self.keys.follow_tasks(ref), self.keys.follow_fence]
+        return bool(self._next(keys=keys, args=[ref, at, claimed.token]))
 
     def state(self) -> dict[str, Any]:
         """For operators: how many instances and tickets are followed, the next round's time."""
@@ -108,15 +147,15 @@ class FollowStore:
 
 
 def _entry(item: Followed) -> str:
-    return json.dumps(
-        {
-            "task_name": item.task_name,
-            "job_id": item.job_id,
-            "deadline": item.deadline,
-            "job_status": item.job_status,
-        },
-        separators=(",", ":"),
-    )
+    entry: dict[str, Any] = {
+        "task_name": item.task_name,
+        "job_id": item.job_id,
+        "deadline": item.deadline,
+        "job_status": item.job_status,
+    }
+    if item.failing_since is not None:
+        entry["failing_since"] = item.failing_since
+    return json.dumps(entry, separators=(",", ":"))
 
 
 def _followed(ticket: str, text: str) -> Followed:
@@ -127,6 +166,7 @@ def _followed(ticket: str, text: str) -> Followed:
         job_id=data.get("job_id"),
         deadline=float(data["deadline"]),
         job_status=data.get("job_status"),
+        failing_since=data.get("failing_since"),
     )
 
 

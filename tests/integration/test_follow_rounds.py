@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from htap_sync.common.keys import Keys
-from htap_sync.common.sync import SyncState
+from htap_sync.common.sync import SyncInfo, SyncState
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.follow import Followed
 from htap_sync.worker.follow_store import FollowStore, instance_ref
@@ -143,3 +143,48 @@ def test_a_failed_job_and_the_deadline_end_following(store: FollowStore) -> None
     # The ended job was not asked again in the second round.
     assert service.calls["jobs"] == 2
     assert store.redis.zscore(store.keys.follow_due, instance_ref(PROJECT, instance)) is None
+
+
+def _one_followed(store: FollowStore, ticket: str = "tk_f") -> tuple[str, Followed]:
+    instance = INSTANCES[0]
+    store.redis.hset(store.keys.ticket(ticket), "state", "succeeded")
+    item = Followed(ticket, "fenced_task", "job-f", deadline=1000.0)
+    store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
+    return instance_ref(PROJECT, instance), item
+
+
+def test_a_round_that_lost_its_claim_writes_nothing(store: FollowStore) -> None:
+    """A round outlives its hold and another worker claims the instance: the late round's
+    verdict and schedule are refused (the claim's fencing token moved on); the new one's hold."""
+    ref, item = _one_followed(store)
+    (late,) = store.claim_due(5.0, hold_s=5.0)
+    (taken,) = store.claim_due(11.0, hold_s=5.0)  # late's hold ran out at 10 s
+    assert taken.ref == late.ref == ref and taken.token != late.token
+    final = SyncInfo(state=SyncState.SYNCING, stage="Full")
+    assert store.record(taken, item, final)
+    stale = SyncInfo(state=SyncState.FOLLOWING, stage="Wait")
+    assert not store.record(late, item, stale)  # never overwrites the final verdict
+    assert _sync(store, "tk_f")["state"] == "syncing"
+    assert not store.schedule(late, 99.0)
+    assert not store.renew(late, 99.0)
+    assert store.members(ref) == []  # the ticket left the follow set; nobody puts it back
+
+
+def test_a_renewed_claim_keeps_other_workers_out(store: FollowStore) -> None:
+    """While its round runs, a claim renewed before its hold ends is never taken over."""
+    _one_followed(store)
+    (held,) = store.claim_due(5.0, hold_s=5.0)
+    assert store.renew(held, 14.0)
+    assert store.claim_due(12.0, hold_s=5.0) == []
+    assert len(store.claim_due(14.5, hold_s=5.0)) == 1
+
+
+def test_a_late_writer_never_puts_back_a_ticket_that_left(store: FollowStore) -> None:
+    """A ticket whose following ended (a final verdict) is not followed again by a round that
+    still holds its claim but judged from an older look."""
+    ref, item = _one_followed(store)
+    (claimed,) = store.claim_due(5.0, hold_s=5.0)
+    assert store.record(claimed, item, SyncInfo(state=SyncState.FAILED, fail_reason="x"))
+    assert not store.record(claimed, item, SyncInfo(state=SyncState.FOLLOWING))
+    assert store.members(ref) == []
+    assert _sync(store, "tk_f")["state"] == "failed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -10,7 +12,15 @@ from htap_sync.common.models import parse_request
 from htap_sync.common.sync import SyncState
 from htap_sync.worker.classify import IN_PROGRESS_CODES, error_for, says_name_exists
 from htap_sync.worker.client import Job, TaskRow
-from htap_sync.worker.follow import Evidence, Followed, judge, needs_configuration, needs_job
+from htap_sync.worker.follow import (
+    JOB_GRACE_S,
+    Evidence,
+    Followed,
+    awaits_job_reason,
+    judge,
+    needs_configuration,
+    needs_job,
+)
 from tests.conftest import request_data
 from tests.unit.test_client import PATH, _client
 
@@ -31,7 +41,7 @@ def _row(name: str = "t1", stage: str = "Wait", status: str = "Yes") -> dict[str
     }
 
 
-def _item(job_id: str | None = "job-1", deadline: float = 100.0, **kw: str) -> Followed:
+def _item(job_id: str | None = "job-1", deadline: float = 100.0, **kw: Any) -> Followed:
     return Followed("tk_1", "t1", job_id, deadline, **kw)
 
 
@@ -53,6 +63,24 @@ def test_list_pages_by_100_until_total_count() -> None:
     assert offsets == ["0", "100"]
     assert [r.task_name for r in rows][:2] == ["t0", "t1"] and len(rows) == 150
     assert rows[0].stage == "Wait" and rows[0].raw["is_main_task"] is True
+
+
+def test_every_page_of_the_list_pays_its_token() -> None:
+    """Paging runs ``before_page`` (the gate) before each page after the first: 250 tasks,
+    three list calls, two more tokens taken than the caller's own."""
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        calls.append(f"page {offset}")
+        page = [_row(f"t{offset + i}") for i in range(min(100, 250 - offset))]
+        return httpx.Response(200, json={"total_count": "250", "replications": page})
+
+    rows = _client(handler).list_replications(
+        PROJECT, INSTANCE, before_page=lambda: calls.append("token")
+    )
+    assert len(rows) == 250
+    assert calls == ["page 0", "token", "page 100", "token", "page 200"]
 
 
 def test_find_ignores_a_cancelled_task_of_the_same_name() -> None:
@@ -159,9 +187,10 @@ def test_name_exists_is_read_by_meaning(status: int, code: str, msg: str, exists
     ],
 )
 def test_stage_and_status_decide_without_case(stage: str, status: str, state: SyncState) -> None:
-    """Full/Incremental is syncing, Cancelled or status No is failed; case does not matter."""
+    """Full/Incremental is syncing, Cancelled or status No is failed; case does not matter.
+    (The create job has ended: it can say nothing more, so the list row decides.)"""
     row = TaskRow.from_api(_row(stage=stage, status=status))
-    info = judge(_item(), Evidence(row=row), now=10.0)
+    info = judge(_item(job_status="Completed"), Evidence(row=row), now=10.0)
     assert info.state is state
     assert (info.stage, info.status, info.percentage) == (stage, status, "10")
     assert (info.fail_reason is not None) is (state is SyncState.FAILED)
@@ -177,8 +206,36 @@ def test_a_failed_job_fails_the_task_with_its_reason() -> None:
 def test_an_alter_table_error_fails_the_task() -> None:
     """A non-empty last_error_of_alter_table is a failed task (as the provider treats it)."""
     row = TaskRow.from_api(_row(stage="Wait"))
-    info = judge(_item(), Evidence(row=row, alter_error="column type"), now=1.0)
+    info = judge(_item(job_id=None), Evidence(row=row, alter_error="column type"), now=1.0)
     assert info.state is SyncState.FAILED and "column type" in (info.fail_reason or "")
+
+
+def test_a_failure_in_the_list_waits_for_its_jobs_reason() -> None:
+    """A Cancelled row whose create job this round did not learn (throttled, failed or not
+    known yet) stays following, JOB_GRACE_S at most after it was first seen; the job's
+    reason wins once the job answers; after the grace the row's reason is final."""
+    row = TaskRow.from_api(_row(stage="Cancelled"))
+    first = _item()
+    assert judge(first, Evidence(row=row, call_error="HTTP 429"), now=10.0).state is (
+        SyncState.FOLLOWING
+    )
+    assert awaits_job_reason(first, Evidence(row=row), now=10.0)
+    seen_at_10 = _item(failing_since=10.0)
+    failed_job = Job(job_id="job-1", status="Failed", fail_reason="binlog is off")
+    later = judge(seen_at_10, Evidence(row=row, job=failed_job), now=20.0)
+    assert later.state is SyncState.FAILED and "binlog is off" in (later.fail_reason or "")
+    still = judge(seen_at_10, Evidence(row=row), now=10.0 + JOB_GRACE_S - 0.1)
+    assert still.state is SyncState.FOLLOWING
+    late = judge(seen_at_10, Evidence(row=row), now=10.0 + JOB_GRACE_S)
+    assert late.state is SyncState.FAILED and "Cancelled" in (late.fail_reason or "")
+
+
+def test_a_failure_without_a_job_to_ask_is_final_at_once() -> None:
+    """A reconciled ticket (no job id) or an ended job: the row's failure is final now."""
+    row = TaskRow.from_api(_row(stage="Cancelled"))
+    assert judge(_item(job_id=None), Evidence(row=row), now=1.0).state is SyncState.FAILED
+    done = Job(job_id="job-1", status="Completed", fail_reason=None)
+    assert judge(_item(), Evidence(row=row, job=done), now=1.0).state is SyncState.FAILED
 
 
 def test_not_listed_yet_is_following_until_the_deadline() -> None:
