@@ -19,6 +19,7 @@ tier of the worker's tests). One contract test runs both.
 from __future__ import annotations
 
 import json
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -62,12 +63,26 @@ class LeaseStore(ABC):
 
     _clock: Callable[[], float]
     _ttl_s: int
+    # The worker process this store's claims name (see ``lease_types.ALIVE_TTL_S``); None:
+    # holders name no process, and only their lease says when they are gone.
+    node: str | None = None
+
+    def new_holder(self) -> str:
+        """A new claim's holder: ``<node>.<id>`` (or ``<id>`` without a node)."""
+        own = uuid.uuid4().hex
+        return f"{self.node}.{own}" if self.node else own
+
+    @abstractmethod
+    def beat(self, node: str, ttl_s: float) -> None:
+        """Say that the worker process ``node`` lives for ``ttl_s`` more seconds."""
 
     @abstractmethod
     def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
         """Take the ticket for one delivery of its message.
 
-        Moves its watchdog to "now + ``lease_s`` + the store's watch time".
+        Moves its watchdog to "now + ``PROBE_S``", when the mover looks whether the claim's
+        process still lives. A ticket held by a live delivery is busy; one whose holder's
+        process stopped beating is taken over at once (``Claim.not_before``).
 
         Returns:
             a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``
@@ -77,7 +92,9 @@ class LeaseStore(ABC):
     @abstractmethod
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """``(state, request)`` of an unfinished ticket of ``run``, else None (stale, done,
-        expired)."""
+        expired). ``state`` is ``"held"`` while a live delivery holds it (its lease runs and
+        its process beats), ``"waiting"`` for a queued ticket that waited on purpose
+        (:meth:`postpone`), else the ticket's state."""
 
     @abstractmethod
     def get(self, ticket: str) -> TicketStatus:
@@ -136,7 +153,9 @@ class LeaseStore(ABC):
         """Release the hold without an attempt; the ticket waits in the delayed set."""
         # Back to what it was: a ticket that has been tried stays "retrying" while it waits.
         state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
-        return self._write(claim, due_at=due_at, state=state.value, lease_until=0)
+        # ``waiting``: when due, the mover sends it at once (a queued ticket without it is a
+        # watchdog's wake-up, whose message may still be in the queue).
+        return self._write(claim, due_at=due_at, state=state.value, lease_until=0, waiting=1)
 
     def start_attempt(
         self, claim: Claim, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
@@ -189,16 +208,25 @@ class LeaseStore(ABC):
             return Started(claim, "marked", admission.sleep_s, exc)
         return Started(claim, "marked", admission.sleep_s) if marked else "busy"
 
-    def finish(self, call: FinishCall) -> bool:
+    def finish(self, call: FinishCall, *, replicas: int = 0, wait_s: float = 1.0) -> bool:
         """Record the task a create call made (as :meth:`succeed`), tell the breaker of
         ``call.limits`` that the call succeeded, and start following the task
         (``call.follow``, before or with the success, whatever becomes of the write): one step
-        on Redis (``finish.lua``)."""
+        on Redis (``finish.lua``).
+
+        With ``replicas`` > 0 the write must also reach that many replicas within ``wait_s``.
+
+        Raises:
+            NotReplicated: written here, but fewer replicas acknowledged it (a failover may
+                lose it: write it again, see ``worker.process.record_created``).
+        """
         if call.follow is not None:
             call.follow.enroll()
         if call.limits is not None and not call.limits.free:
             call.limits.succeeded()
-        return self.succeed(call.claim, call.job_id, reconciled=False, note=call.note)
+        done = self.succeed(call.claim, call.job_id, reconciled=False, note=call.note)
+        self._check_replicas(replicas)
+        return done
 
     def start_many(
         self, calls: Sequence[StartCall], *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
@@ -207,10 +235,20 @@ class LeaseStore(ABC):
         them all on Redis, ``start_many.lua``, with one ``WAIT`` after it)."""
         return [self.start(c, lease_s=lease_s, replicas=replicas, wait_s=wait_s) for c in calls]
 
-    def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
+    def finish_many(
+        self, calls: Sequence[FinishCall], *, replicas: int = 0, wait_s: float = 1.0
+    ) -> list[bool]:
         """:meth:`finish` for each ticket of a batch, in order (one step for them all on
-        Redis, ``finish_many.lua``)."""
-        return [self.finish(call) for call in calls]
+        Redis, ``finish_many.lua``, with one ``WAIT`` after it)."""
+        done = [self.finish(call) for call in calls]
+        self._check_replicas(replicas)
+        return done
+
+    def _check_replicas(self, replicas: int) -> None:
+        """After a write that must reach ``replicas``: a store that cannot wait for them
+        counts those it has (NotReplicated when too few)."""
+        if replicas > 0 and (have := self.connected_replicas()) < replicas:
+            raise NotReplicated(have, replicas)
 
     def renew(self, claim: Claim, *, lease_s: float) -> bool:
         """Extend the hold before another API call (the list call of a reconciliation)."""

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,7 @@ from htap_sync.common.lease import (
     StartCall,
     Started,
 )
+from htap_sync.common.lease_types import PROBE_S
 from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.store import HISTORY_LIMIT, iso
@@ -32,7 +32,7 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
     def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
         """See :meth:`LeaseStore.begin`."""
         now = self._clock()
-        holder = uuid.uuid4().hex
+        holder = self.new_holder()
         with self._lock:
             found = self._live(ticket)
             if found is None:
@@ -42,15 +42,18 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
             state = found["state"]
             if state in _FINISHED:
                 return "done"
+            not_before = 0.0
             if state == TicketState.RUNNING and float(found["lease_until"]) > now:
-                return "busy"
+                if self._alive(found.get("holder", ""), now):
+                    return "busy"
+                not_before = float(found["lease_until"])
             found.update(
                 state=TicketState.RUNNING.value,
                 lease_until=as_text(now + lease_s),
                 holder=holder,
                 updated_at=iso(now),
             )
-            self._delayed[f"{ticket}:{run}"] = now + lease_s + self._watch_s
+            self._delayed[f"{ticket}:{run}"] = now + PROBE_S
             return Claim(
                 ticket=ticket,
                 run=run,
@@ -60,6 +63,7 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
                 fingerprint=found["request"],
                 created_at=datetime.fromisoformat(found["created_at"]),
                 prior=TicketState(state),
+                not_before=not_before,
             )
 
     def start(
@@ -69,10 +73,10 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
         with self._lock:
             return super().start(call, lease_s=lease_s, replicas=replicas, wait_s=wait_s)
 
-    def finish(self, call: FinishCall) -> bool:
+    def finish(self, call: FinishCall, *, replicas: int = 0, wait_s: float = 1.0) -> bool:
         """See :meth:`LeaseStore.finish`: under the store's lock."""
         with self._lock:
-            return super().finish(call)
+            return super().finish(call, replicas=replicas, wait_s=wait_s)
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""
@@ -81,7 +85,24 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
             if found is None or found.get("run") != run or found["state"] not in _UNFINISHED:
                 return None
             request: dict[str, Any] = json.loads(found["request"])
-            return found["state"], request
+            state = found["state"]
+            now = self._clock()
+            lease_runs = float(found["lease_until"]) > now
+            if state == TicketState.RUNNING and lease_runs and self._alive(found["holder"], now):
+                return "held", request
+            if state == TicketState.QUEUED and found.get("waiting") == "1":
+                return "waiting", request
+            return state, request
+
+    def beat(self, node: str, ttl_s: float) -> None:
+        """See :meth:`LeaseStore.beat`."""
+        with self._lock:
+            self._beats[node] = self._clock() + ttl_s
+
+    def _alive(self, holder: str, now: float) -> bool:
+        """As ``alive.lua``: a holder naming no process may be working; else its beat says."""
+        node, dot, _ = holder.partition(".")
+        return not dot or self._beats.get(node, float("-inf")) > now
 
     def _write(
         self,

@@ -11,7 +11,6 @@ of those stays the one definition of its steps. A batch's common path is two scr
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -31,6 +30,7 @@ from htap_sync.common.lease import (
     Started,
     succeeded_fields,
 )
+from htap_sync.common.lease_types import PROBE_S
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.scripts import script
 from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso
@@ -46,12 +46,10 @@ class RedisLeaseStore(TicketStore, LeaseStore):
 
     def __init__(self, client: redis.Redis, **options: Any) -> None:
         super().__init__(client, **options)
-        self._begin = script(client, _PACKAGE, "begin.lua")
         limit = {"HISTORY_LIMIT": str(HISTORY_LIMIT)}
         self._update = script(client, _PACKAGE, "update.lua", constants=limit)
-        self._pending = script(client, _PACKAGE, "pending.lua")
-        # The common path's scripts, each composed of the scripts it runs (see scripts.py).
-        parts = {name: (_PACKAGE, f"{name}.lua") for name in ("begin", "update", "start")}
+        # The scripts composed of others, each with the scripts it runs (see scripts.py).
+        parts = {name: (_PACKAGE, f"{name}.lua") for name in ("alive", "begin", "update", "start")}
         parts |= {name: (_LIMITS, f"{name}.lua") for name in ("bucket", "breaker")}
         parts["finish"] = (_PACKAGE, "finish.lua")
 
@@ -59,18 +57,20 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             calls = {function: parts[function] for function in functions}
             return script(client, _PACKAGE, name, constants=limit, functions=calls)
 
-        self._start = composed("start.lua", "begin", "bucket", "breaker", "update")
+        self._begin = composed("begin.lua", "alive")
+        self._pending = composed("pending.lua", "alive")
+        self._start = composed("start.lua", "alive", "begin", "bucket", "breaker", "update")
         self._finish = composed("finish.lua", "breaker", "update")
         self._start_many = composed(
-            "start_many.lua", "begin", "bucket", "breaker", "update", "start"
+            "start_many.lua", "alive", "begin", "bucket", "breaker", "update", "start"
         )
         self._finish_many = composed("finish_many.lua", "breaker", "update", "finish")
 
     def _begin_args(self, ticket: str, run: str, lease_s: float) -> tuple[float, str, list[Any]]:
         """``(now, holder, ARGV of begin.lua)`` for a new claim."""
         now = self._clock()
-        holder = uuid.uuid4().hex
-        watchdog = repr(now + lease_s + self._watch_s)
+        holder = self.new_holder()
+        watchdog = repr(now + PROBE_S)  # the mover looks whether the holder still lives
         return now, holder, [run, now, now + lease_s, iso(now), holder, watchdog, ticket]
 
     def begin(self, ticket: str, run: str, *, lease_s: float) -> Claim | str:
@@ -133,7 +133,7 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         args += [len(begin), *begin, len(mark), *mark]
         holders = []
         for call in calls:
-            holder = uuid.uuid4().hex
+            holder = self.new_holder()
             ticket_key = self.key(call.ticket)
             keys += [ticket_key, self.history_key(call.ticket)]
             limits = call.limits.scripted if call.limits is not None else None
@@ -146,18 +146,21 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             for call, holder, result in zip(calls, holders, results, strict=True)
         ]
 
-    def finish(self, call: FinishCall) -> bool:
-        """See :meth:`LeaseStore.finish`: one ``finish.lua``."""
+    def finish(self, call: FinishCall, *, replicas: int = 0, wait_s: float = 1.0) -> bool:
+        """See :meth:`LeaseStore.finish`: one ``finish.lua`` (and its ``WAIT``)."""
         claim, limits, follow = call.claim, call.limits, call.follow
         unscripted = limits is not None and not limits.free and not self._runs(limits)
         if unscripted or (follow is not None and follow.where is not self.redis):
-            return super().finish(call)
+            return super().finish(call, replicas=replicas, wait_s=wait_s)
         scripted = limits.scripted if limits is not None else None
         ticket_key = self.key(claim.ticket)  # stands in for a key the call does not use
         keys = [ticket_key, self.failed_key, self.history_key(claim.ticket), self.delayed_key]
         keys += [scripted.breaker_key if scripted else ticket_key, *self._follow_keys(call)]
         args: list[Any] = ["record", *scripted.ok_args] if scripted else ["", *_BLANK_BREAKER]
-        return self._finish(keys=keys, args=[*args, *self._finish_parts(call)]) is not None
+        args += self._finish_parts(call)
+        done, acked = self._run(self._finish, keys, args, replicas, wait_s)
+        _replicated(acked, replicas)
+        return done is not None
 
     def _follow_keys(self, call: FinishCall) -> list[str]:
         """``finish.lua``'s followed-tasks and rounds keys (the ticket's when not following)."""
@@ -171,13 +174,15 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         _, update_args = self._update_call(call.claim, ttl_s=self._ttl_s, note=call.note, **fields)
         return [*_follow_args(call.follow), call.claim.ticket, *update_args]
 
-    def finish_many(self, calls: Sequence[FinishCall]) -> list[bool]:
-        """See :meth:`LeaseStore.finish_many`: one ``finish_many.lua``; what the tickets'
-        finishes share is sent once."""
+    def finish_many(
+        self, calls: Sequence[FinishCall], *, replicas: int = 0, wait_s: float = 1.0
+    ) -> list[bool]:
+        """See :meth:`LeaseStore.finish_many`: one ``finish_many.lua`` (and its ``WAIT``);
+        what the tickets' finishes share is sent once."""
         shared = _shared_limits([call.limits for call in calls], self.redis)
         elsewhere = any(c.follow is not None and c.follow.where is not self.redis for c in calls)
         if shared is None or elsewhere or any(not c.job_id for c in calls):
-            return super().finish_many(calls)
+            return super().finish_many(calls, replicas=replicas, wait_s=wait_s)
         if not calls:
             return []
         scripted = shared[0]
@@ -195,8 +200,9 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             note = call.note.model_dump_json() if call.note else ""
             args += [claim.run, claim.holder, claim.ticket, note, call.job_id]
             args += _follow_args(call.follow)
-        done = cast(list[int], self._finish_many(keys=keys, args=args))
-        return [bool(one) for one in done]
+        done, acked = self._run(self._finish_many, keys, args, replicas, wait_s)
+        _replicated(acked, replicas)
+        return [bool(one) for one in cast(list[int], done)]
 
     def _runs(self, limits: Limits) -> bool:
         """Whether this store's scripts can run the gate's checks (their state is here)."""
@@ -204,7 +210,9 @@ class RedisLeaseStore(TicketStore, LeaseStore):
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`LeaseStore.pending_request`."""
-        found = cast(list[str] | None, self._pending(keys=[self.key(ticket)], args=[run]))
+        found = cast(
+            list[str] | None, self._pending(keys=[self.key(ticket)], args=[run, self._clock()])
+        )
         if not found:
             return None
         return found[0], cast(dict[str, Any], json.loads(found[1]))
@@ -257,8 +265,7 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         done, acked = self._run(self._update, keys, args, replicas, wait_s)
         if done is None:
             return False
-        if acked is not None and acked < replicas:
-            raise NotReplicated(acked, replicas)
+        _replicated(acked, replicas)
         return True
 
     def _run(
@@ -282,10 +289,23 @@ class RedisLeaseStore(TicketStore, LeaseStore):
             return answer, int(acked)
         raise redis.exceptions.NoScriptError("the script could not be loaded")
 
+    def beat(self, node: str, ttl_s: float) -> None:
+        """See :meth:`LeaseStore.beat`."""
+        # The value says until when (read against the reader's clock, as leases are); the
+        # key's own expiry only clears it away once it can tell nothing more.
+        until = repr(self._clock() + ttl_s)
+        self.redis.set(self.keys.alive(node), until, px=int((ttl_s + 60) * 1000))
+
     def connected_replicas(self) -> int:
         """How many replicas the Redis this store writes to has right now."""
         info = self.redis.info("replication")
         return int(info.get("connected_slaves", 0))
+
+
+def _replicated(acked: int | None, replicas: int) -> None:
+    """Raise NotReplicated when a ``WAIT`` saw fewer than ``replicas`` acknowledge."""
+    if acked is not None and acked < replicas:
+        raise NotReplicated(acked, replicas)
 
 
 def _gate(limits: Limits | None) -> str:
@@ -355,4 +375,5 @@ def _claim(ticket: str, run: str, holder: str, result: list[str]) -> Claim | str
         fingerprint=result[3],
         created_at=datetime.fromisoformat(result[4]),
         prior=TicketState(result[5]),
+        not_before=float(result[8]) if len(result) > 8 and result[8] else 0.0,
     )

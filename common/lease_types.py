@@ -12,6 +12,16 @@ from typing import Literal
 
 from htap_sync.common.models import Attempt, TicketState
 
+# Liveness of the processes that hold tickets. Each worker process beats every BEAT_EVERY_S
+# (a key that lives ALIVE_TTL_S), and names itself in the holder of each claim it takes
+# (``<node>.<id>``): a holder whose process stopped beating is dead, whatever its lease says.
+# A running ticket's watchdog looks every PROBE_S: a live holder keeps it, a dead one's ticket
+# is queued again (taken over at once; one in doubt still creates nothing before the dead
+# holder's lease ends, the longest its last call can take).
+BEAT_EVERY_S = 2.0
+ALIVE_TTL_S = 10.0
+PROBE_S = 10.0
+
 
 class NotReplicated(Exception):
     """Fewer replicas than asked for acknowledged a write in time: do not act on it yet."""
@@ -117,6 +127,9 @@ class Claim:
     fingerprint: str = ""
     created_at: datetime | None = None
     prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
+    # Taken over from a dead holder before its lease ended: until then (epoch s) that holder's
+    # last create call may still be on its way, so a look that finds nothing proves nothing.
+    not_before: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class MemoryTicketStore:
         self._expires: dict[str, float] = {}  # finished tickets: when hash and history go
         self._failed: dict[str, float] = {}  # the failed index: ticket -> when it failed
         self._delayed: dict[str, float] = {}  # wake-ups: "ticket:run" -> when due
+        self._beats: dict[str, float] = {}  # worker processes: node -> alive until
 
     def _live(self, ticket: str) -> dict[str, str] | None:
         """The ticket's hash, None when unknown or expired (call with the lock held)."""

@@ -170,7 +170,11 @@ class TaurusClient:
         return url
 
     def find_replication(
-        self, request: ReplicationRequest, *, include_cancelled: bool = False
+        self,
+        request: ReplicationRequest,
+        *,
+        include_cancelled: bool = False,
+        before_page: Callable[[], None] | None = None,
     ) -> TaskRow | None:
         """The live (not Cancelled) task named like ``request.task_name``, if the list has one;
         with ``include_cancelled``, a Cancelled one when no live one exists.
@@ -181,7 +185,10 @@ class TaurusClient:
             ApiError: as :meth:`create_replication` (an Ambiguous here changes nothing).
         """
         cancelled: TaskRow | None = None
-        for row in self.iter_replications(request.project_id, request.instance_id):
+        rows = self.iter_replications(
+            request.project_id, request.instance_id, before_page=before_page
+        )
+        for row in rows:
             if row.task_name != request.task_name:
                 continue
             if not row.cancelled:
@@ -189,19 +196,37 @@ class TaurusClient:
             cancelled = cancelled or row
         return cancelled if include_cancelled else None
 
-    def list_replications(self, project_id: str, instance_id: str) -> list[TaskRow]:
+    def list_replications(
+        self,
+        project_id: str,
+        instance_id: str,
+        *,
+        before_page: Callable[[], None] | None = None,
+    ) -> list[TaskRow]:
         """Every sync task of an instance (see :meth:`iter_replications`)."""
-        return list(self.iter_replications(project_id, instance_id))
+        return list(self.iter_replications(project_id, instance_id, before_page=before_page))
 
-    def iter_replications(self, project_id: str, instance_id: str) -> Iterator[TaskRow]:
+    def iter_replications(
+        self,
+        project_id: str,
+        instance_id: str,
+        *,
+        before_page: Callable[[], None] | None = None,
+    ) -> Iterator[TaskRow]:
         """The sync tasks of an instance, one list call per page of 100, as they are read.
+
+        ``before_page`` runs before each page after the first (the caller paid for the first):
+        every list call passes the gate, so paging pays a token per page.
 
         Raises:
             ApiError: as :meth:`create_replication`.
+            MustWait: from ``before_page``.
         """
         path = replication_path(project_id, instance_id)
         offset = 0
         while True:
+            if offset and before_page is not None:
+                before_page()
             data = self._get(path, {"limit": PAGE_SIZE, "offset": offset})
             page = data.get("replications")
             if not isinstance(page, list):

@@ -10,7 +10,8 @@ from typing import Any
 import redis
 from celery.exceptions import Reject
 
-from htap_sync.common.lease import Claim, LeaseStore
+from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.lease_types import PROBE_S
 from htap_sync.common.models import ErrorPayload
 from htap_sync.common.settings import Settings
 from htap_sync.worker.client import TaurusClient
@@ -101,9 +102,10 @@ def settle(
         if isinstance(end, Exception):
             raise end
         if end.kind == "skipped" and end.reason == "busy":
-            # Held by a live delivery, or by one that died: look again once its lease ends.
-            store.defer(ticket, run, due_at=time.time() + settings.lease_s)
-    except redis.RedisError as exc:
+            # Held by a live delivery: the mover looks at its holder a probe later (a holder
+            # whose process died is taken over then, a live one keeps it).
+            store.defer(ticket, run, due_at=time.time() + PROBE_S)
+    except (redis.RedisError, NotReplicated) as exc:
         # The store is unreachable: give the message back; it is also restored from the
         # broker's unacked set after the visibility timeout if this requeue cannot happen.
         log.warning("ticket %s: Redis unavailable (%s); message given back", ticket, exc)

@@ -1,8 +1,13 @@
-"""A background thread a worker process runs beside Celery (the mover, the follower)."""
+"""Background threads a worker process runs beside Celery (the mover, the follower, the
+heartbeat)."""
 
 from __future__ import annotations
 
+import logging
 import threading
+from typing import Protocol
+
+log = logging.getLogger("htap_sync.worker")
 
 
 class BackgroundLoop:
@@ -32,3 +37,38 @@ class BackgroundLoop:
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
+
+
+class Beats(Protocol):
+    """Where a process says it lives (a ticket store: ``LeaseStore.beat``)."""
+
+    def beat(self, node: str, ttl_s: float) -> None: ...
+
+
+class Heartbeat(BackgroundLoop):
+    """Says every ``every_s`` that this worker process (``node``) lives for ``ttl_s`` more.
+
+    The claims the process takes name it: once it stops beating (killed), other workers take
+    its tickets over without waiting for their leases or the broker's visibility timeout.
+    The first beat is made by :meth:`start` itself, before any claim can name the node.
+    """
+
+    def __init__(self, store: Beats, node: str, *, every_s: float, ttl_s: float) -> None:
+        super().__init__("heartbeat")
+        self._store = store
+        self._node = node
+        self._every_s = every_s
+        self._ttl_s = ttl_s
+
+    def start(self) -> None:
+        """Beat once now (Redis errors pass up: a worker that cannot beat cannot claim
+        either), then go on in the background."""
+        self._store.beat(self._node, self._ttl_s)
+        super().start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self._store.beat(self._node, self._ttl_s)
+            except Exception as exc:  # Redis away: beat again next time, never die
+                log.warning("heartbeat: %s", exc)

@@ -37,7 +37,7 @@ def run_worker(
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="htap-prom-"))
     from htap_sync.worker.tasks import make_worker_app
 
-    app = make_worker_app(settings, loglevel=loglevel)
+    app = make_worker_app(settings, loglevel=loglevel, concurrency=concurrency)
     client = make_redis(settings)
     try:
         # Connecting selects the database: one the server lacks fails here (exit 78), not in

@@ -10,6 +10,7 @@ import redis
 
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.lease import LeaseStore
+from htap_sync.common.lease_types import PROBE_S
 from htap_sync.worker.loop import BackgroundLoop
 
 log = logging.getLogger("htap_sync.mover")
@@ -19,6 +20,11 @@ Send = Callable[[str, str, dict[str, Any]], None]
 
 class DelayedMover(BackgroundLoop):
     """Every ``interval_s``, claims due tickets, queues a fresh message for each, releases them.
+
+    What falls due is a retry's or a purposeful wait's end (sent at once), a running ticket's
+    probe (sent only when its holder's process stopped beating or its lease ended: a live
+    holder's is looked at again ``PROBE_S`` later), or a queued ticket's watchdog (sent only
+    once the queue is empty: its own message is most likely still there).
 
     Every worker process runs one; claims keep them from sending the same member twice, and a
     duplicate that slips through (a mover dying between send and release) is dropped by the
@@ -65,6 +71,10 @@ class DelayedMover(BackgroundLoop):
             pending = self._store.pending_request(due.ticket, due.run)
             if pending is not None:
                 state, request = pending
+                if state == "held":
+                    # A live delivery holds it: look whether its process lives a probe later.
+                    self._delayed.postpone(due, PROBE_S)
+                    continue
                 if state == "queued":
                     # A watchdog wake-up for a ticket no worker has taken yet: while the queue
                     # still holds messages, its own is most likely among them; look later.

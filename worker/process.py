@@ -50,8 +50,17 @@ from htap_sync.worker.delivery import (
 )
 from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
 from htap_sync.worker.outcome import Outcome, finished, note, observed
+from htap_sync.worker.record import record_created
 
-__all__ = ["Delivery", "Enroll", "Outcome", "carry_on", "create_failed", "process_ticket"]
+__all__ = [
+    "Delivery",
+    "Enroll",
+    "Outcome",
+    "carry_on",
+    "create_failed",
+    "process_ticket",
+    "record_created",
+]
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
@@ -119,7 +128,9 @@ def carry_on(
         return create_failed(request, claim, exc, d, sent=sent)
     follow = follow_created(d.enroll, claim.ticket, request, created.job_id)
     made = note("create", "created", request_id=created.request_id)
-    d.store.finish(FinishCall(claim, created.job_id, made, told_by_finish, follow))
+    call = FinishCall(claim, created.job_id, made, told_by_finish, follow)
+    if not record_created([call], d, many=False)[0]:
+        return Outcome("skipped", reason="lost the ticket")
     finished(claim, "succeeded", d.clock)
     return Outcome("finished", reason="created")
 
@@ -149,7 +160,12 @@ def _step_by_step(
         if started.verdict == "breaker" or not short:
             raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
     if claim.in_doubt:
-        looked = _reconcile(request, claim, d) or _exhausted_in_doubt(claim, d)
+        looked = _reconcile(request, claim, d)
+        if looked is None and claim.not_before > d.clock():
+            # Taken over from a dead holder whose last create call may still be on its way:
+            # absent now proves nothing until its lease ends; look again then.
+            raise MustWait(claim.not_before - d.clock(), "lease")
+        looked = looked or _exhausted_in_doubt(claim, d)
         if looked is not None:
             return looked
     d.gate.before_call(request.project_id, "create")  # sleeps for a short wait
@@ -207,11 +223,8 @@ def _refused_but_maybe_ours(
     Except for "name exists" after an earlier attempt: then the task is ours whatever the list
     says this instant, and the ticket retries in doubt.
     """
-    # "Name exists" after an earlier attempt: a Cancelled task of ours is still ours (it was
-    # created, then failed to sync: following will say so), or the create would loop on 409s.
-    ours_even_if_cancelled = claim.in_doubt or claim.attempts > 0
     try:
-        looked = _reconcile(request, claim, d, include_cancelled=ours_even_if_cancelled)
+        looked = _reconcile(request, claim, d)
     except MustWait as wait:
         # The create was sent: keep the doubt so the next delivery looks first.
         return _after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
@@ -230,19 +243,25 @@ def _refused_but_maybe_ours(
     return Outcome("finished", reason=type(exc).__name__)
 
 
-def _reconcile(
-    request: ReplicationRequest, claim: Claim, d: Delivery, *, include_cancelled: bool = False
-) -> Outcome | None:
+def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | None:
     """Ask the list call whether an earlier attempt created the task; None: it did not.
 
-    A Cancelled task counts only with ``include_cancelled`` (see _refused_but_maybe_ours).
+    A task of the ticket's name and databases that an attempt of this ticket may have made
+    (in doubt, or tried before) is this ticket's whatever its stage: a Cancelled one too (it
+    was created, then failed to sync: following says so, with the reason). Creating it again
+    is the user's explicit re-drive, never automatic. Each page of the list pays its token.
     """
     d.gate.before_call(request.project_id, "list")
     d.store.renew(claim, lease_s=d.settings.lease_s)
+    ours_even_if_cancelled = claim.in_doubt or claim.attempts > 0
     existing = observed(
         claim,
         "list",
-        lambda: d.client.find_replication(request, include_cancelled=include_cancelled),
+        lambda: d.client.find_replication(
+            request,
+            include_cancelled=ours_even_if_cancelled,
+            before_page=lambda: d.gate.before_call(request.project_id, "list"),
+        ),
         d.gate,
         request.project_id,
     )

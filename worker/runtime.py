@@ -10,6 +10,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import httpx
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.keys import Keys
 from htap_sync.common.lease import LeaseStore
+from htap_sync.common.lease_types import ALIVE_TTL_S, BEAT_EVERY_S
 from htap_sync.common.settings import Settings
 from htap_sync.worker.aio import EventLoop, LoopTransport, async_transport
 from htap_sync.worker.auth import make_auth
@@ -26,11 +28,24 @@ from htap_sync.worker.bucket import RedisBucketStore
 from htap_sync.worker.client import TaurusClient, make_http
 from htap_sync.worker.follow_store import FollowStore, enroller
 from htap_sync.worker.gate import Gate
+from htap_sync.worker.loop import Heartbeat
 from htap_sync.worker.process import Enroll
 
 # Connections of the batch client's pool: enough for every ticket of every batch in flight
 # (the fleet's rate limit, not the pool, paces the calls).
 BATCH_CONNECTIONS = 1000
+
+
+# Threads of a process that may hold a Redis connection besides its task slots: the mover,
+# the follower and its claim keeper, the heartbeat, the metrics exporter, the event loop.
+BACKGROUND_CONNECTIONS = 16
+
+
+def redis_connections(settings: Settings, concurrency: int) -> int:
+    """The Redis connections one worker process may hold at once: each task slot may run a
+    batch whose tickets off its common path each go on in a thread of their own, plus the
+    background threads. redis-py's default pool (100) is smaller than 8 slots x 16."""
+    return concurrency * (settings.batch_size + 1) + BACKGROUND_CONNECTIONS
 
 
 @dataclass
@@ -52,17 +67,20 @@ class Collaborators:
 def replica_target(
     settings: Settings, store: LeaseStore, *, every_s: float = 1.0
 ) -> Callable[[], int]:
-    """How many replicas must acknowledge the in-doubt mark before each create call.
+    """How many replicas must acknowledge the in-doubt mark before each create call (and a
+    created task's result before it is called finished).
 
-    The configured number, capped by the replicas the master has now (looked up every
-    ``every_s``): a lone Redis, or a new master whose old one died, never waits for a replica
-    it does not have. A master that lost its replica to a failover has none either; a mark it
-    takes is lost with it, and the next delivery's create meets "name exists", which is
-    reconciled by the list call, never failed.
+    With sentinels: the configured number, whatever the master sees. A master isolated by a
+    failover sees no replica, and a mark or a result it takes would be lost with it: the
+    delivery waits instead, as for any Redis outage, until a master with a replica takes it.
+    Without sentinels: the configured number capped by the replicas the master has now
+    (looked up every ``every_s``), so a lone Redis never waits for a replica it lacks.
     """
     wanted = settings.redis.wait_replicas
     if wanted == 0:
         return lambda: 0
+    if settings.redis.sentinel_hosts():
+        return lambda: wanted
     seen = {"at": float("-inf"), "count": 0}
 
     def target() -> int:
@@ -77,8 +95,15 @@ def replica_target(
 class Runtime:
     """Hands out the current process's collaborators, building them on first use."""
 
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        *,
+        concurrency: int = 8,
+    ) -> None:
         self.settings = settings
+        self._concurrency = concurrency
         self._transport = transport
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -87,18 +112,30 @@ class Runtime:
         self._loop: EventLoop | None = None
         # Deliveries given up because Redis went away mid-way: released when it is back.
         self._abandoned: set[tuple[str, str]] = set()
+        self._heartbeat: Heartbeat | None = None
 
     def get(self) -> Collaborators:
         """This process's collaborators (thread-safe; rebuilt after a fork)."""
         with self._lock:
             if self._parts is None or self._pid != os.getpid():
-                client = make_redis(self.settings)
+                client = make_redis(
+                    self.settings,
+                    max_connections=redis_connections(self.settings, self._concurrency),
+                )
                 auth, self._extra = make_auth(self.settings, client)
                 http = make_http(self.settings, self._transport, auth)
                 bridge = self._batch_transport()
                 batch_http = make_http(self.settings, bridge, auth)
                 together = bridge if isinstance(bridge, LoopTransport) else None
                 store = make_store(self.settings, client)
+                # Claims name this process; its heartbeat tells the fleet it still lives.
+                store.node = uuid.uuid4().hex[:12]
+                if self._heartbeat is not None:
+                    self._heartbeat.stop(0)
+                self._heartbeat = Heartbeat(
+                    store, store.node, every_s=BEAT_EVERY_S, ttl_s=ALIVE_TTL_S
+                )
+                self._heartbeat.start()
                 follow = FollowStore(client, Keys(self.settings.key_prefix))
                 enroll = enroller(
                     follow,
@@ -152,4 +189,7 @@ class Runtime:
                     self._loop = None
                 for extra in self._extra:
                     extra.close()
+            if self._heartbeat is not None:
+                self._heartbeat.stop(0)
+                self._heartbeat = None
             self._parts = None

@@ -81,7 +81,11 @@ def restart_worker(before: Callable[[], None] = lambda: None) -> None:
 
 
 def make_worker_app(
-    settings: Settings, runtime: Runtime | None = None, *, loglevel: str = "INFO"
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    loglevel: str = "INFO",
+    concurrency: int = 8,
 ) -> Celery:
     """The Celery app with the create tasks (single and batch) registered, for ``celery
     worker`` to run.
@@ -93,7 +97,7 @@ def make_worker_app(
     settings.cloud.require_endpoint  # noqa: B018
     settings.auth.require_mode()
     app = make_celery(settings)
-    runtime = runtime or Runtime(settings)
+    runtime = runtime or Runtime(settings, concurrency=concurrency)
     app.task(
         name=CREATE_REPLICATION,
         acks_late=True,

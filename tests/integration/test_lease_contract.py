@@ -19,6 +19,7 @@ from htap_sync.common.errors import TicketConflict, TicketNotFound
 from htap_sync.common.lease import Claim, NotReplicated
 from htap_sync.common.lease_memory import MemoryLeaseStore
 from htap_sync.common.lease_redis import RedisLeaseStore
+from htap_sync.common.lease_types import ALIVE_TTL_S, PROBE_S
 from htap_sync.common.models import Attempt, ErrorPayload, TicketState, parse_request
 from htap_sync.common.settings import load_settings
 from htap_sync.common.store import Submitted
@@ -145,7 +146,7 @@ def test_a_claim_carries_what_the_delivery_needs(store: Store, clock: FakeClock)
     assert held.created_at is not None
     assert held.created_at.timestamp() == pytest.approx(created_at, abs=0.001)
     assert store.get(ticket).state is TicketState.RUNNING
-    assert store.due_at(ticket, run) == pytest.approx(clock.now + LEASE_S + WATCH_S)
+    assert store.due_at(ticket, run) == pytest.approx(clock.now + PROBE_S)  # its holder's probe
 
 
 def test_an_attempt_is_counted_and_its_doubt_kept_through_a_retry(
@@ -249,7 +250,9 @@ def test_pending_request_answers_only_for_an_unfinished_ticket_of_its_run(
     request = request_data(task_name="contract_task")
     assert store.pending_request(ticket, run) == ("queued", request)
     held = claim(store, ticket, run)
-    assert store.pending_request(ticket, run) == ("running", request)
+    assert store.pending_request(ticket, run) == ("held", request)  # a live lease
+    clock.advance(LEASE_S + 1)
+    assert store.pending_request(ticket, run) == ("running", request)  # its lease ended
     assert store.retrying(held, ERROR, in_doubt=False, due_at=clock.now)
     assert store.pending_request(ticket, run) == ("retrying", request)
     assert store.pending_request(ticket, uuid.uuid4().hex) is None
@@ -280,6 +283,8 @@ def test_postpone_puts_the_ticket_back_as_it_was_without_an_attempt(
     assert store.postpone(claim(store, ticket, run), due_at=clock.now + 4)
     assert store.get(ticket).state is TicketState.QUEUED
     assert store.due_at(ticket, run) == pytest.approx(clock.now + 4)
+    # Queued on purpose: the mover sends it when due (a watchdog's queued one it may park).
+    assert store.pending_request(ticket, run) == ("waiting", request_data(task_name=_NAME))
     held = claim(store, ticket, run)
     assert store.start_attempt(held, lease_s=LEASE_S)
     assert store.retrying(held, ERROR, in_doubt=True, due_at=clock.now)
@@ -329,3 +334,42 @@ def test_an_unknown_ticket_reads_as_not_found(store: Store) -> None:
     with pytest.raises(TicketNotFound):
         store.get("no-such-ticket")
     assert store.get_many(["no-such-ticket"]) == {"no-such-ticket": None}
+
+
+_NAME = "contract_task"
+
+
+def test_a_holder_whose_process_stopped_beating_is_taken_over_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    """A claim names its process; while that process beats, its ticket is busy (and held for
+    the mover); once the beat lapses, the next delivery takes the ticket over before the
+    lease ends, told until when the dead holder's last call may still be on its way."""
+    long_lease_s = 6 * ALIVE_TTL_S
+    store.node = "w1"
+    store.beat("w1", ttl_s=ALIVE_TTL_S)
+    held = claim(store, *submit(store))
+    assert held.holder.startswith("w1.")
+    assert store.start_attempt(held, lease_s=long_lease_s)
+    lease_end = clock.now + long_lease_s
+    store.node = "w2"
+    clock.advance(ALIVE_TTL_S - 1)
+    assert store.begin(held.ticket, held.run, lease_s=LEASE_S) == "busy"
+    request = request_data(task_name=_NAME)
+    assert store.pending_request(held.ticket, held.run) == ("held", request)
+    clock.advance(2)  # w1's beat lapsed; its lease still runs
+    assert store.pending_request(held.ticket, held.run) == ("running", request)
+    taken = claim(store, held.ticket, held.run)
+    assert taken.holder.startswith("w2.") and taken.in_doubt
+    assert taken.not_before == pytest.approx(lease_end)
+    # The dead holder can no longer write, nor mark another attempt.
+    assert not store.start_attempt(held, lease_s=LEASE_S)
+
+
+def test_a_holder_that_names_no_process_keeps_its_lease(store: Store, clock: FakeClock) -> None:
+    """Without a node (a store that names no process), only the lease says a holder is gone."""
+    held = attempted(store)
+    clock.advance(LEASE_S - 1)
+    assert store.begin(held.ticket, held.run, lease_s=LEASE_S) == "busy"
+    clock.advance(2)
+    assert claim(store, held.ticket, held.run).not_before == 0.0
