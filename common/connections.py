@@ -6,6 +6,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 import redis
+from redis._parsers.base import BaseParser
 from redis.sentinel import Sentinel
 
 from htap_sync.common.lease_redis import RedisLeaseStore
@@ -15,15 +16,35 @@ from htap_sync.common.store import TicketStore
 _CLIENT_OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_connect_timeout": 10}
 
 
-def make_redis(settings: Settings) -> redis.Redis:
+class NoReplicasError(redis.ResponseError, redis.ConnectionError):
+    """``NOREPLICAS``: the master has fewer good replicas than ``min-replicas-to-write`` (a
+    master cut off by a failover, or one whose replica is away) and takes no write now.
+
+    Nothing was written; it passes when a replica is back or the sentinels name another
+    master. So it is an outage, as a lost connection is (a ``ConnectionError``: retried,
+    ridden out, never a bug), and kombu reconnects instead of stopping the worker.
+    """
+
+
+def noreplicas_is_an_outage() -> None:
+    """Make redis-py raise :class:`NoReplicasError` for ``NOREPLICAS`` answers (idempotent)."""
+    BaseParser.EXCEPTION_CLASSES["NOREPLICAS"] = NoReplicasError
+
+
+def make_redis(settings: Settings, *, max_connections: int | None = None) -> redis.Redis:
     """A redis-py client that returns text, not bytes: on ``HTAP_SYNC_REDIS_URL``, or on the
     master the sentinels name (found again after a failover: a demoted master's ReadOnlyError
     or a lost connection makes redis-py ask the sentinels).
+
+    ``max_connections``: the size of its pool (redis-py's default is 100); a worker sizes it
+    to what its threads and batches hold at once.
     """
+    noreplicas_is_an_outage()
+    options = dict(_CLIENT_OPTIONS)
+    if max_connections is not None:
+        options["max_connections"] = max_connections
     if not settings.redis.sentinel_hosts():
-        return redis.Redis.from_url(
-            str(settings.redis.url), decode_responses=True, **_CLIENT_OPTIONS
-        )
+        return redis.Redis.from_url(str(settings.redis.url), decode_responses=True, **options)
     url = settings.redis.url
     sentinel: Any = sentinel_for(settings)  # redis-py types Sentinel in some releases only
     client = sentinel.master_for(
@@ -33,7 +54,7 @@ def make_redis(settings: Settings) -> redis.Redis:
         db=int((url.path or "/0").lstrip("/") or 0),
         username=url.username or None,
         password=url.password or None,
-        **_CLIENT_OPTIONS,
+        **options,
     )
     return cast(redis.Redis, client)
 
@@ -61,6 +82,7 @@ def broker_options(settings: Settings) -> tuple[str, dict[str, Any]]:
 
     Contains the Redis password in clear text: never print or log it.
     """
+    noreplicas_is_an_outage()  # kombu's own clients, too
     if not settings.redis.sentinel_hosts():
         return str(settings.redis.url), {}
     url = settings.redis.url

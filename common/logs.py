@@ -94,6 +94,27 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class KombuRestoreExplained(logging.Filter):
+    """kombu logs CRITICAL "Could not restore message" when, during a Redis outage, it cannot
+    put a message it held back on the queue (the channel was already gone). Nothing is lost:
+    each ticket of that message is recovered by the ticket store (its holder's heartbeat, its
+    lease, its watchdog). Such a line is written at WARNING, and says so."""
+
+    EXPLAINED = (
+        " (during a Redis outage; its tickets are not lost: each is queued again by its"
+        " watchdog or taken over when its holder's lease or heartbeat ends)"
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.CRITICAL and str(record.msg).startswith(
+            "Could not restore message"
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg = f"{record.msg}{self.EXPLAINED}"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(fmt: Literal["text", "json"] = "text", level: str | int = "INFO") -> None:
     """Send every logger's records to standard error in ``fmt``, at ``level`` and above."""
     handler = logging.StreamHandler(sys.stderr)
@@ -106,3 +127,6 @@ def configure_logging(fmt: Literal["text", "json"] = "text", level: str | int = 
     # httpx logs every request at INFO; the worker's own line per call says more (outcome,
     # status, error code, the API's request id), so httpx speaks only of problems.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    kombu = logging.getLogger("kombu.transport.redis")
+    if not any(isinstance(f, KombuRestoreExplained) for f in kombu.filters):
+        kombu.addFilter(KombuRestoreExplained())

@@ -35,7 +35,7 @@ from htap_sync.common.models import ReplicationRequest
 from htap_sync.worker.client import Created
 from htap_sync.worker.delivery import Delivery, check, follow_created, own_start
 from htap_sync.worker.outcome import Outcome, call_log, finished, heard, note
-from htap_sync.worker.process import carry_on, create_failed
+from htap_sync.worker.process import carry_on, create_failed, record_created
 
 Item = tuple[str, str, Any]  # ticket, run, the message's request
 End = Outcome | Exception  # a ticket's outcome, or what its delivery raised
@@ -127,8 +127,11 @@ def _send_together(
         follow = follow_created(d.enroll, claim.ticket, request, answer.job_id)
         made_note = note("create", "created", request_id=answer.request_id)
         made.append((index, FinishCall(claim, answer.job_id, made_note, limits, follow)))
-    d.store.finish_many([call for _, call in made])
-    for index, call in made:
+    stored = record_created([call for _, call in made], d, many=True) if made else []
+    for (index, call), ok in zip(made, stored, strict=True):
+        if not ok:
+            ends[index] = Outcome("skipped", reason="lost the ticket")
+            continue
         finished(call.claim, "succeeded", d.clock)
         ends[index] = Outcome("finished", reason="created")
     return late

@@ -222,8 +222,10 @@ def test_a_batch_of_created_tickets_costs_two_scripts(worker: Worker) -> None:
 
 
 def test_with_a_replica_the_wait_rides_with_the_start(tmp_path: Path) -> None:
-    """A mark that must reach a replica: the WAIT goes in the start's round trip. (A master
-    of its own: a replica's sync would save, and reset the counts the tests below read.)"""
+    """A mark that must reach a replica: the WAIT goes in the start's round trip; the success
+    too must reach it before the ticket is called finished: its WAIT goes in the finish's.
+    (A master of its own: a replica's sync would save, and reset the counts the tests below
+    read.)"""
     (tmp_path / "master").mkdir()
     (tmp_path / "replica").mkdir()
     master = RedisServer(tmp_path / "master").wait_ready()
@@ -242,12 +244,13 @@ def test_with_a_replica_the_wait_rides_with_the_start(tmp_path: Path) -> None:
         with counting() as trips:
             ticket, payload, outcome = made.deliver("counted_replica", replicas=1)
         assert outcome == Outcome("finished", reason="created")
-        assert trips[1:] == [["EVALSHA", "WAIT"], ["EVALSHA"]]
+        assert trips[1:] == [["EVALSHA", "WAIT"], ["EVALSHA", "WAIT"]]
         assert_created_and_followed(made, ticket, payload)
         made.deliver_batch(["warm_up_batch"], replicas=1)
         with counting() as trips:
             ends = made.deliver_batch(["batch_a", "batch_b", "batch_c"], replicas=1)
-        assert trips[3:] == [["EVALSHA", "WAIT"], ["EVALSHA"]]  # one WAIT for the batch
+        # One WAIT for the batch's start, one for its results.
+        assert trips[3:] == [["EVALSHA", "WAIT"], ["EVALSHA", "WAIT"]]
         for done, fields, end in ends:
             assert end == Outcome("finished", reason="created")
             assert_created_and_followed(made, done, fields)

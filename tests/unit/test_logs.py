@@ -93,3 +93,32 @@ def test_configure_logging_leaves_httpx_request_lines_out() -> None:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
         logging.getLogger("httpx").setLevel(saved[2])
+
+
+def test_kombus_could_not_restore_is_a_warning_that_explains_itself() -> None:
+    """kombu's CRITICAL "Could not restore message" (a Redis outage) is written at WARNING,
+    saying why nothing is lost; kombu's other lines pass as they are."""
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    try:
+        configure_logging("text", "INFO")
+        root.addHandler(Keep())
+        kombu = logging.getLogger("kombu.transport.redis")
+        try:
+            raise RuntimeError("channel gone")
+        except RuntimeError:
+            kombu.critical("Could not restore message: %r", {"body": "x"}, exc_info=True)
+        kombu.critical("something else")
+        restored, other = seen
+        assert restored.levelno == logging.WARNING and restored.exc_info is None
+        assert "not lost" in restored.getMessage()
+        assert other.levelno == logging.CRITICAL
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
