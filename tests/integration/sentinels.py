@@ -10,13 +10,17 @@ import redis
 from htap_sync.devstack import RedisServer, Service, find_redis_server, free_port, wait_until
 
 MASTER_NAME = "htapmaster"
+# What the README's Sentinel setup and compose's `ha` profile give every node.
+HA_OPTIONS = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"]
 
 
 class SentinelGroup:
     """Start a master, a replica of it and three sentinels watching them; stop them all.
 
     Failover is quick on purpose (down after 1 s): tests fail over on demand with
-    ``SENTINEL FAILOVER`` or by killing the master.
+    ``SENTINEL FAILOVER`` or by killing the master. Each node runs as the README's HA setup
+    says: ``min-replicas-to-write 1`` with a small ``min-replicas-max-lag``, so a master cut
+    off from its replica (an old master after a promotion) stops taking writes it would lose.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -29,11 +33,11 @@ class SentinelGroup:
         """Start every process and wait until the sentinels see the master and its replica."""
         for name in ("node-a", "node-b"):
             (self.dir / name).mkdir()
-        master = RedisServer(self.dir / "node-a", appendonly=True).wait_ready()
+        master = RedisServer(self.dir / "node-a", appendonly=True, extra=HA_OPTIONS).wait_ready()
         replica = RedisServer(
             self.dir / "node-b",
             appendonly=True,
-            extra=["--replicaof", "127.0.0.1", str(master.port)],
+            extra=[*HA_OPTIONS, "--replicaof", "127.0.0.1", str(master.port)],
         ).wait_ready()
         self.nodes = [master, replica]
         for n in range(3):
@@ -87,6 +91,16 @@ class SentinelGroup:
         self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)  # type: ignore[no-untyped-call]
         wait_until(lambda: self.master_port() != old, timeout_s=30, what="failover")
         return self.master_port()
+
+    def restart(self, port: int) -> RedisServer:
+        """Start a stopped (killed) node again on its port and data; the sentinels make it a
+        replica of the master they name now."""
+        old = self.node(port)
+        old.stop()  # reaps the killed process and closes its log
+        directory = self.dir / ("node-a" if old is self.nodes[0] else "node-b")
+        again = RedisServer(directory, appendonly=True, port=port, extra=HA_OPTIONS).wait_ready()
+        self.nodes[self.nodes.index(old)] = again
+        return again
 
     def stop(self) -> None:
         """Stop the sentinels, then the nodes."""

@@ -99,6 +99,10 @@ def _interpolate(value: str) -> str:
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
 
 
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
 def _our_services() -> dict[str, dict[str, Any]]:
     return {n: s for n, s in _compose()["services"].items() if "build" in s}
 
@@ -201,6 +205,14 @@ def test_compose_ha_profile_is_a_sentinel_group_the_settings_can_use() -> None:
     assert ha == {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
     replica = [str(a) for a in services["redis-replica"]["command"]]
     assert replica[replica.index("--replicaof") + 1 :][:2] == ["redis", "6379"]
+    # A master cut off from its replica takes no writes it would lose (issue 20): the
+    # replica (a master once promoted) always, the first master when the ha line says so.
+    master = [str(a) for a in services["redis"]["command"]]
+    assert _option(replica, "--min-replicas-to-write") == "1"
+    assert _option(master, "--min-replicas-to-write") == "${REDIS_MIN_REPLICAS_TO_WRITE:-0}"
+    assert "REDIS_MIN_REPLICAS_TO_WRITE=1" in (ROOT / "docker-compose.yml").read_text()
+    for command in (master, replica):
+        assert 0 < int(_option(command, "--min-replicas-max-lag")) <= 5
     for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
         script = " ".join(str(a) for a in services[name]["command"])
         assert "sentinel monitor htap redis 6379 2" in script and "--sentinel" in script
