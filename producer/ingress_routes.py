@@ -125,9 +125,27 @@ def add_routes(app: FastAPI, ingress: "Ingress", keyed: list[Any]) -> None:
             )
         },
     )
+    _add_lookup(app, ingress, deps, auth)
+    app.add_api_route(
+        "/healthz",
+        ingress.health,
+        methods=["GET"],
+        operation_id="health",
+        summary="Whether the ingress can reach Redis (no key needed).",
+        responses={
+            200: answer("Redis answers PING.", Health),
+            503: answer("Redis does not answer.", Health, "Retry-After"),
+        },
+    )
+
+
+def _add_lookup(
+    app: FastAPI, ingress: "Ingress", deps: list[Any], auth: dict[int | str, dict[str, Any]]
+) -> None:
+    """GET /v1/replications/{ticket}, its wait_s range from the settings."""
     app.add_api_route(
         "/v1/replications/{ticket}",
-        _ticket_endpoint(ingress, settings.max_wait_s),
+        _ticket_endpoint(ingress, ingress.settings.ingress.max_wait_s),
         methods=["GET"],
         name="ticket",
         operation_id="getReplication",
@@ -146,16 +164,5 @@ def add_routes(app: FastAPI, ingress: "Ingress", keyed: list[Any]) -> None:
             422: answer("wait_s or until is out of range (the error names which).", Errors),
             500: _INTERNAL,
             503: _UNAVAILABLE,
-        },
-    )
-    app.add_api_route(
-        "/healthz",
-        ingress.health,
-        methods=["GET"],
-        operation_id="health",
-        summary="Whether the ingress can reach Redis (no key needed).",
-        responses={
-            200: answer("Redis answers PING.", Health),
-            503: answer("Redis does not answer.", Health, "Retry-After"),
         },
     )
