@@ -1,6 +1,10 @@
 """The ingress's request and answer models: FastAPI builds ``/openapi.json`` from them.
 
-The answers are built from these models (``answer()``), so what is documented is what is sent.
+The routes name these models as their answers (:func:`answer` makes each entry of their
+``responses``). Errors, conflicts and health answers are built from them; the hot paths (a
+ticket's status, a list's results) send the same shape as plain dicts, and the schemathesis
+tests check every answer against the document.
+
 The request body is read and validated by the ingress itself (one item at a time, with the
 model's own messages, a list answering per item), so its schema is given to FastAPI as the
 route's ``openapi_extra``: :func:`request_body`, made from :class:`NewReplication`.

@@ -13,6 +13,7 @@ import uuid
 
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from htap_sync.producer.ingress_models import REQUEST_ID_PATTERN
@@ -41,9 +42,17 @@ _LOGGED_STATE = ("ticket", "accepted", "rejected")
 def route_of(scope: Scope) -> str:
     """The path template of the route a request went to (``unmatched`` for none).
 
-    A template, never the path itself, so that ticket ids do not become metric labels.
+    A template, never the path itself, so that ticket ids do not become metric labels. The
+    API's routes name themselves in the scope; the others (``/docs``, ``/openapi.json``,
+    ``/metrics``) and unknown paths are matched against the app's routes here.
     """
     route = scope.get("route")
+    if route is None:
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
     return str(getattr(route, "path", "unmatched"))
 
 

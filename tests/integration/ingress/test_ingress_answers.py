@@ -147,16 +147,24 @@ def test_a_full_queue_answers_503_instead_of_holding_the_call(settings: Settings
 
 
 def test_metrics_count_answers_by_status(client: httpx.Client, server: Served) -> None:
-    """GET /metrics (no key) counts the ingress's answers by method, route and status."""
+    """GET /metrics (no key) counts the ingress's answers by method, route and status: the
+    API's routes, FastAPI's own (/docs) and unknown paths (unmatched)."""
     client.post("/v1/replications", json=request_n(1))
     client.post("/v1/replications", json={"task_name": "x"})
     with server.client() as anonymous:
+        anonymous.get("/docs")
+        anonymous.get("/nowhere")
         text = anonymous.get("/metrics").text
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for f in text_string_to_metric_families(text)
         for s in f.samples
     }
-    for status in ("202", "422"):
-        labels = (("method", "POST"), ("route", "/v1/replications"), ("status", status))
-        assert samples[("htap_sync_ingress_requests_total", labels)] >= 1
+    for method, route, status in [
+        ("POST", "/v1/replications", "202"),
+        ("POST", "/v1/replications", "422"),
+        ("GET", "/docs", "200"),
+        ("GET", "unmatched", "404"),
+    ]:
+        labels = (("method", method), ("route", route), ("status", status))
+        assert samples[("htap_sync_ingress_requests_total", labels)] >= 1, labels
