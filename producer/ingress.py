@@ -62,7 +62,7 @@ from htap_sync.common.tickets import is_ticket_id
 from htap_sync.producer.api import Producer, Receipt
 from htap_sync.producer.api_keys import KeyCheck
 from htap_sync.producer.ingress_models import Conflict, Errors, Health
-from htap_sync.producer.ingress_routes import add_routes
+from htap_sync.producer.ingress_routes import LOOKUP, add_routes
 from htap_sync.producer.problems import Problem
 from htap_sync.producer.request_ids import RequestIds
 
@@ -151,7 +151,8 @@ class Ingress:
             "tickets": [receipt.ticket],
             **status.to_json(),
         }
-        location = request.url_for("ticket", ticket=receipt.ticket).path
+        # The lookup route's path, as url_for would give it, without building a whole URL.
+        location = request.scope.get("root_path", "") + LOOKUP.format(ticket=receipt.ticket)
         return JSONResponse(body, 202, {"Location": location})
 
     def _enqueue(self, data: dict[str, Any]) -> tuple[Receipt, TicketStatus]:

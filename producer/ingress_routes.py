@@ -28,6 +28,7 @@ from htap_sync.producer.ingress_models import (
 if TYPE_CHECKING:
     from htap_sync.producer.ingress import Ingress
 
+LOOKUP = "/v1/replications/{ticket}"
 _UNAVAILABLE = answer(
     "Redis is unreachable, or the queue is over HTAP_SYNC_MAX_QUEUE_DEPTH. Nothing, or for a"
     " list only part, was queued: sending the same body again is safe (the same tickets;"
@@ -144,7 +145,7 @@ def _add_lookup(
 ) -> None:
     """GET /v1/replications/{ticket}, its wait_s range from the settings."""
     app.add_api_route(
-        "/v1/replications/{ticket}",
+        LOOKUP,
         _ticket_endpoint(ingress, ingress.settings.ingress.max_wait_s),
         methods=["GET"],
         name="ticket",

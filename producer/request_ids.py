@@ -12,7 +12,7 @@ import time
 import uuid
 
 from prometheus_client import Counter, Histogram
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -35,6 +35,7 @@ METRICS = (REQUESTS, LATENCY)
 
 
 _USABLE_ID = re.compile(REQUEST_ID_PATTERN)
+_REQUEST_ID_HEADER = REQUEST_ID.lower().encode()
 # What a handler may leave in request.state for the answer's log line.
 _LOGGED_STATE = ("ticket", "accepted", "rejected")
 
@@ -58,9 +59,10 @@ def route_of(scope: Scope) -> str:
 
 def request_id_of(scope: Scope) -> str:
     """The caller's ``X-Request-Id`` when it looks like an id, else a new one."""
-    given = Headers(scope=scope).get(REQUEST_ID)
-    if given is not None and _USABLE_ID.match(given):
-        return given
+    for name, value in scope.get("headers", ()):  # raw header pairs: no Headers object built
+        if name.lower() == _REQUEST_ID_HEADER:
+            given = value.decode("latin-1")
+            return given if _USABLE_ID.match(given) else uuid.uuid4().hex
     return uuid.uuid4().hex
 
 
@@ -109,6 +111,8 @@ def _answered(scope: Scope, status: int, request_id: str, begun: float) -> None:
     took_s = time.monotonic() - begun
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(took_s)
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "%s %s %d",
         method,
