@@ -1,26 +1,40 @@
 """API keys of the ingress: ``X-API-Key`` or ``Authorization: Bearer``, compared in constant
-time against every configured key."""
+time against every configured key.
+
+:class:`KeyCheck` is a FastAPI security dependency of the keyed routes: it runs before the body
+is read, and (with :data:`BEARER`) puts both ways of sending a key in the OpenAPI document and
+behind the Authorize button of ``/docs``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 
-from starlette.requests import Request
+from fastapi.security import APIKeyHeader, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from htap_sync.producer.problems import Problem
 
+# Documents ``Authorization: Bearer`` beside X-API-Key; KeyCheck reads that header itself.
+BEARER = HTTPBearer(scheme_name="Bearer", auto_error=False)
 
-class KeyCheck:
-    """Checks a request's API key against every configured key, in constant time."""
 
-    def __init__(self, keys: list[str], *, enabled: bool) -> None:
+class KeyCheck(APIKeyHeader):
+    """Checks a request's API key against every configured key, in constant time.
+
+    One dependency for both headers (``X-API-Key``, else ``Authorization: Bearer``), so that
+    a request pays for one dependency, not one per header.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        # auto_error=False: a missing key is answered here, in the ingress's error shape.
+        super().__init__(name="X-API-Key", scheme_name="ApiKey", auto_error=False)
         # Digests, so that every comparison is between equal lengths: no length leaks either.
         self._digests = [hashlib.sha256(k.encode()).digest() for k in keys]
-        self.enabled = enabled
 
     @staticmethod
-    def presented(request: Request) -> str | None:
+    def presented(request: HTTPConnection) -> str | None:
         """The key the request carries: ``X-API-Key``, else ``Authorization: Bearer``."""
         key = request.headers.get("x-api-key")
         if key is not None:
@@ -37,10 +51,8 @@ class KeyCheck:
             found |= hmac.compare_digest(given, expected)
         return found
 
-    def require(self, request: Request) -> None:
-        """Raise a 401 Problem unless auth is off or the request carries a valid key."""
-        if not self.enabled:
-            return
+    async def __call__(self, request: HTTPConnection) -> None:
+        """Raise a 401 Problem unless the request carries a valid key."""
         key = self.presented(request)
         if key is not None and self.matches(key):
             return

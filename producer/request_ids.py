@@ -1,16 +1,22 @@
-"""The ingress's request middleware: an id on every answer, counted, timed and logged by route."""
+"""The ingress's request middleware: an id on every answer, counted, timed and logged by route.
+
+The id is the caller's own ``X-Request-Id`` when it looks like an id (so one id follows a call
+through the caller's logs and ours), else a new one. The log line of an answer carries what
+the handler put in ``request.state`` (a POST's or GET's ``ticket``, a list's counts)."""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
 from prometheus_client import Counter, Histogram
 from starlette.datastructures import MutableHeaders
-from starlette.routing import Match, Route
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from htap_sync.producer.ingress_models import REQUEST_ID_PATTERN
 from htap_sync.producer.problems import Problem
 
 logger = logging.getLogger("htap_sync.producer.ingress")
@@ -28,16 +34,36 @@ LATENCY = Histogram(
 METRICS = (REQUESTS, LATENCY)
 
 
-def route_of(routes: list[Route], scope: Scope) -> str:
-    """The path template of the route a request goes to (``unmatched`` for none).
+_USABLE_ID = re.compile(REQUEST_ID_PATTERN)
+_REQUEST_ID_HEADER = REQUEST_ID.lower().encode()
+# What a handler may leave in request.state for the answer's log line.
+_LOGGED_STATE = ("ticket", "accepted", "rejected")
 
-    A template, never the path itself, so that ticket ids do not become metric labels.
+
+def route_of(scope: Scope) -> str:
+    """The path template of the route a request went to (``unmatched`` for none).
+
+    A template, never the path itself, so that ticket ids do not become metric labels. The
+    API's routes name themselves in the scope; the others (``/docs``, ``/openapi.json``,
+    ``/metrics``) and unknown paths are matched against the app's routes here.
     """
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            return route.path
-    return "unmatched"
+    route = scope.get("route")
+    if route is None:
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
+    return str(getattr(route, "path", "unmatched"))
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's ``X-Request-Id`` when it looks like an id, else a new one."""
+    for name, value in scope.get("headers", ()):  # raw header pairs: no Headers object built
+        if name.lower() == _REQUEST_ID_HEADER:
+            given = value.decode("latin-1")
+            return given if _USABLE_ID.match(given) else uuid.uuid4().hex
+    return uuid.uuid4().hex
 
 
 class RequestIds:
@@ -46,27 +72,24 @@ class RequestIds:
     Every answer is counted and timed by route, and logged with its request id.
     """
 
-    def __init__(self, app: ASGIApp, routes: list[Route]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one request, stamping its answer with a fresh id."""
+        """Serve one request, stamping its answer with its id."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex
+        request_id = request_id_of(scope)
         started = False
-
         begun = time.monotonic()
-        route = route_of(self.routes, scope)
 
         async def stamped(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 MutableHeaders(scope=message)[REQUEST_ID] = request_id
-                _answered(scope, route, int(message["status"]), request_id, begun)
+                _answered(scope, int(message["status"]), request_id, begun)
             await send(message)
 
         try:
@@ -80,12 +103,16 @@ class RequestIds:
             await problem.response()(scope, receive, stamped)
 
 
-def _answered(scope: Scope, route: str, status: int, request_id: str, begun: float) -> None:
+def _answered(scope: Scope, status: int, request_id: str, begun: float) -> None:
     """Count, time and log one answer (in place of uvicorn's access log, with the id)."""
     method = str(scope.get("method", ""))
+    route = route_of(scope)
+    state = scope.get("state") or {}
     took_s = time.monotonic() - begun
     REQUESTS.labels(method, route, str(status)).inc()
     LATENCY.labels(method, route).observe(took_s)
+    if not logger.isEnabledFor(logging.INFO):
+        return
     logger.info(
         "%s %s %d",
         method,
@@ -97,5 +124,6 @@ def _answered(scope: Scope, route: str, status: int, request_id: str, begun: flo
             "route": route,
             "status": status,
             "duration_ms": round(took_s * 1000, 1),
+            **{k: state[k] for k in _LOGGED_STATE if k in state},
         },
     )

@@ -5,7 +5,9 @@ private ``Node._nodeid``, which pytest 9.2 no longer has. So each test loads the
 the app it built on the test's fixtures (``from_asgi``) and runs the schema's own Hypothesis
 strategy, positive and negative, through ``case.call_and_validate``: every built-in check
 (no 5xx, status codes, headers, content types and bodies as documented, negative data refused,
-auth not ignored).
+auth not ignored). A stateful run follows the document's links from answer to request, as
+schemathesis's stateful phase does, and requires each link's value to be found in every answer
+it is followed from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import hypothesis
 import pytest
 import schemathesis
 from hypothesis import strategies as st
+from schemathesis.core.result import Ok
+from schemathesis.core.transforms import UNRESOLVABLE
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 
 from htap_sync.common.settings import Settings
 from htap_sync.producer.api import Producer
@@ -24,14 +29,13 @@ from tests.conftest import request_data
 
 KEY = "schemathesis-key"
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
-# Negative data needs an input to break: the two routes without one get positive runs only.
+# Negative data needs an input to break: health, without one, gets a positive run only.
 RUNS = [
     ("/v1/replications", "POST", POSITIVE),
     ("/v1/replications", "POST", NEGATIVE),
     ("/v1/replications/{ticket}", "GET", POSITIVE),
     ("/v1/replications/{ticket}", "GET", NEGATIVE),
     ("/healthz", "GET", POSITIVE),
-    ("/openapi.json", "GET", POSITIVE),
 ]
 
 
@@ -74,3 +78,42 @@ def test_the_ingress_keeps_its_own_contract(
         case.call_and_validate(headers={"X-API-Key": KEY})
 
     run()
+
+
+def test_every_link_holds_in_a_stateful_run(settings: Settings, producer: Producer) -> None:
+    """Chains of calls through the documented links (POST -> GET its ticket): every check on
+    every answer, and each link's parameter found in the answer it follows (a list's 202 has
+    no top-level ticket: the link reads the tickets every 2xx answer of a POST lists)."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", make_ingress(settings, producer))
+    followed: list[str] = []
+    unresolved: list[str] = []
+
+    class Chains(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
+            return {"headers": {"X-API-Key": KEY}}
+
+        def step(self, input: StepInput) -> StepOutput:
+            transition = input.transition
+            if transition is not None and not transition.is_inferred:
+                for parameters in transition.parameters.values():
+                    for name, extracted in parameters.items():
+                        value = extracted.value
+                        if isinstance(value, Ok) and value.ok() is not UNRESOLVABLE:
+                            followed.append(f"{transition.id}: {name}")
+                        else:
+                            unresolved.append(f"{transition.id}: {name} ({extracted.definition})")
+            output: StepOutput = super().step(input)
+            return output
+
+    Chains.run(
+        settings=hypothesis.settings(
+            max_examples=40,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )
+    )
+    assert unresolved == []
+    assert followed, "no documented link was followed"

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -101,3 +101,11 @@ def errors_of(response: httpx.Response) -> list[dict[str, str]]:
 
 def request_n(n: int, **changes: str) -> dict[str, str]:
     return request_data(**{"task_name": f"ingress_task_{n:04d}", **changes})
+
+
+def new_replication(document: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one request object in the POST's request body."""
+    post = document["paths"]["/v1/replications"]["post"]
+    one: dict[str, Any] = post["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0]
+    assert one["title"] == "NewReplication"
+    return one
