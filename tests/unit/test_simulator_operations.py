@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from htap_sync.simulator import SimulatorConfig
+from htap_sync.simulator.cli import parse
 from tests.unit.sim_app import INSTANCE, PATH, PROJECT, assert_error, body
 from tests.unit.test_simulator_configured import (
     DB_CONFIGS,
@@ -159,3 +161,20 @@ def test_databases_match_fuzzily_and_count_zero() -> None:
     assert_error(client.get(DATABASES, params={"offset": "-1"}), 400, "DBS.280001")
     other = DATABASES.replace(INSTANCE, "f" * 36)
     assert client.get(other).json()["databases"] == []
+
+
+def test_cli_options_of_configured_tasks_and_operations() -> None:
+    """--alter-error-rate and --op-job-s land in the config (op jobs run 1 s by default)."""
+    assert parse([]).config.op_job_s == 1.0
+    config = parse(["--alter-error-rate", "0.25", "--op-job-s", "0"]).config
+    assert (config.alter_error_rate, config.op_job_s) == (0.25, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("alter_error_rate", 1.5), ("alter_error_rate", "x"), ("op_job_s", -1), ("op_job_s", "nan")],
+)
+def test_new_lifecycle_options_are_checked(field: str, value: object) -> None:
+    """An out-of-range alter_error_rate or op_job_s is refused, naming the field."""
+    with pytest.raises(ValueError, match=field):
+        SimulatorConfig(**{field: value})  # type: ignore[arg-type]
