@@ -156,7 +156,8 @@ class ConfigRoutes:
         task = self.state.task(project_id, instance_id, body.task_name)
         if task is None:
             return error(400, UNKNOWN_TASK, "The task does not exist.")
-        if self.lifecycle.busy(task.key):
+        job_id = self.lifecycle.operate(task.key, MODIFY_JOB)
+        if job_id is None:
             return busy()
         before = task.check.table_repl_config if task.check else None
         changed = dataclasses.replace(
@@ -176,7 +177,7 @@ class ConfigRoutes:
                 "source_db_config_check_results": answer["source_db_config_check_results"],
                 "tbl_config_check_results": check_answer(body, "table")["tbl_config_check_results"],
                 "task_name": body.task_name,
-                "job_id": self.lifecycle.job_for(task.key, MODIFY_JOB),
+                "job_id": job_id,
             }
         )
 

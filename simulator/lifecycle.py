@@ -165,15 +165,24 @@ class Lifecycle:
     def job_for(self, key: TaskKey, name: str) -> str:
         """Start an operation job on a task (pause, resume, delete, modify, a name met)."""
         with self._lock:
-            job = Job(uuid.uuid4().hex, name, key, self.clock(), runs_s=self.op_job_s)
-            self._jobs[job.job_id] = job
-            self._busy_until[key] = job.started_at + self.op_job_s
-            return job.job_id
+            return self._operation_job(key, name)
 
-    def busy(self, key: TaskKey) -> bool:
-        """True while an operation job on the task is still running."""
+    def operate(self, key: TaskKey, name: str) -> str | None:
+        """Start an operation job unless one on the task still runs (then None: busy).
+
+        The check and the start are one step, so two calls at once cannot both start.
+        """
         with self._lock:
-            return self.clock() < self._busy_until.get(key, -math.inf)
+            if self.clock() < self._busy_until.get(key, -math.inf):
+                return None
+            return self._operation_job(key, name)
+
+    def _operation_job(self, key: TaskKey, name: str) -> str:
+        # Under the lock.
+        job = Job(uuid.uuid4().hex, name, key, self.clock(), runs_s=self.op_job_s)
+        self._jobs[job.job_id] = job
+        self._busy_until[key] = job.started_at + self.op_job_s
+        return job.job_id
 
     def forget(self, key: TaskKey) -> None:
         """The task was deleted."""

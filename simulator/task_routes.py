@@ -115,14 +115,15 @@ class TaskRoutes:
             if task is None:
                 code = DELETE_MISSING if action == "delete" else UNKNOWN_TASK
                 return error(400, code, "The task does not exist.")
-            if self.lifecycle.busy(key):
+            job_id = self.lifecycle.operate(key, JOB_NAMES[action])
+            if job_id is None:
                 return busy()
             if action == "delete":
                 self.state.delete_task(project_id, instance_id, name)
                 self.lifecycle.forget(key)
             else:
                 self.lifecycle.set_paused(key, action == "pause")
-            return JSONResponse({"job_id": self.lifecycle.job_for(key, JOB_NAMES[action])})
+            return JSONResponse({"job_id": job_id})
 
         return route
 
