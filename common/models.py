@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -29,6 +29,23 @@ RULES: dict[str, str] = {
     "source_database": "3 to 1024 characters of A-Z, a-z, 0-9 and _",
     "target_database": "3 to 128 characters of A-Z, a-z, 0-9 and _",
     "task_name": "3 to 128 characters of A-Z, a-z, 0-9 and _",
+    # The optional selection of a configured creation (taurus-api.md section 8).
+    "table_repl_config": "an object of repl_type, repl_scope and tables",
+    "tables_configs": "a list of objects of table_name and table_config",
+    "db_configs": "a list of objects of param_name and value",
+    "is_instance_level_sync": '"true" or "false"',
+    "database_repl_scope": '"all" or "part"',
+}
+
+# The rules inside the selection, by dotted path (list indices left out).
+NESTED_RULES: dict[str, str] = {
+    "table_repl_config.repl_type": '"include_tables" or "exclude_tables"',
+    "table_repl_config.repl_scope": '"all" or "part"',
+    "table_repl_config.tables": "1 to 64 characters of A-Z, a-z, 0-9, _ and $",
+    "tables_configs.table_name": "1 to 64 characters of A-Z, a-z, 0-9, _ and $",
+    "tables_configs.table_config": "1 to 4096 characters",
+    "db_configs.param_name": "1 to 128 characters of A-Z, a-z, 0-9 and _",
+    "db_configs.value": "1 to 1024 characters",
 }
 
 ProjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{32}$")]
@@ -36,6 +53,14 @@ InstanceId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9]{36}$")]
 _NAME = r"^[A-Za-z0-9_]+$"
 SourceDatabase = Annotated[str, StringConstraints(min_length=3, max_length=1024, pattern=_NAME)]
 ShortName = Annotated[str, StringConstraints(min_length=3, max_length=128, pattern=_NAME)]
+# MySQL's unquoted identifiers, less the characters the HTAP side refuses (non-ASCII).
+TableName = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_$]+$")
+]
+ParamName = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=_NAME)]
+# The live-tested value "0" is one character: the spec's minLength 2 is not enforced.
+ParamValue = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+TableConfigText = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 # The body the API takes; project_id and instance_id travel in the path.
 BODY_FIELDS = (
@@ -44,6 +69,52 @@ BODY_FIELDS = (
     "source_database",
     "target_database",
     "task_name",
+)
+
+
+class TableReplConfig(BaseModel):
+    """Which tables a configured task syncs: all of them, or those listed in or out."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    repl_type: Literal["include_tables", "exclude_tables"]
+    repl_scope: Literal["all", "part"]
+    tables: list[TableName] = []
+
+
+class TablesConfig(BaseModel):
+    """One table's StarRocks configuration (``"order by tenant_name;key columns tenant_name"``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    table_name: TableName
+    table_config: TableConfigText
+
+
+class DbConfig(BaseModel):
+    """One replication parameter of the database (names: ``database-parameters``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    param_name: ParamName
+    value: ParamValue
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+def _selection() -> Any:
+    # Left out of every dump when absent, so a plain request serialises as it always did.
+    return Field(default=None, exclude_if=_absent)
+
+
+SELECTION_FIELDS = (
+    "table_repl_config",
+    "tables_configs",
+    "db_configs",
+    "is_instance_level_sync",
+    "database_repl_scope",
 )
 
 
@@ -63,6 +134,21 @@ class ReplicationRequest(BaseModel):
     source_database: SourceDatabase
     target_database: ShortName
     task_name: ShortName
+    # The selection: a request carrying any of it is a configured creation (section 8).
+    table_repl_config: TableReplConfig | None = _selection()
+    tables_configs: list[TablesConfig] | None = _selection()
+    db_configs: list[DbConfig] | None = _selection()
+    is_instance_level_sync: Literal["true", "false"] | None = _selection()
+    database_repl_scope: Literal["all", "part"] | None = _selection()
+
+    @property
+    def configured(self) -> bool:
+        """True when the request carries a selection (created in two phases, not one call)."""
+        return any(getattr(self, name) is not None for name in SELECTION_FIELDS)
+
+    def selection(self) -> dict[str, Any]:
+        """The selection fields that are set, as the configuration calls take them."""
+        return self.model_dump(include=set(SELECTION_FIELDS), exclude_none=True)
 
     def body(self) -> dict[str, str]:
         """The JSON body of the create call (absent optional fields left out)."""
@@ -70,24 +156,45 @@ class ReplicationRequest(BaseModel):
         return {k: str(v) for k, v in data.items()}
 
     def fingerprint(self) -> str:
-        """A canonical JSON text of the whole request: equal requests, equal fingerprints."""
+        """A canonical JSON text of the whole request: equal requests, equal fingerprints.
+
+        The selection is part of it, so another selection under the same task name (the same
+        ticket id) is a different request: a conflict, not a duplicate.
+        """
         return json.dumps(self.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    """``tables_configs[0].table_name``: names joined by dots, list indices in brackets."""
+    field = ""
+    for part in loc:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}" if field else str(part)
+    return field
+
+
+_TYPE_RULES = {
+    "string_type": "must be a string",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "list_type": "must be a list",
+}
 
 
 def _field_error(err: Mapping[str, Any]) -> dict[str, str]:
     loc = err.get("loc") or ()
-    field = ".".join(str(part) for part in loc) if loc else "request"
+    field = _field_name(loc) if loc else "request"
     field = field or '""'  # an unknown field with an empty name still needs a visible name
     top = str(loc[0]) if loc else "request"
+    path = ".".join(str(part) for part in loc if not isinstance(part, int))
     kind = err.get("type", "")
     if kind == "missing":
         rule = "required"
     elif kind == "extra_forbidden":
         rule = "unknown field"
-    elif kind in {"string_type", "model_type"}:
-        rule = "must be a string" if kind == "string_type" else "must be an object"
+    elif kind in _TYPE_RULES:
+        rule = _TYPE_RULES[kind]
     else:
-        rule = RULES.get(top, str(err.get("msg", "invalid")))
+        rule = NESTED_RULES.get(path) or RULES.get(top, str(err.get("msg", "invalid")))
     return {"field": field, "rule": rule, "message": f"{field}: {rule}"}
 
 

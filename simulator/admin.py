@@ -11,12 +11,14 @@
   both null without a limit. In-process, ``SimulatorServer.set_rate_limit`` does the same.
 
 - ``GET /_sim/tasks``: ``{"tasks": [...]}``, every live task (a deleted one leaves it) as
-  ``{"project_id", "instance_id", "task_name", "job_id" (its create job), "planned"
-  ("syncing" or "failed"), "failure" ("job_failed", "cancelled", "status_no", "alter_error" or
-  null), "creates" (create calls that created it), "name_hits" (create calls that met its name
-  taken), "status", "stage", "percentage", "is_need_repair", "is_main_task"}`` (the last five:
-  its list row now). Tasks created more than once, deleted ones included, are in
-  ``/_sim/stats``'s ``created_more_than_once``.
+  ``{"project_id", "instance_id", "task_name", "job_id" (its create job; "" for a task a
+  configuration check made), "planned" ("syncing" or "failed"; "failed" too for a configured
+  task drawn to show an ALTER error), "failure" ("job_failed", "cancelled", "status_no",
+  "alter_error" or null; drawn when the task starts), "creates" (calls that created it),
+  "name_hits" (create calls and checks that met its name taken), "status", "stage",
+  "percentage", "is_need_repair", "is_main_task"}`` (the last five: its list row now). Tasks
+  created more than once, deleted ones included, are in ``/_sim/stats``'s
+  ``created_more_than_once``.
 - ``GET /_sim/list-calls``: ``{"instances": [{"project_id", "instance_id", "times": [...]}]}``,
   the arrival time (the app's monotonic seconds) of every list call of each instance, oldest
   first (calls refused by authentication or validation are not logged).

@@ -52,7 +52,10 @@ information: token expired" (counted in ``expired_token_rejections``). Expiry fo
 injected ``clock``.
 
 Where a created task goes next (stages, jobs, failures to sync) is ``simulator.lifecycle``;
-the jobs, configuration, delete, pause and resume routes are ``simulator.task_routes``.
+the jobs, configuration, delete, pause and resume routes are ``simulator.task_routes``; the
+configuration checks, modify, configuration by database, parameters and databases routes are
+``simulator.config_routes``. A create call naming a configured task (made by a check) that
+waits to be started, with the same databases, starts it: 200 with a job id, no new task.
 Admin routes (``/_sim/*``, no authentication) are described in ``simulator.admin``.
 """
 
@@ -73,6 +76,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from htap_sync.simulator.admin import admin_routes
 from htap_sync.simulator.auth import Authenticator, Clock, utc_now
 from htap_sync.simulator.config import SimulatorConfig
+from htap_sync.simulator.config_routes import config_routes
 from htap_sync.simulator.drop import DropConnection, DroppingStarlette
 from htap_sync.simulator.errors import (
     AUTH_FAILED,
@@ -184,6 +188,7 @@ def make_app(
         Route(REPLICATION_PATH, sim.create_route, methods=["POST"]),
         Route(REPLICATION_PATH, sim.list_route, methods=["GET"]),
         *task_routes(state, sim.lifecycle, sim.guard),
+        *config_routes(state, sim.lifecycle, sim),
         *iam_routes(config, state.tokens, clock or utc_now),
         *admin_routes(state, sim.limiter),
     ]
@@ -202,6 +207,8 @@ def _lifecycle(config: SimulatorConfig, clock: Monotonic) -> Lifecycle:
         job_delay_s=config.job_appear_delay_s,
         seed=config.seed,
         clock=clock,
+        alter_error_rate=config.alter_error_rate,
+        op_job_s=config.op_job_s,
     )
 
 
@@ -258,12 +265,29 @@ class _Simulator:
         if self.state.create_task(task):
             self.lifecycle.born(task.key, task.job_id)
             return JSONResponse({"job_id": task.job_id})
+        if self.starts(task):
+            return JSONResponse({"job_id": task.job_id})
         self.state.record_name_hit(task.key)
         if self.config.existing_name == "accept":
             # As the provider uses it: starting an existing task answers a job id.
             return JSONResponse({"job_id": self.lifecycle.job_for(task.key, START_JOB)})
         status = 400 if self.config.existing_name == "reject-400" else 409
         return error(status, TASK_NAME_EXISTS, "Task name already exists.")
+
+    def starts(self, task: Task) -> bool:
+        """Start the configured task of that name and databases, waiting to be started."""
+        found = self.state.task(*task.key)
+        if (
+            found is None
+            or found.job_id
+            or (found.source_database, found.target_database)
+            != (
+                task.source_database,
+                task.target_database,
+            )
+        ):
+            return False
+        return self.lifecycle.start(task.key, task.job_id)
 
     async def with_fault(self, step: FaultStep, create_now: Callable[[], Response]) -> Response:
         fault = step.fault
@@ -300,6 +324,10 @@ class _Simulator:
             return error(400, INVALID_PARAMETER, str(exc))
         if (missing := self.unknown_instance(instance_id, body.source_instance_id)) is not None:
             return missing
+        return await self.faulted(project_id, lambda: self.create(project_id, instance_id, body))
+
+    async def faulted(self, project_id: str, act: Callable[[], Response]) -> Response:
+        """The gateway's rate limit, then one fault around ``act`` (a creating call's work)."""
         # Before the fault: a throttled call takes no draw and no scripted step.
         admission = self.limiter.admit(project_id)
         self.state.record_create_arrival(admission.at, admitted=admission.admitted)
@@ -309,7 +337,7 @@ class _Simulator:
         drawn = self.faults.create_fault()
         step = self.state.next_scripted() or FaultStep(drawn)
         self.state.record_fault(step.fault)
-        return await self.with_fault(step, lambda: self.create(project_id, instance_id, body))
+        return await self.with_fault(step, act)
 
     async def create_route(self, request: Request) -> Response:
         # Counted on arrival, so calls that fail later (401, 400, 500) are counted too.

@@ -135,6 +135,22 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
     help="What a create with an existing task name answers (undocumented on the service).",
 )
 @click.option(
+    "--alter-error-rate",
+    default=0.0,
+    show_default=True,
+    type=float,
+    metavar="RATE",
+    help="Share of configured tasks whose configuration shows last_error_of_alter_table,"
+    " drawn per task from --seed.",
+)
+@click.option(
+    "--op-job-s",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Seconds a pause, resume, delete or modify job runs (the task is busy meanwhile).",
+)
+@click.option(
     "--token-lifetime-s",
     default=86_400.0,
     show_default=True,
@@ -142,8 +158,9 @@ def config_from_options(*, unknown_instance: Sequence[str] = (), **options: Any)
     help="Seconds an issued token stays valid.",
 )
 def command(host: str, port: int, **options: Any) -> None:
-    """Serve a local TaurusDB HTAP endpoint (create, list, jobs, configuration, delete, pause,
-    resume) with task stages, failures to sync and fault injection."""
+    """Serve a local TaurusDB HTAP endpoint (create, list, jobs, configuration checks and
+    reads, modify, delete, pause, resume, parameters, databases) with task stages, failures to
+    sync and fault injection."""
     try:
         config = config_from_options(**options)
     except ValueError as exc:

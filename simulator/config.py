@@ -70,7 +70,12 @@ class SimulatorConfig:
         job_appear_delay_s: Seconds a new job stays unknown to the jobs API.
         existing_name: What a create with a task name that exists answers (undocumented on
             the real service): ``reject-409``, ``reject-400``, or ``accept`` (200 with a new
-            job id, creating nothing).
+            job id, creating nothing). A create call that names a configured task waiting to
+            start, with its databases, starts it instead (200 with a job id).
+        alter_error_rate: Share (0..1) of configured tasks (made by a configuration check)
+            whose configuration shows a ``last_error_of_alter_table``, drawn from ``seed``.
+        op_job_s: Seconds a pause, resume, delete or modify job stays Running; meanwhile
+            another operation on that task is answered 409 ``DBS.200019``.
 
     Raises:
         ValueError: A field is out of range; the message names the field.
@@ -103,14 +108,18 @@ class SimulatorConfig:
     sync_fail_rate: float = 0.0
     job_appear_delay_s: float = 0.0
     existing_name: str = "reject-409"
+    alter_error_rate: float = 0.0
+    op_job_s: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("stage_wait_s", "stage_full_s", "job_appear_delay_s"):
+        for name in ("stage_wait_s", "stage_full_s", "job_appear_delay_s", "op_job_s"):
             value = getattr(self, name)
             if not _is_number(value) or not 0 <= value < math.inf:
                 raise ValueError(f"{name}: must be a finite number >= 0")
-        if not _is_number(self.sync_fail_rate) or not 0.0 <= self.sync_fail_rate <= 1.0:
-            raise ValueError("sync_fail_rate: must be a number between 0 and 1")
+        for name in ("sync_fail_rate", "alter_error_rate"):
+            rate = getattr(self, name)
+            if not _is_number(rate) or not 0.0 <= rate <= 1.0:
+                raise ValueError(f"{name}: must be a number between 0 and 1")
         if self.existing_name not in EXISTING_NAME_MODES:
             raise ValueError(f"existing_name: must be one of {', '.join(EXISTING_NAME_MODES)}")
         iam = ("iam_domain", "iam_user", "iam_password")

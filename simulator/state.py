@@ -14,6 +14,7 @@ from htap_sync.simulator.arrivals import observed_rate as observed_rate
 from htap_sync.simulator.calls import CallLog
 from htap_sync.simulator.faults import CreateFault, FaultStep
 from htap_sync.simulator.lifecycle import Lifecycle
+from htap_sync.simulator.selection import CheckBody
 from htap_sync.simulator.tokens import IssuedToken, TokenStore
 
 # (project_id, instance_id): tasks live per HTAP instance, as on the real service.
@@ -31,7 +32,9 @@ class Task:
     source_node_id: str | None
     source_database: str
     target_database: str
-    job_id: str
+    job_id: str  # "" for a configured task (a configuration check answers no job id)
+    check: CheckBody | None = None  # a configured task's configuration (or its last modify)
+    tables_changed: bool = False  # a modify changed table_repl_config
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -279,6 +282,15 @@ class SimulatorState:
             tasks[task.task_name] = task
             self._creations[(task.project_id, task.instance_id, task.task_name)] += 1
             self._created += 1
+            return True
+
+    def replace_task(self, task: Task) -> bool:
+        """Store ``task`` over the existing one of its name (a modify); False if there is none."""
+        with self._lock:
+            tasks = self._tasks.get((task.project_id, task.instance_id), {})
+            if task.task_name not in tasks:
+                return False
+            tasks[task.task_name] = task
             return True
 
     def delete_task(self, project_id: str, instance_id: str, task_name: str) -> Task | None:

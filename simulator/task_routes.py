@@ -15,7 +15,11 @@ route                                                       answers
 ==========================================================  ===============================
 
 Each passes the same authentication and latency as the create and list calls. Jobs calls are
-logged per instance (``SimulatorState.job_call_times``), after authentication.
+logged per instance (``SimulatorState.job_call_times``), after authentication. Delete, pause
+and resume start operation jobs (``simulator.lifecycle``): while one runs (``op_job_s``), a
+delete, pause, resume or modify of the same task is answered 409 ``DBS.200019`` ("another
+operation is in progress"), and a pause or resume shows in the list once its job completed.
+The configuration answer is ``simulator.checks.configuration`` (camelCase ``database_info``).
 
 What the jobs API answers for a job id it does not know is not documented. The API reference
 of ShowGaussMySqlJobInfo (TaurusDB, "Obtaining Information About a Task with a Specified ID")
@@ -37,9 +41,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from htap_sync.simulator.checks import configuration
+from htap_sync.simulator.config_routes import busy
 from htap_sync.simulator.errors import INVALID_PARAMETER, error
 from htap_sync.simulator.lifecycle import DELETE_JOB, PAUSE_JOB, RESUME_JOB, Lifecycle
-from htap_sync.simulator.state import SimulatorState, Task
+from htap_sync.simulator.state import SimulatorState
 from htap_sync.simulator.validation import PROJECT_ID_RE, InvalidParameter, path_ids
 
 UNKNOWN_TASK = "DBS.270022"
@@ -79,27 +85,6 @@ async def _checked(
     return project_id, instance_id, name, state.task(project_id, instance_id, name)
 
 
-def configuration(task: Task, alter_error: str) -> dict[str, Any]:
-    """The configuration call's answer for a task, in the SDK's field names.
-
-    The Terraform provider reads ``database_info`` as ``databaseName``/``dbCfgCheckResults``;
-    the SDK (``DataBaseInfo``) documents ``database_name``/``db_config_check_results``: the
-    simulator follows the SDK, and no client of this project reads that field.
-    """
-    tables = {"repl_type": "exclude_tables", "repl_scope": "all", "tables": []}
-    return {
-        "source_instance_id": task.source_instance_id,
-        "source_node_id": task.source_node_id or "",
-        "database_info": {"database_name": task.source_database, "db_config_check_results": []},
-        "table_infos": [],
-        "table_repl_config": tables,
-        "new_table_repl_config": tables,
-        "target_database_name": task.target_database,
-        "is_tables_change": False,
-        "last_error_of_alter_table": alter_error,
-    }
-
-
 class TaskRoutes:
     """The jobs, configuration, delete, pause and resume routes over one simulator's state."""
 
@@ -130,12 +115,15 @@ class TaskRoutes:
             if task is None:
                 code = DELETE_MISSING if action == "delete" else UNKNOWN_TASK
                 return error(400, code, "The task does not exist.")
+            job_id = self.lifecycle.operate(key, JOB_NAMES[action])
+            if job_id is None:
+                return busy()
             if action == "delete":
                 self.state.delete_task(project_id, instance_id, name)
                 self.lifecycle.forget(key)
             else:
                 self.lifecycle.set_paused(key, action == "pause")
-            return JSONResponse({"job_id": self.lifecycle.job_for(key, JOB_NAMES[action])})
+            return JSONResponse({"job_id": job_id})
 
         return route
 

@@ -26,6 +26,8 @@ class InvalidParameter(Exception):
     def __init__(self, field: str, rule: str) -> None:
         """Name the ``field`` and the ``rule`` it broke."""
         super().__init__(f"Invalid parameter: {field}: {rule}")
+        self.field = field
+        self.rule = rule
 
 
 @dataclass(frozen=True)

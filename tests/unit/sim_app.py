@@ -74,4 +74,9 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
 
 
 # The standalone simulator's pace (its CLI defaults; SimulatorConfig's own are 0).
-CLI_PACE: dict[str, Any] = {"stage_wait_s": 1.0, "stage_full_s": 1.0, "job_appear_delay_s": 0.5}
+CLI_PACE: dict[str, Any] = {
+    "stage_wait_s": 1.0,
+    "stage_full_s": 1.0,
+    "job_appear_delay_s": 0.5,
+    "op_job_s": 1.0,
+}

@@ -105,8 +105,9 @@ def test_a_job_shows_progress_only_while_running() -> None:
     assert done["ended"] >= done["created"]
 
 
-def test_configuration_has_the_sdk_fields() -> None:
-    """The configuration answer carries every field the SDK's model names, with its values."""
+def test_configuration_has_the_live_fields() -> None:
+    """The configuration answer carries every field the SDK's model names, with its values,
+    ``database_info`` in the live service's camelCase, and the fields the provider reads."""
     client, _, _ = _sim()
     client.post(PATH, json=body(source_node_id="node_0001"))
     config = client.get(f"{PATH}/configuration", params={"task_name": "task_orders_001"}).json()
@@ -114,13 +115,16 @@ def test_configuration_has_the_sdk_fields() -> None:
     assert config == {
         "source_instance_id": body()["source_instance_id"],
         "source_node_id": "node_0001",
-        "database_info": {"database_name": "src_db", "db_config_check_results": []},
+        "database_info": {"databaseName": "src_db", "dbCfgCheckResults": []},
         "table_infos": [],
         "table_repl_config": tables,
         "new_table_repl_config": tables,
         "target_database_name": "tgt_db",
         "is_tables_change": False,
         "last_error_of_alter_table": "",
+        "is_instance_level_sync": "false",
+        "database_repl_scope": "part",
+        "is_support_reg_exp": "false",
     }
 
 

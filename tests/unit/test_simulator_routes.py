@@ -117,7 +117,7 @@ def test_every_response_has_a_fresh_request_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "url"), [("GET", "/v3/nowhere"), ("PUT", PATH), ("DELETE", "/_sim/stats")]
+    ("method", "url"), [("GET", "/v3/nowhere"), ("PATCH", PATH), ("DELETE", "/_sim/stats")]
 )
 def test_unknown_route_or_method_is_404_apigw(method: str, url: str) -> None:
     """Anything but the known routes answers 404 APIGW.0101, like the gateway."""
