@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from typing import Literal
+from typing import Any, Literal
+
+from celery.signals import celeryd_init
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.settings import Settings
@@ -20,10 +23,15 @@ def run_worker(
     pool: Pool = "threads",
     loglevel: str = "INFO",
     hostname: str | None = None,
-) -> None:
+) -> Stopped:
     """Run a worker in the foreground until it is told to stop (SIGTERM: warm shutdown).
 
-    Threads are the default pool: the work is waiting on HTTP, not computing.
+    Threads are the default pool: the work is waiting on HTTP, not computing. Celery's banner
+    is off (``--quiet``): with JSON logs, every line is JSON.
+
+    Returns:
+        how the worker stopped: its exit code (0 for a shutdown asked for) and, when Celery
+        stopped it on an unrecoverable error, that error.
 
     Raises:
         SettingsError: the endpoint or another setting a worker needs is missing or wrong, or
@@ -47,6 +55,7 @@ def run_worker(
     finally:
         client.close()
     argv = [
+        "--quiet",
         "worker",
         f"--concurrency={concurrency}",
         f"--pool={pool}",
@@ -57,4 +66,31 @@ def run_worker(
     ]
     if hostname:
         argv.append(f"--hostname={hostname}")
-    app.worker_main(argv)
+    stopped = Stopped()
+    celeryd_init.connect(stopped.keep, weak=False)
+    logging.getLogger("celery.worker.worker").addFilter(stopped.note)
+    app.worker_main(argv)  # which drops Celery's exit code: read it from the worker
+    return stopped
+
+
+class Stopped:
+    """How Celery's worker ended: its exit code, and the error that stopped it, if any."""
+
+    def __init__(self) -> None:
+        self.worker: Any = None
+        self.error: str | None = None
+
+    def keep(self, instance: Any = None, **_: Any) -> None:
+        self.worker = instance
+
+    def note(self, record: logging.LogRecord) -> bool:
+        """Keep what Celery's "Unrecoverable error" line names (the line itself goes on)."""
+        if record.msg == "Unrecoverable error: %r" and record.exc_info:
+            exc = record.exc_info[1]
+            self.error = f"{type(exc).__name__}: {exc}"
+        return True
+
+    @property
+    def exitcode(self) -> int:
+        code = getattr(self.worker, "exitcode", None)
+        return code if isinstance(code, int) else (1 if self.error else 0)

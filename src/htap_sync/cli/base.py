@@ -10,6 +10,7 @@ Exit codes scripts can trust:
 4     a ticket was not found
 5     the wait timed out before every ticket finished
 69    Redis (or another service) is unreachable
+71    a service cannot listen on its port (taken by another process, or not allowed)
 78    a setting is wrong (the message names the variable)
 ====  ===========================================================================
 """
@@ -35,10 +36,12 @@ from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
 from htap_sync.producer.api import Producer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
-EXIT_UNAVAILABLE, EXIT_CONFIG = 69, 78
+EXIT_UNAVAILABLE, EXIT_CANNOT_LISTEN, EXIT_CONFIG = 69, 71, 78
 
-err = Console(stderr=True)
-out = Console(highlight=False)
+# soft_wrap: a line is never broken at the console's width (80 when not on a terminal), so
+# an error stays one line for grep and CI logs.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int) -> NoReturn:
