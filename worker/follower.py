@@ -102,13 +102,19 @@ class Follower(BackgroundLoop):
             self._store.record(ref, item, info)
             if info.state.final:
                 metrics.FOLLOWED.labels(info.state.value).inc()
-                log.info(
+                log.log(
+                    logging.INFO if info.state.value == "syncing" else logging.WARNING,
                     "ticket %s: task %s/%s is %s",
                     item.ticket,
                     instance_id,
                     item.task_name,
                     info.state.value,
-                    extra={"ticket": item.ticket, "sync_state": info.state.value},
+                    extra={
+                        "ticket": item.ticket,
+                        "task": f"{instance_id}/{item.task_name}",
+                        "sync_state": info.state.value,
+                        "reason": info.fail_reason,
+                    },
                 )
 
     def _look_closer(

@@ -143,3 +143,25 @@ def test_a_failed_job_and_the_deadline_end_following(store: FollowStore) -> None
     # The ended job was not asked again in the second round.
     assert service.calls["jobs"] == 2
     assert store.redis.zscore(store.keys.follow_due, instance_ref(PROJECT, instance)) is None
+
+
+def test_a_task_that_fails_to_sync_is_a_warning(
+    store: FollowStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task whose create job failed is logged at WARNING with its ticket, task and reason;
+    one that syncs stays at INFO."""
+    import logging
+
+    service, clock = Service(), [5.0]
+    tickets = _enroll(store, service, per_instance=1)
+    service.jobs[f"job-{tickets[0]}"] = "Failed"
+    service.stages[(INSTANCES[0], "task_0_0")] = ["-"]
+    service.stages[(INSTANCES[1], "task_1_0")] = ["Incremental"]
+    with caplog.at_level(logging.INFO, logger="htap_sync.follow"):
+        assert _follower(store, service, clock).run_once() == len(INSTANCES)
+    verdicts = {r.__dict__["ticket"]: r for r in caplog.records if "sync_state" in r.__dict__}
+    failed, synced = verdicts[tickets[0]], verdicts[tickets[1]]
+    assert failed.levelno == logging.WARNING
+    assert failed.__dict__["task"] == f"{INSTANCES[0]}/task_0_0"
+    assert "failed" in failed.__dict__["reason"]
+    assert synced.levelno == logging.INFO and synced.__dict__["sync_state"] == "syncing"
