@@ -10,6 +10,7 @@ from typing import Any, Literal
 from celery.signals import celeryd_init
 
 from htap_sync.common.connections import make_redis
+from htap_sync.common.logs import JsonFormatter, configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.worker.preflight import check_eviction_policy
 
@@ -45,7 +46,12 @@ def run_worker(
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="htap-prom-"))
     from htap_sync.worker.tasks import make_worker_app
 
+    # From the first line on (the Redis checks log, Celery warns before its logging set-up).
+    configure_logging(settings.observability.log_format, loglevel)
+
     app = make_worker_app(settings, loglevel=loglevel)
+    if settings.observability.log_format == "json":
+        _say_as_json()
     client = make_redis(settings)
     try:
         # Connecting selects the database: one the server lacks fails here (exit 78), not in
@@ -71,6 +77,22 @@ def run_worker(
     logging.getLogger("celery.worker.worker").addFilter(stopped.note)
     app.worker_main(argv)  # which drops Celery's exit code: read it from the worker
     return stopped
+
+
+def _say_as_json() -> None:
+    """Celery writes a few lines past logging (warm shutdown, restart): JSON them too."""
+    import celery.apps.worker
+
+    celery.apps.worker.safe_say = say_as_json  # type: ignore[attr-defined]
+
+
+def say_as_json(msg: str, f: Any = None) -> None:
+    """Celery's ``safe_say`` as one JSON log line on standard error, where the logs go.
+
+    Called from signal handlers: one ``os.write`` of a line built here, no lock taken.
+    """
+    record = logging.LogRecord("celery.worker", logging.INFO, __file__, 0, msg, None, None)
+    os.write(2, (JsonFormatter().format(record) + "\n").encode())
 
 
 class Stopped:

@@ -31,6 +31,7 @@ from rich.console import Console
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import SettingsError
+from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import TicketState, TicketStatus, Until
 from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
 from htap_sync.producer.api import Producer
@@ -50,10 +51,14 @@ def fail(message: str, code: int) -> NoReturn:
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
+    """The settings, or exit 78. Logging is set up from them: what a library logs (warnings
+    and up) is one line in ``HTAP_SYNC_LOG_FORMAT``; services set their own level after."""
     try:
-        return load_settings({k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings({k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         fail(str(exc), EXIT_CONFIG)
+    configure_logging(settings.observability.log_format, "WARNING")
+    return settings
 
 
 @contextmanager
