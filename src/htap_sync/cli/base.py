@@ -28,6 +28,7 @@ import click
 import redis
 from kombu.exceptions import OperationalError
 from rich.console import Console
+from rich.markup import escape
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import SettingsError
@@ -46,7 +47,8 @@ out = Console(highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    # The message is text, never markup: "[flower]" in a hint must stay.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     sys.exit(code)
 
 

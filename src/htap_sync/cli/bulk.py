@@ -33,9 +33,15 @@ from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
 from htap_sync.producer.bulk_file import BulkFileError, Format, check_file, read_rows
 
 
-def _count_lines(path: Path) -> int:
+def count_rows(path: Path, fmt: Format) -> int:
+    """The rows to expect, for the progress bar: the non-blank lines, less a CSV's header.
+
+    A CSV cell holding a line break makes it an estimate; the bar's total is set to the
+    real count at the end.
+    """
     with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
+        lines = sum(1 for line in handle if line.strip())
+    return max(0, lines - 1) if fmt == "csv" else lines
 
 
 @contextmanager
@@ -116,7 +122,7 @@ def run_bulk(
         fail(str(exc), EXIT_USAGE)
     report = BulkReport()
     with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
-        total = _count_lines(path)
+        total = count_rows(path, fmt)
         task = bar.add_task("queueing", total=total) if bar else None
 
         def advance(report: BulkReport) -> None:

@@ -29,7 +29,10 @@ from htap_sync.common.settings import Settings, is_loopback
 __all__ = ["FlowerOptions", "flower", "parse_users", "run_flower"]
 
 log = logging.getLogger("htap_sync.flower")
-INSTALL_HINT = "Flower is not installed: pip install 'taurus-htap-sync[flower]'"
+INSTALL_HINT = (
+    "Flower is not installed: pip install 'taurus-htap-sync[flower]' (from a clone:"
+    " pip install -e '.[flower]'; without -e, pip replaces the editable install)"
+)
 
 
 @dataclass(frozen=True)
