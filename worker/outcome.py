@@ -104,7 +104,8 @@ def heard(
     metrics.API_LATENCY.labels(api).observe(took_s)
     if on_done is not None:
         request_id = error.request_id if error else getattr(result, "request_id", None)
-        # A success's own status (a create's); a list read page by page answered 200 each time.
+        # A success's own status (a create's), else the call's documented answer, 200 (the
+        # list call's result carries none; any 2xx is read alike).
         http_status = error.http_status if error else getattr(result, "http_status", 200)
         on_done(outcome, error, request_id, http_status)
 

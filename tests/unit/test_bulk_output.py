@@ -76,7 +76,7 @@ def test_results_replace_the_target_only_at_the_end(tmp_path: Path) -> None:
     out = _Output(target)
     out.write('{"line":2}')
     assert target.read_text() == PREVIOUS
-    assert out.temp.parent == tmp_path
+    assert out.temp is not None and out.temp.parent == tmp_path
     out.close()
     assert target.read_text() == '{"line":2}\n'
     assert target.stat().st_mode & 0o777 == 0o640
@@ -97,3 +97,11 @@ def test_a_symlinked_target_stays_a_link(tmp_path: Path) -> None:
     out.close()
     assert link.is_symlink()
     assert real.read_text() == "{}\n"
+
+
+def test_a_pipe_or_device_is_written_directly() -> None:
+    """``-o /dev/stdout`` (a device, or a pipe): written as it comes, no file beside it."""
+    out = _Output(Path("/dev/null"))
+    assert out.temp is None
+    out.write("{}")
+    out.close()

@@ -64,11 +64,17 @@ class _Output:
     def __init__(self, target: Path) -> None:
         self.target = target.resolve() if target.is_symlink() else target  # the file it names
         self.lines = 0
+        self.temp: Path | None = None
+        self.handle: TextIO
+        if self.target.exists() and not self.target.is_file():
+            # A pipe or a device (-o /dev/stdout): nothing there to keep, nothing to rename.
+            self.handle = self.target.open("w", encoding="utf-8")
+            return
         fd, name = tempfile.mkstemp(
             prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
         )
         self.temp = Path(name)
-        self.handle: TextIO = os.fdopen(fd, "w", encoding="utf-8")
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, line: str) -> None:
         self.handle.write(line + "\n")
@@ -77,6 +83,8 @@ class _Output:
     def close(self) -> None:
         """Rename the results onto the target when there are any, else drop them."""
         self.handle.close()
+        if self.temp is None:
+            return
         if not self.lines:
             self.temp.unlink(missing_ok=True)
             return
