@@ -74,7 +74,7 @@ def run_worker(
         argv.append(f"--hostname={hostname}")
     stopped = Stopped()
     celeryd_init.connect(stopped.keep, weak=False)
-    logging.getLogger("celery.worker.worker").addFilter(stopped.note)
+    logging.getLogger("celery.worker").addFilter(stopped.note)  # WorkController's logger
     app.worker_main(argv)  # which drops Celery's exit code: read it from the worker
     return stopped
 
@@ -107,7 +107,7 @@ class Stopped:
 
     def note(self, record: logging.LogRecord) -> bool:
         """Keep what Celery's "Unrecoverable error" line names (the line itself goes on)."""
-        if record.msg == "Unrecoverable error: %r" and record.exc_info:
+        if str(record.msg).startswith("Unrecoverable error") and record.exc_info:
             exc = record.exc_info[1]
             self.error = f"{type(exc).__name__}: {exc}"
         return True

@@ -58,7 +58,7 @@ def test_the_worker_notes_the_error_that_stopped_it() -> None:
         raise RuntimeError("consumer gone")
     except RuntimeError:
         record = logging.LogRecord(
-            "celery.worker.worker", logging.CRITICAL, "", 0, "Unrecoverable error: %r", (), None
+            "celery.worker", logging.CRITICAL, "", 0, "Unrecoverable error: %r", (), None
         )
         record.exc_info = sys.exc_info()
     assert stopped.note(record) is True
@@ -117,3 +117,30 @@ def test_an_error_is_not_wrapped_off_a_terminal() -> None:
     (line,) = [x for x in ran.stderr.splitlines() if "HTAP_SYNC_REDIS_URL" in x]
     assert len(line) > 80
     assert line.strip().endswith("or nothing")
+
+
+def test_with_json_logs_an_error_is_a_json_line() -> None:
+    """HTAP_SYNC_LOG_FORMAT=json: the error of a command is one JSON log line with its exit
+    code (a service's stderr is its log)."""
+    import json
+
+    import htap_sync.cli.base as base
+
+    try:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            env = {
+                "HTAP_SYNC_API_AUTH": "off",
+                "HTAP_SYNC_REDIS_URL": "redis://127.0.0.1:1/0",
+                "HTAP_SYNC_LOG_FORMAT": "json",
+            }
+            ran = CliRunner().invoke(main, ["api", "--port", str(port)], env=env)
+    finally:
+        base._errors_as_json["on"] = False
+    assert ran.exit_code == 71, ran.output
+    (line,) = ran.output.strip().splitlines()
+    data = json.loads(line)
+    assert (data["level"], data["exit_code"]) == ("error", 71)
+    assert data["msg"] == f"cannot listen on 127.0.0.1:{port}: Address already in use"

@@ -18,6 +18,7 @@ Exit codes scripts can trust:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterator
@@ -46,9 +47,19 @@ err = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
+# Set from the settings: with HTAP_SYNC_LOG_FORMAT=json, an error is a JSON log line too.
+_errors_as_json = {"on": False}
+log = logging.getLogger("htap_sync.cli")
+
+
 def fail(message: str, code: int) -> NoReturn:
-    # The message is text, never markup: "[flower]" in a hint must stay.
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
+    """Exit ``code`` after one line: ``error: message``, or a JSON log line (``level``
+    ``error``, ``msg``, ``exit_code``) when the settings ask for JSON logs."""
+    if _errors_as_json["on"]:
+        log.error(message, extra={"exit_code": code})
+    else:
+        # The message is text, never markup: "[flower]" in a hint must stay.
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     sys.exit(code)
 
 
@@ -60,6 +71,7 @@ def settings_or_exit(**overrides: Any) -> Settings:
     except SettingsError as exc:
         fail(str(exc), EXIT_CONFIG)
     configure_logging(settings.observability.log_format, "WARNING")
+    _errors_as_json["on"] = settings.observability.log_format == "json"
     return settings
 
 
