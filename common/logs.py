@@ -115,10 +115,24 @@ class KombuRestoreExplained(logging.Filter):
         return True
 
 
+class StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the line (a test may swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write the record to the current standard error."""
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(fmt: Literal["text", "json"] = "text", level: str | int = "INFO") -> None:
-    """Send every logger's records to standard error in ``fmt``, at ``level`` and above."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Send every logger's records to standard error in ``fmt``, at ``level`` and above.
+
+    Python warnings go through logging too (``py.warnings``), so that with ``json`` they are
+    JSON lines like the rest.
+    """
+    handler = StandardError(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logging.captureWarnings(True)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -5,7 +5,8 @@ The settings are grouped by role: ``settings.redis``, ``.cloud``, ``.auth``, ``.
 ``settings_sections``), plus ``queue``, ``key_prefix``, ``max_queue_depth`` and ``batch_size``
 at the top. The documented variables stay flat (``HTAP_SYNC_REDIS_URL`` sets
 ``settings.redis.url``; the table is ``settings_names.FLAT_NAMES``); the nested spelling
-``HTAP_SYNC_REDIS__URL`` works too, and a flat name wins over it.
+``HTAP_SYNC_REDIS__URL`` works too, and a flat name wins over it. An empty value, in the
+environment or ``.env``, is the same as no value (the default, or the next source's value).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Settings(BaseSettings):
         frozen=True,
         # inf and nan are never a rate, a timeout or a size: refused, naming the variable.
         allow_inf_nan=False,
+        # One rule for every setting, in the environment and in .env, whatever its spelling:
+        # an empty value (compose's ${VAR:-}, .env.example's HTAP_SYNC_AUTH_TOKEN=) is unset.
+        env_ignore_empty=True,
     )
 
     redis: RedisSettings = Field(default_factory=RedisSettings)
@@ -173,10 +177,10 @@ class Settings(BaseSettings):
 
 
 def _present(env_file: str | None) -> set[str]:
-    """The variable names set in the environment or the dotenv file, upper case."""
-    names = {name.upper() for name in os.environ}
+    """The variable names set (not empty) in the environment or the dotenv file, upper case."""
+    names = {name.upper() for name, value in os.environ.items() if value}
     if env_file is not None and Path(env_file).is_file():
-        names.update(name.upper() for name in dotenv_values(env_file))
+        names.update(name.upper() for name, value in dotenv_values(env_file).items() if value)
     return names
 
 

@@ -94,6 +94,15 @@ class RedisSettings(Section):
         # compose passes ${VAR:-} as an empty string: the same as not set.
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("url")
+    @classmethod
+    def _database_number(cls, url: RedisDsn) -> RedisDsn:
+        # redis-py reads a path it cannot parse as database 0: refuse it instead.
+        path = (url.path or "/").removeprefix("/")
+        if path and not (path.isascii() and path.isdigit()):
+            raise ValueError("the path must be a database number (redis://host:6379/0) or nothing")
+        return url
+
     @model_validator(mode="after")
     def _check(self) -> RedisSettings:
         if (self.sentinels is None) != (self.sentinel_master is None):

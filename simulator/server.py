@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
 from types import TracebackType
@@ -52,9 +53,22 @@ class _Server(uvicorn.Server):
     would hold the shutdown that long.
     """
 
-    def __init__(self, config: uvicorn.Config, hangs: Hangs) -> None:
+    def __init__(self, config: uvicorn.Config, hangs: Hangs, *, announce: bool = False) -> None:
         super().__init__(config)
         self._hangs = hangs
+        self._announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start serving; with ``announce``, say where on standard error (uvicorn's own line
+        is below the simulator's log level)."""
+        await super().startup(sockets)
+        if self._announce and self.started:
+            for server in self.servers:
+                for sock in server.sockets:
+                    host, port = sock.getsockname()[:2]
+                    shown = f"[{host}]" if ":" in host else host
+                    sys.stderr.write(f"simulator listening on http://{shown}:{port}\n")
+            sys.stderr.flush()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Held requests then answer at once (the connection closes after the answer), and any
@@ -73,7 +87,7 @@ def serve(config: SimulatorConfig, host: str, port: int) -> None:
     """
     hangs = Hangs()
     app = make_app(config, SimulatorState(), hangs=hangs)
-    _Server(_uvicorn_config(app, host=host, port=port), hangs).run()
+    _Server(_uvicorn_config(app, host=host, port=port), hangs, announce=True).run()
 
 
 class SimulatorServer:

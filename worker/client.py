@@ -29,10 +29,11 @@ def replication_path(project_id: str, instance_id: str) -> str:
 
 @dataclass(frozen=True)
 class Created:
-    """A successful create: the API's job id and the answer's ``X-Request-Id``."""
+    """A successful create: the API's job id, the answer's ``X-Request-Id`` and status."""
 
     job_id: str
     request_id: str | None
+    http_status: int = 200
 
 
 @dataclass(frozen=True)
@@ -299,7 +300,7 @@ def _created(response: httpx.Response) -> Created:
             http_status=response.status_code,
             request_id=request_id,
         )
-    return Created(job_id=job_id, request_id=request_id)
+    return Created(job_id=job_id, request_id=request_id, http_status=response.status_code)
 
 
 def _created_from(answer: httpx.Response | Exception) -> Created:

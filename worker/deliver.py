@@ -10,9 +10,9 @@ from typing import Any
 import redis
 from celery.exceptions import Reject
 
-from htap_sync.common.lease import Claim, LeaseStore, NotReplicated
+from htap_sync.common.lease import Claim, NotReplicated
 from htap_sync.common.lease_types import PROBE_S
-from htap_sync.common.models import ErrorPayload
+from htap_sync.common.models import ErrorPayload, TicketStatus
 from htap_sync.common.settings import Settings
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.metrics import observe_delivery
@@ -28,28 +28,29 @@ class TicketFailed(Exception):
     """The delivery failed its ticket for good: the task ends in FAILURE (Flower shows it)."""
 
 
-def _raise_if_failed(store: LeaseStore, ticket: str) -> None:
+def _raise_if_failed(found: TicketStatus | None) -> None:
     """Raise :class:`TicketFailed` with the ticket's error when it ended failed."""
-    found = store.get(ticket)
-    if found.state.value == "failed" and found.error is not None:
+    if found is not None and found.state.value == "failed" and found.error is not None:
         e = found.error
-        raise TicketFailed(f"{ticket}: {e.http_status} {e.error_code} {e.error_msg}")
+        raise TicketFailed(f"{found.ticket}: {e.http_status} {e.error_code} {e.error_msg}")
 
 
-def _report(ticket: str, outcome: Outcome) -> None:
-    """Log a delivery's outcome and count it in the metrics."""
-    log.info(
-        "ticket %s: %s (%s)",
-        ticket,
-        outcome.kind,
-        outcome.reason,
-        extra={
-            "ticket": ticket,
-            "outcome": outcome.kind,
-            "reason": outcome.reason,
-            "delay_s": round(outcome.delay_s, 3),
-        },
-    )
+def _report(ticket: str, outcome: Outcome, found: TicketStatus | None = None) -> None:
+    """Log a delivery's outcome (a ticket that failed for good at WARNING, with its task and
+    the error) and count it in the metrics."""
+    extra: dict[str, Any] = {
+        "ticket": ticket,
+        "outcome": outcome.kind,
+        "reason": outcome.reason,
+        "delay_s": round(outcome.delay_s, 3),
+    }
+    failed = found is not None and found.state.value == "failed"
+    if found is not None and failed:
+        extra["task"] = found.task_ref
+        extra.update(found.error.model_dump(exclude_none=True) if found.error else {})
+    level = logging.WARNING if failed else logging.INFO
+    where = f" (task {extra['task']})" if failed else ""
+    log.log(level, "ticket %s: %s (%s)%s", ticket, outcome.kind, outcome.reason, where, extra=extra)
     observe_delivery(outcome.kind, outcome.reason, outcome.delay_s)
 
 
@@ -117,7 +118,8 @@ def settle(
         error = ErrorPayload(error_code="HTAP_SYNC.INTERNAL", error_msg=type(exc).__name__)
         store.fail(Claim(ticket, run), error)
         raise
-    _report(ticket, end)
-    if end.kind == "finished" and end.reason not in _SUCCEEDED:
-        _raise_if_failed(store, ticket)
+    done = end.kind == "finished" and end.reason not in _SUCCEEDED
+    found = store.get(ticket) if done else None
+    _report(ticket, end, found)
+    _raise_if_failed(found)
     return end.kind

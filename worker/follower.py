@@ -202,9 +202,9 @@ def _report(item: Followed, instance_id: str, info: SyncInfo) -> None:
         f" ({info.fail_reason})" if info.fail_reason else "",
         extra={
             "ticket": item.ticket,
-            "task_name": item.task_name,
+            "task": f"{instance_id}/{item.task_name}",
             "sync_state": info.state.value,
-            "fail_reason": info.fail_reason,
+            "reason": info.fail_reason,
         },
     )
 

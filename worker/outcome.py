@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,14 +57,15 @@ def gated(
     project_id: str,
     api: Api,
     call: Callable[[], T],
-    on_done: Callable[[str, ApiError | None, str | None], None] | None = None,
+    on_done: Callable[[str, ApiError | None, str | None, int | None], None] | None = None,
     *,
     report_ok: bool = True,
 ) -> T:
     """Make one API call the gate let through: feed the gate its outcome, count and time it.
 
-    ``on_done(outcome, error, request_id)`` runs last (callers log there); the request id is
-    the error's, or the answer's when the result carries one (a created task's).
+    ``on_done(outcome, error, request_id, http_status)`` runs last (callers log there); the
+    request id and status are the error's, or the answer's when the result carries them (a
+    created task's).
     ``report_ok=False``: a success is not fed to the gate here (the ticket store's ``finish``
     tells the breaker in the same step as the result).
     """
@@ -88,7 +90,7 @@ def heard(
     took_s: float,
     error: ApiError | None,
     result: Any,
-    on_done: Callable[[str, ApiError | None, str | None], None] | None,
+    on_done: Callable[[str, ApiError | None, str | None, int | None], None] | None,
     *,
     report_ok: bool = True,
 ) -> None:
@@ -97,20 +99,34 @@ def heard(
     if error is not None or report_ok:
         gate.after_call(project_id, api, error)
     status = str(error.http_status) if error and error.http_status else ("none" if error else "2xx")
-    outcome = type(error).__name__ if error else "ok"
+    outcome = outcome_of(error)
     metrics.API_CALLS.labels(api, outcome, status).inc()
     metrics.API_LATENCY.labels(api).observe(took_s)
     if on_done is not None:
         request_id = error.request_id if error else getattr(result, "request_id", None)
-        on_done(outcome, error, request_id)
+        # A success's own status (a create's), else the call's documented answer, 200 (the
+        # list call's result carries none; any 2xx is read alike).
+        http_status = error.http_status if error else getattr(result, "http_status", 200)
+        on_done(outcome, error, request_id, http_status)
+
+
+def outcome_of(error: ApiError | None) -> str:
+    """A call's outcome in the one vocabulary of logs and metrics: ``ok``, or the error's
+    kind in snake case (``rejected``, ``server_error``, ``throttled``, ``transport_error``...).
+    """
+    if error is None:
+        return "ok"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(error).__name__).lower()
 
 
 def call_log(
     claim: Claim, api: Literal["create", "list"]
-) -> Callable[[str, ApiError | None, str | None], None]:
+) -> Callable[[str, ApiError | None, str | None, int | None], None]:
     """How a delivery's call is logged once it ended (never a secret)."""
 
-    def logged(outcome: str, error: ApiError | None, request_id: str | None) -> None:
+    def logged(
+        outcome: str, error: ApiError | None, request_id: str | None, http_status: int | None
+    ) -> None:
         log.info(
             "ticket %s: %s call %s",
             claim.ticket,
@@ -121,7 +137,7 @@ def call_log(
                 "attempt": claim.attempts + (api == "create"),
                 "api": api,
                 "outcome": outcome,
-                "http_status": error.http_status if error else None,
+                "http_status": http_status,
                 "error_code": error.error_code if error else None,
                 "request_id": request_id,
             },

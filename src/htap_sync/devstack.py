@@ -53,10 +53,16 @@ def find_redis_server() -> str:
         bundled = Path(spec.origin).parent / "bin" / "redis-server"
         if bundled.exists():
             return str(bundled)
-    raise FileNotFoundError(
-        "no redis-server: install Redis (e.g. apt-get install redis-server) or"
-        " pip install 'taurus-htap-sync[embedded]'"
+    raise NoRedisServer(
+        "no redis-server on PATH: install Redis (apt-get install redis-server, brew install"
+        " redis), or the bundled one: pip install 'taurus-htap-sync[embedded]' (from a clone:"
+        " pip install -e '.[embedded]', which keeps the install editable)"
     )
+
+
+class NoRedisServer(FileNotFoundError):
+    """Neither ``redis-server`` on PATH nor the ``embedded`` extra's: the message says what to
+    install."""
 
 
 class Service:

@@ -76,3 +76,24 @@ def test_a_bad_file_is_refused_whole(
     assert message in ran.stderr
     assert "Traceback" not in ran.stderr
     assert producer.queue_depth() == 0
+
+
+def test_a_run_refused_by_redis_keeps_the_previous_results(
+    tmp_path: Path, settings: Settings, producer: Producer
+) -> None:
+    """A wrong Redis password stops the run before its first row: exit 69, and the results
+    file a previous run wrote is left whole (no temp file beside it); the next good run
+    replaces it."""
+    path = tmp_path / "rows.csv"
+    path.write_text(_csv_text([request_data(task_name="keep_1")]))
+    out = tmp_path / "results.jsonl"
+    out.write_text('{"line":2,"outcome":"queued"}\n')
+    url = settings.redis.url
+    wrong = f"redis://nobody:wrong-password@{url.host}:{url.port}{url.path}"
+    ran = htap_sync(settings, "bulk", str(path), "-o", str(out), env={"HTAP_SYNC_REDIS_URL": wrong})
+    assert ran.returncode == 69, ran.stderr
+    assert out.read_text() == '{"line":2,"outcome":"queued"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "rows.csv"]
+    ran = htap_sync(settings, "bulk", str(path), "-o", str(out))
+    assert ran.returncode == 0, ran.stderr
+    assert [line["outcome"] for line in _read_jsonl(out)] == ["queued"]

@@ -152,3 +152,27 @@ def test_flower_refuses_a_malformed_login() -> None:
     )
     assert done.returncode == 2
     assert "user:password" in done.stderr and "ops-without-password" not in done.stderr
+
+
+def test_flower_stops_at_once_on_sigterm_while_redis_is_down(
+    start_flower: FlowerFactory, tmp_path: Path
+) -> None:
+    """Its Redis gone while it runs (its threads in kombu's connection retries), Flower still
+    ends within seconds of SIGTERM, exit 0, not minutes later."""
+    import signal
+    import time
+
+    from htap_sync.devstack import RedisServer
+
+    own = RedisServer(tmp_path).wait_ready()  # a Redis of this test's own, to stop
+    try:
+        service, _ = start_flower(HTAP_SYNC_REDIS_URL=own.url)
+        time.sleep(3)  # connected: its events thread and its inspects
+    finally:
+        own.stop()
+    time.sleep(8)  # now retrying the broker
+    started = time.monotonic()
+    service.process.send_signal(signal.SIGTERM)
+    code = service.process.wait(timeout=180)
+    assert time.monotonic() - started < 5, service.log_tail()
+    assert code == 0, service.log_tail()

@@ -188,3 +188,25 @@ def test_a_late_writer_never_puts_back_a_ticket_that_left(store: FollowStore) ->
     assert not store.record(claimed, item, SyncInfo(state=SyncState.FOLLOWING))
     assert store.members(ref) == []
     assert _sync(store, "tk_f")["state"] == "failed"
+
+
+def test_a_task_that_fails_to_sync_is_a_warning(
+    store: FollowStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A task whose create job failed is logged at WARNING with its ticket, task and reason;
+    one that syncs stays at INFO."""
+    import logging
+
+    service, clock = Service(), [5.0]
+    tickets = _enroll(store, service, per_instance=1)
+    service.jobs[f"job-{tickets[0]}"] = "Failed"
+    service.stages[(INSTANCES[0], "task_0_0")] = ["-"]
+    service.stages[(INSTANCES[1], "task_1_0")] = ["Incremental"]
+    with caplog.at_level(logging.INFO, logger="htap_sync.follow"):
+        assert _follower(store, service, clock).run_once() == len(INSTANCES)
+    verdicts = {r.__dict__["ticket"]: r for r in caplog.records if "sync_state" in r.__dict__}
+    failed, synced = verdicts[tickets[0]], verdicts[tickets[1]]
+    assert failed.levelno == logging.WARNING
+    assert failed.__dict__["task"] == f"{INSTANCES[0]}/task_0_0"
+    assert "failed" in failed.__dict__["reason"]
+    assert synced.levelno == logging.INFO and synced.__dict__["sync_state"] == "syncing"

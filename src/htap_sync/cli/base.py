@@ -10,6 +10,7 @@ Exit codes scripts can trust:
 4     a ticket was not found
 5     the wait timed out before every ticket finished
 69    Redis (or another service) is unreachable
+71    a service cannot listen on its port (taken by another process, or not allowed)
 78    a setting is wrong (the message names the variable)
 ====  ===========================================================================
 """
@@ -17,6 +18,7 @@ Exit codes scripts can trust:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from collections.abc import Iterator
@@ -27,30 +29,50 @@ import click
 import redis
 from kombu.exceptions import OperationalError
 from rich.console import Console
+from rich.markup import escape
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import SettingsError
+from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import TicketState, TicketStatus, Until
 from htap_sync.common.settings import ENV_PREFIX, Settings, load_settings
 from htap_sync.producer.api import Producer
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFLICT, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3, 4, 5
-EXIT_UNAVAILABLE, EXIT_CONFIG = 69, 78
+EXIT_UNAVAILABLE, EXIT_CANNOT_LISTEN, EXIT_CONFIG = 69, 71, 78
 
-err = Console(stderr=True)
-out = Console(highlight=False)
+# soft_wrap: a line is never broken at the console's width (80 when not on a terminal), so
+# an error stays one line for grep and CI logs.
+err = Console(stderr=True, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+# Set from the settings: with HTAP_SYNC_LOG_FORMAT=json, an error is a JSON log line too.
+_errors_as_json = {"on": False}
+log = logging.getLogger("htap_sync.cli")
 
 
 def fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    """Exit ``code`` after one line: ``error: message``, or a JSON log line (``level``
+    ``error``, ``msg``, ``exit_code``) when the settings ask for JSON logs."""
+    if _errors_as_json["on"]:
+        log.error(message, extra={"exit_code": code})
+    else:
+        # The message is text, never markup: "[flower]" in a hint must stay.
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True)
     sys.exit(code)
 
 
 def settings_or_exit(**overrides: Any) -> Settings:
+    """The settings, or exit 78. Logging is set up from them: what a library logs (warnings
+    and up) is one line in ``HTAP_SYNC_LOG_FORMAT``; services set their own level after."""
     try:
-        return load_settings({k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings({k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         fail(str(exc), EXIT_CONFIG)
+    configure_logging(settings.observability.log_format, "WARNING")
+    _errors_as_json["on"] = settings.observability.log_format == "json"
+    return settings
 
 
 @contextmanager

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,9 +33,15 @@ from htap_sync.producer.bulk import BulkReport, fill_statuses, submit_rows
 from htap_sync.producer.bulk_file import BulkFileError, Format, check_file, read_rows
 
 
-def _count_lines(path: Path) -> int:
+def count_rows(path: Path, fmt: Format) -> int:
+    """The rows to expect, for the progress bar: the non-blank lines, less a CSV's header.
+
+    A CSV cell holding a line break makes it an estimate; the bar's total is set to the
+    real count at the end.
+    """
     with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
+        lines = sum(1 for line in handle if line.strip())
+    return max(0, lines - 1) if fmt == "csv" else lines
 
 
 @contextmanager
@@ -43,6 +52,61 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, TimeElapsedColumn(), console=err, transient=False) as bar:
         yield bar
+
+
+class _Output:
+    """The results file, written beside its target and renamed onto it at the end.
+
+    The target is replaced only once a line was written: a run that stops before its first
+    row (a bad file, a bad setting, a Redis that refuses us) leaves whatever was there.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = target.resolve() if target.is_symlink() else target  # the file it names
+        self.lines = 0
+        self.temp: Path | None = None
+        self.handle: TextIO
+        if self.target.exists() and not self.target.is_file():
+            # A pipe or a device (-o /dev/stdout): nothing there to keep, nothing to rename.
+            self.handle = self.target.open("w", encoding="utf-8")
+            return
+        fd, name = tempfile.mkstemp(
+            prefix=f".{self.target.name}.", suffix=".part", dir=self.target.parent
+        )
+        self.temp = Path(name)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, line: str) -> None:
+        self.handle.write(line + "\n")
+        self.lines += 1
+
+    def close(self) -> None:
+        """Rename the results onto the target when there are any, else drop them."""
+        self.handle.close()
+        if self.temp is None:
+            return
+        if not self.lines:
+            self.temp.unlink(missing_ok=True)
+            return
+        try:
+            mode = self.target.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        self.temp.chmod(mode)  # mkstemp makes it 0600; keep the target's own mode
+        self.temp.replace(self.target)
+
+
+def _open_output(source: Path, output: Path) -> _Output:
+    """The results file for ``-o``; exit 2 when it is the input or cannot be written."""
+    same = output.exists() and output.samefile(source)
+    if same or output.resolve() == source.resolve():
+        fail(f"--output {output} is the input file; write the results to another file", EXIT_USAGE)
+    try:
+        return _Output(output)
+    except OSError as exc:
+        fail(f"--output {output}: cannot write beside it ({exc.strerror})", EXIT_USAGE)
 
 
 def run_bulk(
@@ -66,7 +130,7 @@ def run_bulk(
         fail(str(exc), EXIT_USAGE)
     report = BulkReport()
     with producer_or_exit(settings) as producer, _progress(show_progress) as bar:
-        total = _count_lines(path)
+        total = count_rows(path, fmt)
         task = bar.add_task("queueing", total=total) if bar else None
 
         def advance(report: BulkReport) -> None:
@@ -134,7 +198,8 @@ def summary(report: BulkReport, waited: bool) -> str:
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the JSON Lines results here (default: standard output).",
+    help="Write the JSON Lines results here (default: standard output): to a file beside it,"
+    " renamed onto it once a row was handled; a run that stops before leaves it as it was.",
 )
 @click.option("--progress/--no-progress", default=None, help="Default: on a terminal only.")
 @until_option
@@ -150,10 +215,13 @@ def bulk(
     """Submit every row of a CSV (with a header) or JSON Lines FILE; one result line per row."""
     settings = settings_or_exit()
     show = err.is_terminal if progress is None else progress
-    handle = output.open("w", encoding="utf-8") if output else sys.stdout
+    results = _open_output(file, output) if output else None
 
     def write(line: str) -> None:
-        handle.write(line + "\n")
+        if results is not None:
+            results.write(line)
+        else:
+            sys.stdout.write(line + "\n")
 
     try:
         report = run_bulk(
@@ -166,8 +234,8 @@ def bulk(
             until=until,
         )
     finally:
-        if output:
-            handle.close()
+        if results is not None:
+            results.close()
     err.print(summary(report, wait_), highlight=False, soft_wrap=True)
     if wait_:
         if report.all_succeeded(until):

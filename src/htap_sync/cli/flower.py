@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -28,7 +29,10 @@ from htap_sync.common.settings import Settings, is_loopback
 __all__ = ["FlowerOptions", "flower", "parse_users", "run_flower"]
 
 log = logging.getLogger("htap_sync.flower")
-INSTALL_HINT = "Flower is not installed: pip install 'taurus-htap-sync[flower]'"
+INSTALL_HINT = (
+    "Flower is not installed: pip install 'taurus-htap-sync[flower]' (from a clone:"
+    " pip install -e '.[flower]'; without -e, pip replaces the editable install)"
+)
 
 
 @dataclass(frozen=True)
@@ -196,3 +200,18 @@ def flower(
         fail(INSTALL_HINT, EXIT_CONFIG)
     except OSError as exc:
         fail(f"--port: cannot serve on {address}:{port}: {exc.strerror or exc}", EXIT_CONFIG)
+    exit_now()
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """End the process without waiting for Flower's worker threads.
+
+    Flower asks the broker from executor threads (inspect, enable events); with Redis down
+    they sit in kombu's connection retries for minutes, and the interpreter joins them before
+    it exits: a SIGTERM then took ~2 minutes. Flower has stopped serving here; what is left
+    to write is flushed first.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

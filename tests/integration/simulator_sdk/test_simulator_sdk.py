@@ -135,3 +135,23 @@ def test_sdk_sees_a_scripted_throttle_then_succeeds(server: SimulatorServer) -> 
     assert HEX32.fullmatch(client.create_star_rocks_data_replication(create_request()).job_id)
     assert server.state.faults_injected() == {"throttle": 1}
     assert server.state.creates_for(PROJECT, INSTANCE, "task_orders_001") == 1
+
+
+def test_the_simulator_command_says_where_it_listens() -> None:
+    """`htap-sync simulator --port 0` prints the address and port it took, on stderr, once it
+    answers there."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "htap_sync", "simulator", "--port", "0"]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stderr is not None
+            line = child.stderr.readline().strip()
+            found = re.fullmatch(r"simulator listening on (http://127\.0\.0\.1:\d+)", line)
+            assert found, line
+            health = httpx.get(f"{found[1]}/_sim/healthz", trust_env=False, timeout=5)
+            assert health.json() == {"ok": True}
+        finally:
+            child.terminate()
+            child.wait(timeout=20)
