@@ -37,9 +37,10 @@ def header(total_s: float) -> list[str]:
         f"{RATE_PER_S:g} with burst {BURST}, batch size 16, visibility timeout 300 s, follow"
         " interval 10 s, first look 5 s, breaker 20 failures / 30 s); only the key prefix and"
         " queue are the scenario's own. Faults: scenarios 1 and 2 SIGKILL a worker at 30 % of"
-        f" tickets done (a replacement starts at once) and kill -9 Redis at 60 % (down"
-        f" {REDIS_DOWN_S:.0f} s, back from its AOF); 3 answers every create 500 for 20 s from"
-        " 15 %; 5 (`--sentinel`) fails a master + replica + 3 sentinels over at 40 % and 70 %."
+        " tickets done or 40 s after submission, whichever comes first (a replacement starts"
+        f" at once), and kill -9 Redis at 60 % or 75 s (down {REDIS_DOWN_S:.0f} s, back from"
+        " its AOF); 3 answers every create 500 for 20 s from 15 % or 8 s; 5 (`--sentinel`)"
+        " fails a master + replica + 3 sentinels over at 40 % or 50 s and 70 % or 90 s."
         f" Follow deadline: {FOLLOW_GRACE_S:.0f} s after the last ticket is done; each"
         " scenario gives up waiting after its own cap (see its notes).",
     ]

@@ -7,6 +7,7 @@ it injected with the moment each ended. Out come the figures of one table row (:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class Seen:
     state: str | None
     sync_state: str | None = None
     fail_reason: str | None = None
+    error: str | None = None  # a failed ticket's error code and message
 
     @property
     def key(self) -> TaskKey:
@@ -114,6 +116,12 @@ def false_failures(seen: Iterable[Seen], tasks: Iterable[Mapping[str, Any]]) -> 
     """Failed tickets whose task exists on the simulator."""
     exists = task_keys(tasks)
     return sum(1 for s in seen if s.state == "failed" and s.key in exists)
+
+
+def false_failure_errors(seen: Iterable[Seen], tasks: Iterable[Mapping[str, Any]]) -> Counter[str]:
+    """The errors of the false failures, counted."""
+    exists = task_keys(tasks)
+    return Counter(str(s.error) for s in seen if s.state == "failed" and s.key in exists)
 
 
 def left_following(seen: Iterable[Seen]) -> int:

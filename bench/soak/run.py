@@ -15,7 +15,7 @@ from bench.fixtures import PROJECT, SOURCE, settings_from_env, tag
 from bench.soak import measure
 from bench.soak.fleet import BURST, RATE_PER_S, Fleet
 from bench.soak.measure import Fault, Row, Sample, Seen
-from bench.soak.scenarios import RETRY_AFTER_S, Scenario
+from bench.soak.scenarios import RETRY_AFTER_S, Scenario, Trigger
 from htap_sync.common.models import TicketStatus
 from htap_sync.producer.api import Producer
 from htap_sync.simulator.lifecycle import JOB_FAIL_REASON
@@ -64,6 +64,12 @@ def submit(producer: Producer, scenario: Scenario, run: str) -> dict[str, tuple[
     return tickets
 
 
+def _error(status: TicketStatus | None) -> str | None:
+    if status is None or status.error is None:
+        return None
+    return f"{status.error.http_status} {status.error.error_code}: {status.error.error_msg[:120]}"
+
+
 class Watch:
     """Looks at every ticket, keeps the timeline of done and succeeded counts."""
 
@@ -72,6 +78,8 @@ class Watch:
         self.tickets = tickets
         self.last: dict[str, TicketStatus | None] = dict.fromkeys(tickets)
         self.timeline: list[Sample] = []
+        self.events: list[str] = []  # what was injected when, for the notes
+        self.started = time.time()  # the rows were just submitted
 
     def look(self, ride_out_s: float = 0.5) -> None:
         """Read every ticket once; a Redis that does not answer leaves the last look as it was."""
@@ -105,6 +113,7 @@ class Watch:
                     status.state.value if status else None,
                     sync.state.value if sync else None,
                     sync.fail_reason if sync else None,
+                    _error(status),
                 )
             )
         return out
@@ -121,22 +130,31 @@ class Watch:
         return max(times, default=None)
 
 
+def _inject(fleet: Fleet, scenario: Scenario, watch: Watch, pending: list[Trigger]) -> list[Fault]:
+    """Inject the faults whose trigger is due now; take their triggers off ``pending``."""
+    faults = []
+    for trigger in list(pending):
+        elapsed = time.time() - watch.started
+        if watch.done >= trigger.at_progress * scenario.rows or elapsed >= trigger.latest_s:
+            pending.remove(trigger)
+            faults.append(trigger.act(fleet))
+            watch.events.append(
+                f"{faults[-1].name} at {watch.done}/{scenario.rows} done, {elapsed:.0f} s in"
+            )
+            progress(f"  {watch.events[-1]}")
+    return faults
+
+
 def drive(fleet: Fleet, scenario: Scenario, watch: Watch) -> list[Fault]:
     """Watch until every ticket is done and followed (or the scenario gives up), injecting
     each trigger's fault when its time comes. Returns the faults, in order."""
-    start = time.time()
-    give_up = start + scenario.max_s
+    give_up = watch.started + scenario.max_s
     pending = list(scenario.triggers)
     faults: list[Fault] = []
     follow_until: float | None = None
     while time.time() < give_up:
         watch.look()
-        for trigger in list(pending):
-            due = watch.done >= trigger.at_progress * scenario.rows
-            if due or time.time() - start >= trigger.latest_s:
-                pending.remove(trigger)
-                faults.append(trigger.act(fleet))
-                progress(f"  {faults[-1].name} at {watch.done}/{scenario.rows} done")
+        faults += _inject(fleet, scenario, watch, pending)
         if not pending and watch.done == scenario.rows:
             follow_until = follow_until or min(time.time() + FOLLOW_GRACE_S, give_up)
             if watch.all_followed() or time.time() >= follow_until:
@@ -144,13 +162,17 @@ def drive(fleet: Fleet, scenario: Scenario, watch: Watch) -> list[Fault]:
         time.sleep(POLL_S)
     watch.look(ride_out_s=10.0)
     if pending:
-        progress(f"  {len(pending)} fault(s) never injected: the scenario ran out of time")
+        watch.events.append(f"{len(pending)} fault(s) never injected: out of time")
+        progress(f"  {watch.events[-1]}")
     return faults
 
 
-def _notes(scenario: Scenario, watch: Watch, fleet: Fleet, stats: dict[str, Any]) -> list[str]:
+def _notes(
+    scenario: Scenario, watch: Watch, fleet: Fleet, stats: dict[str, Any], tasks: list[Any]
+) -> list[str]:
     seen = watch.seen()
-    notes = [f"ran {watch.timeline[-1].at - watch.timeline[0].at:.0f} s of {scenario.max_s:.0f}"]
+    ran_s = watch.timeline[-1].at - watch.timeline[0].at
+    notes = [f"ran {ran_s:.0f} s of its {scenario.max_s:.0f} s cap; " + "; ".join(watch.events)]
     open_states = Counter(str(s.state) for s in seen if s.state not in measure.FINAL_TICKET)
     if open_states:
         notes.append(
@@ -162,6 +184,8 @@ def _notes(scenario: Scenario, watch: Watch, fleet: Fleet, stats: dict[str, Any]
         f"failed tickets {failed}; sync states "
         + ", ".join(f"{k} {n}" for k, n in sorted(syncs.items()))
     )
+    if errors := measure.false_failure_errors(seen, tasks):
+        notes.append("false failures: " + "; ".join(f"{e} ({n})" for e, n in errors.items()))
     if fall := measure.largest_fall(watch.timeline):
         notes.append(f"the succeeded count fell by {fall} at one point")
     if dead := fleet.workers_dead():
@@ -198,7 +222,7 @@ def measure_row(scenario: Scenario, fleet: Fleet, watch: Watch, faults: list[Fau
         drains=measure.drains(faults, watch.timeline, scenario.rows, RATE_PER_S),
         peaks=measure.peaks(calls),
         limit=int(RATE_PER_S) + BURST,
-        notes=tuple(_notes(scenario, watch, fleet, stats)),
+        notes=tuple(_notes(scenario, watch, fleet, stats, tasks)),
     )
 
 

@@ -34,6 +34,9 @@ def test_a_false_failure_is_a_failed_ticket_whose_task_exists() -> None:
     """Failed with its task on the simulator counts; failed without it, or succeeded, not."""
     seen = [_seen(0, "failed"), _seen(1, "failed"), _seen(2, "succeeded")]
     assert measure.false_failures(seen, [_task(0), _task(2)]) == 1
+    seen[0] = Seen("tk_0", "i1", "t_0", "failed", error="400 DBS.280005: name exists")
+    errors = measure.false_failure_errors(seen, [_task(0), _task(2)])
+    assert errors == {"400 DBS.280005: name exists": 1}
 
 
 def test_left_following_counts_succeeded_tickets_not_final() -> None:
