@@ -29,6 +29,8 @@ class Seen:
     sync_state: str | None = None
     fail_reason: str | None = None
     error: str | None = None  # a failed ticket's error code and message
+    attempts: int = 0
+    succeeded_at: float | None = None  # when the soak first saw it succeeded (wall-clock s)
 
     @property
     def key(self) -> TaskKey:
@@ -124,9 +126,19 @@ def false_failure_errors(seen: Iterable[Seen], tasks: Iterable[Mapping[str, Any]
     return Counter(str(s.error) for s in seen if s.state == "failed" and s.key in exists)
 
 
-def left_following(seen: Iterable[Seen]) -> int:
-    """Succeeded tickets whose task is still followed (sync state ``following``, or none yet)."""
-    return sum(1 for s in seen if s.state == "succeeded" and s.sync_state in (None, "following"))
+def left_following(seen: Iterable[Seen], due_by: float | None = None) -> int:
+    """Succeeded tickets whose task is still followed (sync state ``following``, or none yet).
+
+    With ``due_by``, only those whose follow deadline has passed: seen succeeded at or before
+    ``due_by`` (the end minus the follow deadline).
+    """
+    return sum(
+        1
+        for s in seen
+        if s.state == "succeeded"
+        and s.sync_state in (None, "following")
+        and (due_by is None or s.succeeded_at is None or s.succeeded_at <= due_by)
+    )
 
 
 def reasons_kept(

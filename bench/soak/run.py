@@ -80,6 +80,7 @@ class Watch:
         self.timeline: list[Sample] = []
         self.events: list[str] = []  # what was injected when, for the notes
         self.started = time.time()  # the rows were just submitted
+        self.succeeded_at: dict[str, float] = {}
 
     def look(self, ride_out_s: float = 0.5) -> None:
         """Read every ticket once; a Redis that does not answer leaves the last look as it was."""
@@ -87,9 +88,13 @@ class Watch:
             self.last = self.producer.statuses(list(self.tickets), ride_out_s=ride_out_s)
         except redis.RedisError:
             return
+        now = time.time()
+        for ticket, status in self.last.items():
+            if status is not None and status.state.value == "succeeded":
+                self.succeeded_at.setdefault(ticket, now)
         states = Counter(s.state.value if s else None for s in self.last.values())
         done = states["succeeded"] + states["failed"]
-        self.timeline.append(Sample(time.time(), done, states["succeeded"]))
+        self.timeline.append(Sample(now, done, states["succeeded"]))
 
     @property
     def done(self) -> int:
@@ -114,6 +119,8 @@ class Watch:
                     sync.state.value if sync else None,
                     sync.fail_reason if sync else None,
                     _error(status),
+                    status.attempts if status else 0,
+                    self.succeeded_at.get(ticket),
                 )
             )
         return out
@@ -173,10 +180,15 @@ def _notes(
     seen = watch.seen()
     ran_s = watch.timeline[-1].at - watch.timeline[0].at
     notes = [f"ran {ran_s:.0f} s of its {scenario.max_s:.0f} s cap; " + "; ".join(watch.events)]
-    open_states = Counter(str(s.state) for s in seen if s.state not in measure.FINAL_TICKET)
-    if open_states:
+    open_ = [s for s in seen if s.state not in measure.FINAL_TICKET]
+    if open_:
+        listed = ", ".join(f"{k} {n}" for k, n in Counter(str(s.state) for s in open_).items())
+        never = sum(1 for s in open_ if s.attempts == 0)
+        notes.append(f"not done at the end: {listed} ({never} of them with 0 attempts)")
+    due_by = watch.timeline[-1].at - FOLLOW_GRACE_S
+    if not_due := measure.left_following(seen) - measure.left_following(seen, due_by):
         notes.append(
-            "not done at the end: " + ", ".join(f"{k} {n}" for k, n in open_states.items())
+            f"{not_due} more following, succeeded under {FOLLOW_GRACE_S:.0f} s before the end"
         )
     failed = sum(1 for s in seen if s.state == "failed")
     syncs = Counter(str(s.sync_state) for s in seen if s.state == "succeeded")
@@ -217,7 +229,7 @@ def measure_row(scenario: Scenario, fleet: Fleet, watch: Watch, faults: list[Fau
         lost=measure.lost(seen),
         created_twice=measure.created_twice(stats),
         false_failures=measure.false_failures(seen, tasks),
-        left_following=measure.left_following(seen),
+        left_following=measure.left_following(seen, watch.timeline[-1].at - FOLLOW_GRACE_S),
         reasons_kept=measure.reasons_kept(seen, tasks, JOB_FAIL_REASON),
         drains=measure.drains(faults, watch.timeline, scenario.rows, RATE_PER_S),
         peaks=measure.peaks(calls),

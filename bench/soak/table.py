@@ -24,11 +24,13 @@ APIS = ("create", "list", "jobs")
 
 LEGEND = [
     "* **lost**: tickets neither succeeded nor failed when the scenario ended (unknown ones"
-    " included); **created twice**: tasks the simulator created more than once; **false"
-    " failures**: failed tickets whose task exists. These three are hard guarantees: any"
-    " of them above 0 makes `make soak` exit 1.",
+    " included; one still on its way when the scenario gave up counts too, and the notes give"
+    " their states and attempts); **created twice**: tasks the simulator created more than"
+    " once; **false failures**: failed tickets whose task exists. These three are hard"
+    " guarantees: any of them above 0 makes `make soak` exit 1.",
     "* **left following**: succeeded tickets whose sync state was still `following` (or not"
-    " set) when the scenario's follow deadline passed; **fail reasons kept**: tasks whose"
+    " set) past their follow deadline (seen succeeded that long before the scenario ended;"
+    " younger ones are in the notes); **fail reasons kept**: tasks whose"
     " create job failed, and how many of their tickets carry the job's `fail_reason`.",
     "* **drain after fault**: seconds from the fault's end until every ticket was done;"
     " `>N` means not all were done when the scenario gave up, N s after the fault."

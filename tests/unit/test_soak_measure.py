@@ -49,6 +49,11 @@ def test_left_following_counts_succeeded_tickets_not_final() -> None:
         _seen(4, "failed", None),
     ]
     assert measure.left_following(seen) == 2
+    late = Seen("tk_5", "i1", "t_5", "succeeded", "following", succeeded_at=130.0)
+    early = Seen("tk_6", "i1", "t_6", "succeeded", "following", succeeded_at=90.0)
+    # due_by: the end minus the follow deadline; a ticket succeeded later is not due yet.
+    assert measure.left_following([late, early], due_by=100.0) == 1
+    assert measure.left_following([late, early]) == 2
 
 
 def test_fail_reasons_kept_of_tasks_whose_job_failed() -> None:
