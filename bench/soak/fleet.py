@@ -71,9 +71,11 @@ class Fleet:
 
     def _start_redis(self) -> str:
         if self.sentinel:
-            self.group = SentinelGroup(self.dir).start()
+            self.group = SentinelGroup(self.dir)  # kept first: stop() then stops what started
+            self.group.start()
             return "redis://127.0.0.1:6379/0"  # only its database counts: the sentinels lead
-        self.redis = RedisServer(self.dir, appendonly=True).wait_ready()
+        self.redis = RedisServer(self.dir, appendonly=True)
+        self.redis.wait_ready()
         return self.redis.url
 
     def _simulator_up(self) -> bool:
@@ -105,7 +107,8 @@ class Fleet:
         log = self.redis.log_path
         log.rename(log.with_suffix(".killed.log"))  # the new server writes a log of that name
         time.sleep(down_s)  # the outage itself, not a wait for anything
-        self.redis = RedisServer(self.dir, appendonly=True, port=port).wait_ready(timeout_s=60)
+        self.redis = RedisServer(self.dir, appendonly=True, port=port)
+        self.redis.wait_ready(timeout_s=60)
 
     def failover(self) -> None:
         """``SENTINEL FAILOVER``; returns once the sentinels name the new master."""

@@ -243,18 +243,22 @@ def run(scenario: Scenario, logs: Path) -> Row:
     run_tag = tag(f"soak_{scenario.key}")
     fleet = Fleet(logs / scenario.key, run_tag, scenario.sim_args, sentinel=scenario.sentinel)
     progress(f"--- {scenario.name}: starting the fleet")
-    fleet.start()
-    producer = Producer(settings_from_env(fleet.env))
     try:
-        tickets = submit(producer, scenario, run_tag)
-        progress(f"  {len(tickets)} rows submitted ({scenario.path} path)")
-        watch = Watch(producer, tickets)
-        faults = drive(fleet, scenario, watch)
-        row = measure_row(scenario, fleet, watch, faults)
-        progress(
-            f"  done: lost {row.lost}, twice {row.created_twice}, following {row.left_following}"
-        )
-        return row
+        fleet.start()
+        producer = Producer(settings_from_env(fleet.env))
+        try:
+            return _soak(scenario, fleet, producer, run_tag)
+        finally:
+            producer.close()
     finally:
-        producer.close()
-        fleet.stop()
+        fleet.stop()  # whatever started, even when the start itself failed
+
+
+def _soak(scenario: Scenario, fleet: Fleet, producer: Producer, run_tag: str) -> Row:
+    tickets = submit(producer, scenario, run_tag)
+    progress(f"  {len(tickets)} rows submitted ({scenario.path} path)")
+    watch = Watch(producer, tickets)
+    faults = drive(fleet, scenario, watch)
+    row = measure_row(scenario, fleet, watch, faults)
+    progress(f"  done: lost {row.lost}, twice {row.created_twice}, following {row.left_following}")
+    return row
