@@ -179,7 +179,7 @@ def _notes(
 ) -> list[str]:
     seen = watch.seen()
     ran_s = watch.timeline[-1].at - watch.timeline[0].at
-    notes = [f"ran {ran_s:.0f} s of its {scenario.max_s:.0f} s cap; " + "; ".join(watch.events)]
+    notes = ["; ".join([f"ran {ran_s:.0f} s of its {scenario.max_s:.0f} s cap", *watch.events])]
     open_ = [s for s in seen if s.state not in measure.FINAL_TICKET]
     if open_:
         listed = ", ".join(f"{k} {n}" for k, n in Counter(str(s.state) for s in open_).items())
