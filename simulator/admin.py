@@ -25,6 +25,8 @@
 - ``GET /_sim/job-calls``: the same shape for jobs calls, each logged under the instance of
   the job it asked about; a call about an id the simulator never issued (or another project's)
   is under ``"instance_id": null``.
+- ``/_sim/outage`` (a window of 500s on create calls) and ``GET /_sim/create-calls`` (the
+  arrival time of every create call) are ``simulator.outage``'s.
 
 A bad body is answered 400 ``DBS.280001`` and changes nothing.
 """

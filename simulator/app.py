@@ -15,6 +15,7 @@ expired IAM token                           401     APIGW.0301      yes (gateway
 no such route or method                     404     APIGW.0101      gateway's usual answer
 fault ``fail`` or ``created_then_500``      500     DBS.108000      yes (general error table)
 fault ``hang``, once ``hang_ms`` is over    500     DBS.108000      yes (general error table)
+an outage window (``simulator.outage``)     500     DBS.108000      yes (general error table)
 fault ``throttle``                          429     APIGW.0308      yes; ``Retry-After`` is not
                                                                     documented (sent by default)
 over the rate limit (``rate_limit_per_s``)  429     APIGW.0308      yes; ``Retry-After`` (>= 1 s)
@@ -92,6 +93,7 @@ from htap_sync.simulator.errors import (
 from htap_sync.simulator.faults import CreateFault, Faults, FaultStep, Hangs, Sleep
 from htap_sync.simulator.iam import iam_routes
 from htap_sync.simulator.lifecycle import START_JOB, Lifecycle
+from htap_sync.simulator.outage import Outage, outage_routes
 from htap_sync.simulator.ratelimit import Monotonic, RateLimiter
 from htap_sync.simulator.state import SimulatorState, Task
 from htap_sync.simulator.task_routes import task_routes
@@ -182,6 +184,7 @@ def make_app(
         limiter=limiter,
         # One clock for rate limit, stages, jobs and call logs: their times compare.
         lifecycle=_lifecycle(config, limiter.clock),
+        outage=Outage(limiter.clock),
     )
     state.lifecycle = sim.lifecycle
     routes = [
@@ -191,6 +194,7 @@ def make_app(
         *config_routes(state, sim.lifecycle, sim),
         *iam_routes(config, state.tokens, clock or utc_now),
         *admin_routes(state, sim.limiter),
+        *outage_routes(sim.outage, state),
     ]
     return DroppingStarlette(
         routes=routes,
@@ -224,6 +228,7 @@ class _Simulator:
         faults: Faults,
         limiter: RateLimiter,
         lifecycle: Lifecycle,
+        outage: Outage,
     ) -> None:
         self.config = config
         self.state = state
@@ -231,6 +236,7 @@ class _Simulator:
         self.faults = faults
         self.limiter = limiter
         self.lifecycle = lifecycle
+        self.outage = outage
 
     async def auth_failure(self, request: Request, body: bytes) -> Response | None:
         if not self.authenticator.enabled:
@@ -333,6 +339,8 @@ class _Simulator:
         self.state.record_create_arrival(admission.at, admitted=admission.admitted)
         if not admission.admitted and admission.limit is not None:
             return throttled(admission.retry_after_s, admission.limit.text)
+        if self.outage.take():  # an outage window (simulator.outage): 500, nothing drawn
+            return internal_error()
         # Draw even when the script decides: valid call N always meets seeded draw N.
         drawn = self.faults.create_fault()
         step = self.state.next_scripted() or FaultStep(drawn)
