@@ -135,7 +135,7 @@ class NewReplicationDefaulted(NewReplication):
 def request_body(*, max_items: int, project_defaulted: bool) -> dict[str, Any]:
     """The POST's ``requestBody``: one :class:`NewReplication` or a list of 1..max_items."""
     model = NewReplicationDefaulted if project_defaulted else NewReplication
-    one = model.model_json_schema()
+    one = inlined(model.model_json_schema())
     many = {"type": "array", "items": one, "minItems": 1, "maxItems": max_items}
     return {
         "required": True,
@@ -143,6 +143,26 @@ def request_body(*, max_items: int, project_defaulted: bool) -> dict[str, Any]:
             "application/json": {"schema": {"oneOf": [one, many]}, "examples": EXAMPLES},
         },
     }
+
+
+def inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` (the selection's nested models) written in place of each
+    ``$ref`` to them: the request body is inline in the document, where ``#/$defs`` means
+    nothing. The nested models do not refer to themselves, so this ends."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items() if key != "$defs"}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    return result
 
 
 _HEADERS: dict[str, dict[str, Any]] = {
