@@ -134,7 +134,9 @@ class TestOurOwnCancelledTask:
         self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
     ) -> None:
         """The retry finds the Cancelled task by the list call: the ticket succeeds
-        (reconciled), its sync state is failed with the reason, and nothing is created twice."""
+        (reconciled), its sync state is failed with the reason, and nothing is created twice,
+        nor sent again: the product never relies on the service refusing a taken name (what
+        the live service answers to that is not documented)."""
         names = _names_that(SEED, "cancelled", count=6)
         simulator.state.script(["drop_after_create"] * len(names))
         tickets = [producer.enqueue(request_data(task_name=name)).ticket for name in names]
@@ -145,6 +147,8 @@ class TestOurOwnCancelledTask:
             assert status.state is TicketState.SUCCEEDED and status.reconciled, status.error
             assert status.sync is not None and status.sync.state.value == "failed"
             assert "Cancelled" in (status.sync.fail_reason or ""), status.sync
+            r = status.request
+            assert simulator.state.name_hits(r.project_id, r.instance_id, r.task_name) == 0
         _assert_each_created_once(simulator, statuses)
 
 
