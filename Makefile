@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# One test process by default: the rate and fault tests measure what real workers do, and two
-# test processes on two cores made them flaky (a rate window of 17 calls for 15 allowed).
-# `make test PYTEST_ARGS="-n 2"` runs two processes (pytest-xdist; each starts its own Redis):
-# about 6 minutes instead of 11, for a quick look.
+# Tests run two at a time (pytest-xdist; each process starts its own Redis), except those
+# marked `serial`: they measure the time or the rate of real workers (the fleet's rate, drains
+# after faults, failovers), and two test processes on two cores made them flaky (a rate window
+# of 17 calls for 15 allowed). They run after the others, one at a time.
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint types unit integration bench soak install clean promtool
@@ -57,9 +57,11 @@ unit: $(STAMP) promtool
 integration: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration
 
-# Lint, types, then every test. pytest exits 5 when it collects nothing: that fails here too.
+# Lint, types, then every test: the independent ones two at a time, then the timing-bound ones
+# alone. pytest exits 5 when it collects nothing: that fails here too.
 test: lint types promtool
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/pytest -m serial $(PYTEST_ARGS)
 
 # Benchmarks print ratios against a reference measured in the same run (see bench/).
 # `python -m bench` runs them all and writes BENCHMARKS.md; the bench extra brings aiohttp, psutil.

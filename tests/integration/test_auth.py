@@ -20,6 +20,9 @@ from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import wait_for
 
+# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+pytestmark = pytest.mark.serial
+
 AK = "HTAPSYNCTESTAKXXXXXX"
 SK = "sk-secret-4f2a9c1e7b6d5a3f8e0c2b1d9a7f6e5c"
 IAM_PASSWORD = "iam-password-8c1d2e3f4a5b"

@@ -19,6 +19,9 @@ from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
 from tests.integration.paths import PATHS, submit
 
+# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+pytestmark = pytest.mark.serial
+
 UNKNOWN = "ffffffffffffffffffffffffffffffffin17"
 # A short visibility timeout, so a killed worker's messages come back within seconds; it must
 # exceed 2 x request timeout + 5 s (see Settings).

@@ -19,6 +19,9 @@ from htap_sync.common.settings import load_settings
 from htap_sync.worker.breaker import BreakerPolicy, MemoryBreakerStore, RedisBreakerStore
 from htap_sync.worker.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
 
+# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+pytestmark = pytest.mark.serial
+
 POLICY = BucketPolicy(
     rate_per_s=10,
     burst=5,

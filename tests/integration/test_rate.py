@@ -16,6 +16,9 @@ from tests.integration.harness import TOKEN, wait_for
 from tests.integration.paths import PATHS, submit
 from tests.integration.test_faults import FAST_FAULTS
 
+# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture(params=PATHS)
 def path(request: pytest.FixtureRequest) -> str:

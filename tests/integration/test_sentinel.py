@@ -32,6 +32,9 @@ from tests.integration.paths import PATHS, submit
 from tests.integration.sentinels import MASTER_NAME, SentinelGroup
 from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
+# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+pytestmark = pytest.mark.serial
+
 
 @pytest.fixture
 def group(tmp_path: Path) -> Iterator[SentinelGroup]:
