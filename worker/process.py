@@ -289,6 +289,17 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
     return Outcome("finished", reason="name taken")
 
 
+def backoff_cap_s(exc: ApiError, settings: Settings) -> float:
+    """The longest backoff after ``exc``. A server failure (5xx, a lost answer) waits at most
+    the breaker's cooldown: sustained failures open the shared breaker, which holds the whole
+    fleet off the endpoint, so a ticket's own wait beyond that would only outlast the fault.
+    Other retries (409 in progress, transport errors) back off up to HTAP_SYNC_BACKOFF_MAX_S."""
+    cap = settings.delivery.backoff_max_s
+    if isinstance(exc, Ambiguous):
+        return min(cap, settings.breaker.cooldown_s)
+    return cap
+
+
 def _age_s(claim: Claim, clock: Callable[[], float]) -> float:
     return clock() - claim.created_at.timestamp() if claim.created_at else 0.0
 
@@ -341,7 +352,7 @@ def _after_error(
         delay = backoff_s(
             max(attempts, 1),
             base_s=settings.delivery.backoff_base_s,
-            max_s=settings.delivery.backoff_max_s,
+            max_s=backoff_cap_s(exc, settings),
             rng=d.rng,
             retry_after_s=exc.retry_after_s,
         )

@@ -45,6 +45,9 @@ class Sample:
     at: float
     done: int
     succeeded: int
+    # The create calls per second the fleet's bucket allowed at that moment: its effective rate
+    # (lowered by the gateway's 429s), 0 while a Retry-After blocks it; None when unread.
+    allowed_per_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,21 @@ class Drain:
     seconds: float | None
     bound_s: float
     waited_s: float = 0.0  # from the fault's end until the soak stopped looking
+    # The same bound at the rate the bucket allowed on average while draining (the gateway's
+    # 429s lower it, by design: "kind to the cloud"), and that rate; None when unread.
+    allowed_bound_s: float | None = None
+    allowed_per_s: float | None = None
 
     @property
     def met(self) -> bool:
         """True when every ticket was done within the bound."""
         return self.seconds is not None and self.seconds <= self.bound_s
+
+    @property
+    def met_at_allowed(self) -> bool:
+        """True when every ticket was done within the bound at the allowed rate."""
+        bound = self.allowed_bound_s
+        return self.seconds is not None and bound is not None and self.seconds <= bound
 
 
 @dataclass(frozen=True)
@@ -188,8 +201,20 @@ def drains(
         left = rows - done_by(timeline, fault.ended_at)
         seconds = None if finished is None else max(0.0, finished - fault.ended_at)
         bound = left / rate_per_s + fault.grace_s
-        out.append(Drain(fault.name, seconds, bound, max(0.0, last - fault.ended_at)))
+        allowed = mean_allowed(timeline, fault.ended_at, finished if finished else last)
+        at_allowed = left / allowed + fault.grace_s if allowed else None
+        waited = max(0.0, last - fault.ended_at)
+        out.append(Drain(fault.name, seconds, bound, waited, at_allowed, allowed))
     return tuple(out)
+
+
+def mean_allowed(timeline: Sequence[Sample], start: float, end: float) -> float | None:
+    """The mean rate the bucket allowed over the looks from ``start`` to ``end`` (None when
+    none of them read it)."""
+    rates = [
+        s.allowed_per_s for s in timeline if start <= s.at <= end and s.allowed_per_s is not None
+    ]
+    return sum(rates) / len(rates) if rates else None
 
 
 def largest_fall(timeline: Sequence[Sample]) -> int:

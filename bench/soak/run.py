@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,12 @@ from bench.soak import measure
 from bench.soak.fleet import BURST, RATE_PER_S, Fleet
 from bench.soak.measure import Fault, Row, Sample, Seen
 from bench.soak.scenarios import RETRY_AFTER_S, Scenario, Trigger
+from htap_sync.common.connections import make_redis
+from htap_sync.common.keys import Keys
 from htap_sync.common.models import TicketStatus
 from htap_sync.producer.api import Producer
 from htap_sync.simulator.lifecycle import JOB_FAIL_REASON
+from htap_sync.worker.bucket import RedisBucketStore
 
 INSTANCES = tuple(f"{n:032d}in17" for n in range(1, 9))  # 8 HTAP instances share the rows
 POLL_S = 0.5
@@ -73,8 +77,14 @@ def _error(status: TicketStatus | None) -> str | None:
 class Watch:
     """Looks at every ticket, keeps the timeline of done and succeeded counts."""
 
-    def __init__(self, producer: Producer, tickets: dict[str, tuple[str, str]]) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        tickets: dict[str, tuple[str, str]],
+        allowed: Callable[[], float | None] = lambda: None,
+    ) -> None:
         self.producer = producer
+        self.allowed = allowed
         self.tickets = tickets
         self.last: dict[str, TicketStatus | None] = dict.fromkeys(tickets)
         self.timeline: list[Sample] = []
@@ -94,7 +104,11 @@ class Watch:
                 self.succeeded_at.setdefault(ticket, now)
         states = Counter(s.state.value if s else None for s in self.last.values())
         done = states["succeeded"] + states["failed"]
-        self.timeline.append(Sample(now, done, states["succeeded"]))
+        try:
+            allowed = self.allowed()
+        except redis.RedisError:
+            allowed = None
+        self.timeline.append(Sample(now, done, states["succeeded"], allowed))
 
     @property
     def done(self) -> int:
@@ -238,6 +252,23 @@ def measure_row(scenario: Scenario, fleet: Fleet, watch: Watch, faults: list[Fau
     )
 
 
+def create_bucket(fleet: Fleet) -> Callable[[], float | None]:
+    """Reads the rate the fleet's create bucket allows now (see ``Sample.allowed_per_s``)."""
+    settings = settings_from_env(fleet.env)
+    client = make_redis(settings)
+    key = Keys(settings.key_prefix).bucket(settings.cloud.require_endpoint, PROJECT, "create")
+    store = RedisBucketStore(client)
+
+    def allowed() -> float | None:
+        state = store.state(key)
+        if state is None:
+            return None
+        seconds, micros = client.time()
+        return 0.0 if state.blocked_until > seconds + micros / 1e6 else state.rate
+
+    return allowed
+
+
 def run(scenario: Scenario, logs: Path) -> Row:
     """Run ``scenario`` on a fleet of its own (logs under ``logs``) and return its row."""
     run_tag = tag(f"soak_{scenario.key}")
@@ -257,7 +288,7 @@ def run(scenario: Scenario, logs: Path) -> Row:
 def _soak(scenario: Scenario, fleet: Fleet, producer: Producer, run_tag: str) -> Row:
     tickets = submit(producer, scenario, run_tag)
     progress(f"  {len(tickets)} rows submitted ({scenario.path} path)")
-    watch = Watch(producer, tickets)
+    watch = Watch(producer, tickets, create_bucket(fleet))
     faults = drive(fleet, scenario, watch)
     row = measure_row(scenario, fleet, watch, faults)
     progress(f"  done: lost {row.lost}, twice {row.created_twice}, following {row.left_following}")

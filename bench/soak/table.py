@@ -35,7 +35,11 @@ LEGEND = [
     "* **drain after fault**: seconds from the fault's end until every ticket was done;"
     " `>N` means not all were done when the scenario gave up, N s after the fault."
     " **bound**: the issue's (tickets left when the fault ended) / rate + 45 s"
-    " (+ 30 s after a Redis restart). OVER marks a drain past its bound.",
+    " (+ 30 s after a Redis restart). OVER marks a drain past its bound. The same bound at"
+    " the rate the fleet's bucket allowed while draining (its effective rate, which each 429"
+    " halves, 0 while a Retry-After blocks it: sampled at every look) follows in brackets; a"
+    " drain past the first bound but within the second says so: the gateway's 429s, not a"
+    " fault's leftovers, set its pace.",
     "* **peak calls/s**: the most calls the simulator saw in any one-second window, per API,"
     " against the fleet's configured rate + burst.",
 ]
@@ -44,14 +48,23 @@ LEGEND = [
 def _drain(drain: Drain) -> str:
     if drain.seconds is None:
         return f"{drain.fault} >{drain.waited_s:.0f} (OVER)"
-    verdict = "" if drain.met else " (OVER)"
+    verdict = ""
+    if not drain.met:
+        verdict = " (over; within at the allowed rate)" if drain.met_at_allowed else " (OVER)"
     return f"{drain.fault} {drain.seconds:.1f}{verdict}"
+
+
+def _bound(drain: Drain) -> str:
+    text = f"{drain.fault} {drain.bound_s:.1f}"
+    if drain.allowed_bound_s is not None and drain.allowed_per_s is not None:
+        text += f" (at the allowed {drain.allowed_per_s:.1f}/s: {drain.allowed_bound_s:.1f})"
+    return text
 
 
 def cells(row: Row) -> list[str]:
     """The row's cells, in :data:`COLUMNS` order."""
     drains = "; ".join(_drain(d) for d in row.drains) or "-"
-    bounds = "; ".join(f"{d.fault} {d.bound_s:.1f}" for d in row.drains) or "-"
+    bounds = "; ".join(_bound(d) for d in row.drains) or "-"
     kept, of = row.reasons_kept
     peak = " / ".join(str(row.peaks.get(api, 0)) for api in APIS)
     over = " (OVER)" if any(row.peaks.get(api, 0) > row.limit for api in APIS) else ""

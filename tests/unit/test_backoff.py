@@ -8,7 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from htap_sync.common.errors import InProgress, ServerError
+from htap_sync.common.settings import load_settings
 from htap_sync.worker.backoff import backoff_s
+from htap_sync.worker.process import backoff_cap_s
 
 attempts = st.integers(min_value=1, max_value=10_000)
 bases = st.floats(min_value=0.001, max_value=60)
@@ -58,3 +61,14 @@ def test_attempts_count_from_one() -> None:
     """Attempt 0 is a programming error, not a zero wait."""
     with pytest.raises(ValueError, match="attempt"):
         backoff_s(0, base_s=1.0, max_s=10.0, rng=random.Random(0))
+
+
+def test_a_server_failure_backs_off_no_longer_than_the_breaker_holds() -> None:
+    """A 5xx or a lost answer waits at most the breaker's cooldown (the breaker holds the fleet
+    off a failing endpoint; a longer wait would only outlast the fault); a 409 in progress
+    keeps the configured maximum, and never more."""
+    settings = load_settings({"backoff_max_s": 300, "breaker_cooldown_s": 30}, env_file=None)
+    assert backoff_cap_s(ServerError("down", http_status=503), settings) == 30
+    assert backoff_cap_s(InProgress("busy", http_status=409), settings) == 300
+    short = load_settings({"backoff_max_s": 5, "breaker_cooldown_s": 30}, env_file=None)
+    assert backoff_cap_s(ServerError("down", http_status=503), short) == 5

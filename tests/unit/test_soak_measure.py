@@ -155,3 +155,22 @@ def test_markdown_has_the_header_one_row_each_the_notes_and_what_broke() -> None
     assert lines[-1] == "Hard guarantees broken: 2 single: lost 2, 2 single: created twice 1."
     assert good.broken() == [] and bad.broken() == ["2 single: lost 2", "2 single: created twice 1"]
     assert markdown([good], header=[]).splitlines()[-1] == "Hard guarantees broken: none."
+
+
+def test_the_bound_at_the_rate_the_bucket_allowed() -> None:
+    """A drain is also judged at the mean rate the bucket allowed while it ran (0 while a
+    Retry-After blocked it): 40 tickets left, allowed 4, 0 and 2 per second (mean 2): 20 s
+    + 45 s. Past the configured-rate bound but within that one, the cell says so."""
+    timeline = [
+        Sample(100.0, 60, 60, 10.0),
+        Sample(101.0, 60, 60, 4.0),
+        Sample(110.0, 80, 80, 0.0),
+        Sample(170.0, 100, 100, 2.0),
+    ]
+    (drain,) = measure.drains([Fault("kill", 101.0)], timeline, 100, 10.0)
+    assert drain.seconds == 69.0 and drain.bound_s == 49.0
+    assert drain.allowed_per_s == 2.0 and drain.allowed_bound_s == 65.0
+    assert not drain.met and not drain.met_at_allowed
+    late = Drain("kill", 60.0, 49.0, 60.0, 65.0, 2.0)
+    assert late.met_at_allowed
+    assert measure.mean_allowed([Sample(1.0, 0, 0)], 0.0, 2.0) is None
