@@ -91,11 +91,18 @@ def _start_all(
         own = own_start(call, started, d)
         if isinstance(own, Outcome):
             ends[index] = own
-        elif own.verdict == "marked" and own.unreplicated is None and own.wait_s <= 0:
+        elif _common(request, own):
             going.append((index, request, own, call.limits))
         else:
             apart.append((index, partial(carry_on, request, own, call.limits, d)))
     return going
+
+
+def _common(request: ReplicationRequest, started: Started) -> bool:
+    """Whether a ticket takes the common path: marked to go now, and a plain request (a
+    configured one is created in two phases, alone through ``carry_on``)."""
+    go_now = started.verdict == "marked" and started.unreplicated is None
+    return go_now and started.wait_s <= 0 and not request.configured
 
 
 def _send_together(
