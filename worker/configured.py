@@ -107,7 +107,8 @@ def _look(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | T
         "list",
         lambda: d.client.find_replication(
             request,
-            include_cancelled=True,  # looked at in doubt only: an attempt of ours may made it
+            # A Cancelled task is ours when an attempt of this ticket may have made it.
+            include_cancelled=claim.in_doubt or claim.attempts > 0,
             before_page=lambda: d.gate.before_call(request.project_id, "list"),
         ),
         d.gate,

@@ -83,3 +83,11 @@ def test_an_unknown_csv_column_is_still_refused(tmp_path: Path) -> None:
     path = _csv(tmp_path, [{**VALID, "tables": "t1"}])
     with pytest.raises(BulkFileError, match="unknown column"):
         check_file(path)
+
+
+def test_the_readme_s_configured_jsonl_line_is_a_valid_configured_request() -> None:
+    """The README's example line validates (with a project) and carries a table selection."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (line,) = [x for x in readme.splitlines() if x.startswith("{") and "tables_configs" in x]
+    request = parse_request({**json.loads(line), "project_id": VALID["project_id"]})
+    assert request.configured and request.tables_configs

@@ -19,8 +19,10 @@ from htap_sync.common.settings import Settings, load_settings
 from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
 from htap_sync.simulator.lifecycle import ALTER_ERROR
 from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.gate import Api
+from htap_sync.worker.delivery import Delivery, no_enroll
+from htap_sync.worker.gate import OPEN_GATE, Api
 from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.process_batch import process_batch
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock
 from tests.unit.test_models_selection import SELECTION
@@ -275,3 +277,27 @@ def test_a_throttled_check_waits_and_costs_no_attempt(rig: Rig) -> None:
         "/configuration",
         "/",
     ]
+
+
+def test_a_batch_sends_its_plain_tickets_together_and_a_configured_one_alone(rig: Rig) -> None:
+    """On the batched path a configured ticket leaves the common path (marked, then alone
+    through its two phases); the plain one beside it keeps its single create call."""
+    plain = request_data(task_name="plain_001")
+    ticket, run, _ = rig.store.submit(parse_request(plain))
+    configured = rig.submit(task_name="cfg_001")
+    d = Delivery(
+        rig.client,
+        rig.store,
+        rig.settings,
+        random.Random(7),
+        OPEN_GATE,
+        rig.clock,
+        no_enroll,
+        lambda: 0,
+    )
+    ends = process_batch([(ticket, run, plain), configured], d)
+    assert ends == [Outcome("finished", reason="created")] * 2
+    assert sorted(rig.api.seen) == sorted(
+        [("POST", "/"), ("POST", "/table-config-check"), ("GET", "/configuration"), ("POST", "/")]
+    )
+    assert rig.store.get(configured[0]).attempts == rig.store.get(ticket).attempts == 1
