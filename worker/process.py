@@ -18,6 +18,9 @@ after the mark and before the POST) in one; the success, the breaker's record an
 enrolment in the other. A ticket in doubt is only claimed by the first, and looks before its
 mark; a wait of the gate marks nothing and costs no attempt.
 
+A configured request (one carrying a selection) takes the same start, then its two phases
+(configure, read back, start: :mod:`htap_sync.worker.configured`), with these same steps.
+
 A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
 message is acknowledged. It fails when its attempts or its deadline run out; when it is in
 doubt by then, one more delivery looks first, so a task that exists is never reported failed.

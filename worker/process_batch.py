@@ -11,8 +11,9 @@ the same functions; only the common path is taken for all tickets at once:
 4. one store step records every task created (:meth:`LeaseStore.finish_many`: success,
    breaker, following), each ticket's enrolment with its own success.
 
-A ticket off that path (the gate said wait or sleep first, in doubt, replicas lagging) goes on
-alone through :func:`~htap_sync.worker.process.carry_on`, as a single delivery would after
+A ticket off that path (the gate said wait or sleep first, in doubt, replicas lagging, or a
+configured request, created in two phases) goes on alone through
+:func:`~htap_sync.worker.process.carry_on`, as a single delivery would after
 its start; a create call that failed goes to :func:`~htap_sync.worker.process.create_failed`
 (a look first when the refusal may be our own task's). Those run in threads, beside the
 common path. The guarantees are the single delivery's, step for step; the batch only shares
