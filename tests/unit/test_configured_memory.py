@@ -24,7 +24,7 @@ from htap_sync.worker.gate import OPEN_GATE, Api
 from htap_sync.worker.process import Outcome, process_ticket
 from htap_sync.worker.process_batch import process_batch
 from tests.conftest import request_data
-from tests.scripted_api import FakeClock
+from tests.scripted_api import FakeClock, refused
 from tests.unit.test_models_selection import SELECTION
 
 BASE_URL = "https://taurus.invalid"
@@ -38,10 +38,13 @@ class Forward:
         self.state = SimulatorState()
         self.app = make_app(config, self.state)
         self.seen: list[tuple[str, str]] = []
+        self.starts: list[httpx.Response] = []  # answers the create calls get instead
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         self.seen.append((request.method, path.split(REPLICATION, 1)[-1] or "/"))
+        if self.seen[-1] == ("POST", "/") and self.starts:
+            return self.starts.pop(0)
         content = request.read()
 
         async def send() -> httpx.Response:
@@ -301,3 +304,28 @@ def test_a_batch_sends_its_plain_tickets_together_and_a_configured_one_alone(rig
         [("POST", "/"), ("POST", "/table-config-check"), ("GET", "/configuration"), ("POST", "/")]
     )
     assert rig.store.get(configured[0]).attempts == rig.store.get(ticket).attempts == 1
+
+
+def test_a_refused_start_fails_the_ticket_and_a_re_drive_starts_the_task(rig: Rig) -> None:
+    """A 400 to the start: the ticket fails with it, still in doubt (the task exists, not
+    started); submitted again, the ticket looks, finds it waiting and starts it: one check."""
+    rig.api.starts.append(refused(400, "DBS.280001", "Invalid parameter."))
+    ticket, run, payload = rig.submit()
+    assert rig.deliver(ticket, run, payload) == Outcome("finished", reason="Rejected")
+    assert rig.store.get(ticket).state is TicketState.FAILED
+    ticket, run, _ = rig.store.submit(parse_request(payload))
+    seen = len(rig.api.seen)
+    assert rig.deliver(ticket, run, payload) == Outcome("finished", reason="created")
+    assert [c[1] for c in rig.api.seen[seen:]] == ["/", "/configuration", "/"]
+    assert rig.creates(payload) == 1
+
+
+def test_a_check_that_made_no_task_is_not_read_back_as_a_failure(rig: Rig) -> None:
+    """The table check's answer says nothing of the parameters; the one it refused made no
+    task, so the read-back finds none: the ticket retries in doubt (it looks first next)."""
+    bad = [{"param_name": "max_full_sync_task_threads_num", "value": "999"}]
+    ticket, run, payload = rig.submit(db_configs=bad)
+    assert rig.deliver(ticket, run, payload).kind == "retry"
+    claim = rig.store.begin(ticket, run, lease_s=rig.settings.lease_s)
+    assert not isinstance(claim, str) and claim.in_doubt
+    assert rig.creates(payload) == 0
