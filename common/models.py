@@ -258,7 +258,7 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: datetime
-    call: Literal["create", "list", "jobs", "configuration"]
+    call: Literal["create", "list", "jobs", "configuration", "configure", "delete"]
     outcome: Literal["created", "error", "found", "absent"]
     http_status: int | None = None
     error_code: str | None = None

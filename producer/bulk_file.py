@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from htap_sync.common.errors import HtapSyncError
-from htap_sync.common.models import BODY_FIELDS
+from htap_sync.common.models import BODY_FIELDS, SELECTION_FIELDS
 
 Format = Literal["csv", "jsonl"]
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -41,7 +41,10 @@ class BulkFileError(HtapSyncError):
 
 
 # Columns a CSV header may name; the required ones (project_id only without a default).
-COLUMNS = ("project_id", "instance_id", *BODY_FIELDS)
+COLUMNS = ("project_id", "instance_id", *BODY_FIELDS, *SELECTION_FIELDS)
+# The selection's cells that hold JSON (an object or a list) in a CSV file; the two others
+# are plain text (``true``, ``part``), a JSON string (``"true"``) read as the same.
+JSON_COLUMNS = ("table_repl_config", "tables_configs", "db_configs")
 REQUIRED = ("instance_id", "source_instance_id", "source_database", "target_database", "task_name")
 # A cell may be this large (csv's own limit is 128 KiB); the rules then refuse it by name.
 MAX_FIELD_CHARS = 64 * 1024 * 1024
@@ -169,7 +172,27 @@ def _csv_rows(path: Path) -> Iterator[Row]:
             elif len(cells) > len(names):
                 yield Row(start, None, [_error("row", "more cells than the header has columns")])
             else:
-                yield Row(start, _compact(dict(zip(names, cells, strict=False))))
+                yield _decoded(start, _compact(dict(zip(names, cells, strict=False))))
+
+
+def _decoded(line: int, data: dict[str, Any]) -> Row:
+    """A CSV row whose selection cells are read as JSON; a cell that is not valid JSON makes
+    the row invalid, naming its field."""
+    errors = []
+    for name in (*JSON_COLUMNS, "is_instance_level_sync", "database_repl_scope"):
+        text = data.get(name)
+        if not isinstance(text, str):
+            continue
+        if name not in JSON_COLUMNS and not text.lstrip().startswith('"'):
+            data[name] = text.strip()
+            continue
+        try:
+            data[name] = json.loads(text)
+        except json.JSONDecodeError as exc:
+            errors.append(_error(name, f"not valid JSON ({exc.msg})"))
+        except RecursionError:
+            errors.append(_error(name, "JSON nested too deeply"))
+    return Row(line, None, errors) if errors else Row(line, data)
 
 
 def _jsonl_rows(path: Path) -> Iterator[Row]:

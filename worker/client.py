@@ -278,6 +278,23 @@ class TaurusClient:
                 return None
             raise
 
+    def send_json(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Send ``body`` as JSON with ``method`` (POST, PUT, DELETE) to ``path``; the answer's
+        JSON object ({} when it has none).
+
+        Raises:
+            ApiError: as :meth:`create_replication`.
+        """
+        content = json.dumps(body, separators=(",", ":")).encode()
+        url = self._url(path)
+        built = self._http.build_request(method, url, content=content, headers=self._headers)
+        with transport_errors():
+            response = self._http.send(built)
+        error = error_for(response)
+        if error is not None:
+            raise error
+        return _json(response)
+
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         with transport_errors():
             response = self._http.get(path, params=params, headers=self._headers)

@@ -146,7 +146,9 @@ def check(ticket: str, run: str, payload: Any, d: Delivery) -> Checked | Outcome
     if ticket_id(request.project_id, request.instance_id, request.task_name) != ticket:
         return invalid(store, Claim(ticket, run), "message names another ticket", "ticket mismatch")
     limits_of = getattr(d.gate, "limits", None)  # a LimitedGate (see follow_created)
-    limits = limits_of(request.project_id, "create") if limits_of is not None else None
+    # A configured request's first call is the configuration call: its own API's bucket.
+    api = "configure" if request.configured else "create"
+    limits = limits_of(request.project_id, api) if limits_of is not None else None
     return request, StartCall(ticket, run, request.fingerprint(), limits)
 
 

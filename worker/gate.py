@@ -22,7 +22,8 @@ from htap_sync.worker.breaker import BreakerPolicy, BreakerState, RedisBreakerSt
 from htap_sync.worker.bucket import BucketPolicy, BucketState, Grant, RedisBucketStore
 
 # The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
-Api = Literal["create", "list", "jobs", "configuration"]
+# "configure": the configuration call (a check that creates the task); "delete": a task's DELETE.
+Api = Literal["create", "list", "jobs", "configuration", "configure", "delete"]
 
 
 class BucketStore(Protocol):

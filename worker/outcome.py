@@ -33,7 +33,7 @@ class Outcome:
 
 
 def note(
-    call: Literal["create", "list"],
+    call: Api,
     outcome: str,
     exc: ApiError | None = None,
     *,
@@ -120,7 +120,7 @@ def outcome_of(error: ApiError | None) -> str:
 
 
 def call_log(
-    claim: Claim, api: Literal["create", "list"]
+    claim: Claim, api: Api
 ) -> Callable[[str, ApiError | None, str | None, int | None], None]:
     """How a delivery's call is logged once it ended (never a secret)."""
 
@@ -148,7 +148,7 @@ def call_log(
 
 def observed(
     claim: Claim,
-    api: Literal["create", "list"],
+    api: Api,
     call: Callable[[], T],
     gate: CallGate,
     project_id: str,

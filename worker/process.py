@@ -18,6 +18,9 @@ after the mark and before the POST) in one; the success, the breaker's record an
 enrolment in the other. A ticket in doubt is only claimed by the first, and looks before its
 mark; a wait of the gate marks nothing and costs no attempt.
 
+A configured request (one carrying a selection) takes the same start, then its two phases
+(configure, read back, start: :mod:`htap_sync.worker.configured`), with these same steps.
+
 A ticket that must wait goes to the durable delayed set (never a broker countdown), and its
 message is acknowledged. It fails when its attempts or its deadline run out; when it is in
 doubt by then, one more delivery looks first, so a task that exists is never reported failed.
@@ -29,7 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from htap_sync.common.errors import Ambiguous, ApiError, Permanent, Rejected, Throttled
 from htap_sync.common.lease import Claim, FinishCall, LeaseStore, Limits, Started
@@ -38,7 +41,7 @@ from htap_sync.common.settings import Settings
 from htap_sync.worker import metrics
 from htap_sync.worker.backoff import backoff_s
 from htap_sync.worker.classify import says_name_exists
-from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.client import TaskRow, TaurusClient
 from htap_sync.worker.delivery import (
     Delivery,
     Enroll,
@@ -48,7 +51,7 @@ from htap_sync.worker.delivery import (
     no_enroll,
     start_attempt_or_wait,
 )
-from htap_sync.worker.gate import OPEN_GATE, CallGate, MustWait
+from htap_sync.worker.gate import OPEN_GATE, Api, CallGate, MustWait
 from htap_sync.worker.outcome import Outcome, finished, note, observed
 from htap_sync.worker.record import record_created
 
@@ -100,6 +103,11 @@ def carry_on(
 ) -> Outcome:
     """A delivery from its start (:func:`check_and_start`) to its end: the create call when
     the start marked it (else the start's rarer paths first), then its outcome recorded."""
+    if request.configured:
+        # Two phases (worker/configured.py, which uses this module's steps): imported here.
+        from htap_sync.worker.configured import carry_on_configured
+
+        return carry_on_configured(request, started, limits, d)
     claim = started.claim
     # Marked by start: finish tells the breaker; else the gate heard the call (after_call).
     told_by_finish = limits if started.verdict == "marked" else None
@@ -123,7 +131,7 @@ def carry_on(
             report_ok=told_by_finish is None,
         )
     except MustWait as wait:
-        return _wait(claim, wait, d)
+        return wait_later(claim, wait, d)
     except ApiError as exc:
         return create_failed(request, claim, exc, d, sent=sent)
     follow = follow_created(d.enroll, claim.ticket, request, created.job_id)
@@ -142,7 +150,7 @@ def create_failed(
     when the refusal may be our own task's, else retry or fail."""
     if sent and _may_be_ours(exc, claim):
         return _refused_but_maybe_ours(request, claim, exc, d)
-    return _after_error(exc, claim, sent=sent, d=d)
+    return after_error(exc, claim, sent=sent, d=d)
 
 
 def _step_by_step(
@@ -165,16 +173,16 @@ def _step_by_step(
             # Taken over from a dead holder whose last create call may still be on its way:
             # absent now proves nothing until its lease ends; look again then.
             raise MustWait(claim.not_before - d.clock(), "lease")
-        looked = looked or _exhausted_in_doubt(claim, d)
+        looked = looked or exhausted_in_doubt(claim, d)
         if looked is not None:
             return looked
     d.gate.before_call(request.project_id, "create")  # sleeps for a short wait
     return start_attempt_or_wait(claim, d)
 
 
-def _exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:
+def exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:
     """After a look that found nothing: fail a ticket whose budget is spent, else None."""
-    if not _out_of_budget(claim, d.settings, d.clock):
+    if not out_of_budget(claim, d.settings, d.clock):
         return None
     d.store.fail(
         claim,
@@ -190,7 +198,7 @@ def _exhausted_in_doubt(claim: Claim, d: Delivery) -> Outcome | None:
     return Outcome("finished", reason="budget exhausted")
 
 
-def _wait(claim: Claim, wait: MustWait, d: Delivery) -> Outcome:
+def wait_later(claim: Claim, wait: MustWait, d: Delivery) -> Outcome:
     """Put the ticket back in the delayed set for a wait that costs no attempt."""
     d.store.postpone(claim, due_at=d.clock() + wait.wait_s)
     metrics.WAITS.labels(wait.reason).inc()
@@ -227,16 +235,16 @@ def _refused_but_maybe_ours(
         looked = _reconcile(request, claim, d)
     except MustWait as wait:
         # The create was sent: keep the doubt so the next delivery looks first.
-        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
+        return after_error(exc, claim, sent=True, d=d, keep_doubt=True, delay_s=wait.wait_s)
     except ApiError as list_error:
         log.info("ticket %s: list call failed after a refusal: %s", claim.ticket, list_error)
-        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
+        return after_error(exc, claim, sent=True, d=d, keep_doubt=True)
     if looked is not None:
         return looked
     if says_name_exists(exc) and (claim.in_doubt or claim.attempts > 0):
         # Our earlier attempt's task, not listed yet (or its in-doubt mark was lost): never a
         # failure; the next delivery looks again, and the budget bounds the looking.
-        return _after_error(exc, claim, sent=True, d=d, keep_doubt=True)
+        return after_error(exc, claim, sent=True, d=d, keep_doubt=True)
     payload = ErrorPayload.model_validate(exc.payload())
     d.store.fail(claim, payload, in_doubt=False, note=note("create", "error", exc))
     finished(claim, "failed", d.clock)
@@ -268,6 +276,14 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
     if existing is None:
         metrics.RECONCILIATIONS.labels("absent").inc()
         return None
+    return settle_found(request, claim, existing, d)
+
+
+def settle_found(
+    request: ReplicationRequest, claim: Claim, existing: TaskRow, d: Delivery
+) -> Outcome:
+    """A task of the ticket's name was listed: ours (its databases) succeeds the ticket,
+    reconciled and followed; another's fails it (the name is taken)."""
     if existing.matches(request):
         d.enroll(claim.ticket, request, None)
         found = note("list", "found")
@@ -304,14 +320,14 @@ def _age_s(claim: Claim, clock: Callable[[], float]) -> float:
     return clock() - claim.created_at.timestamp() if claim.created_at else 0.0
 
 
-def _out_of_budget(claim: Claim, settings: Settings, clock: Callable[[], float]) -> bool:
+def out_of_budget(claim: Claim, settings: Settings, clock: Callable[[], float]) -> bool:
     return (
         claim.attempts >= settings.delivery.max_attempts
         or _age_s(claim, clock) >= settings.delivery.deadline_s
     )
 
 
-def _after_error(
+def after_error(
     exc: ApiError,
     claim: Claim,
     *,
@@ -319,14 +335,15 @@ def _after_error(
     d: Delivery,
     keep_doubt: bool = False,
     delay_s: float | None = None,
+    call: Api | None = None,
 ) -> Outcome:
     """Fail the ticket for good, or schedule its next attempt with backoff (or ``delay_s``).
 
     ``keep_doubt``: a refusal whose list check could not be made; the next delivery looks.
+    ``call``: the API the error came from (default: the create call if ``sent``, else list).
     """
     settings = d.settings
-    call: Literal["create", "list"] = "create" if sent else "list"
-    noted = note(call, "error", exc)
+    noted = note(call or ("create" if sent else "list"), "error", exc)
     payload = ErrorPayload.model_validate(exc.payload())
     if isinstance(exc, Permanent) and not keep_doubt:
         # A refusal of our create proves it created nothing; one of the list call proves less.

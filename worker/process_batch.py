@@ -11,8 +11,9 @@ the same functions; only the common path is taken for all tickets at once:
 4. one store step records every task created (:meth:`LeaseStore.finish_many`: success,
    breaker, following), each ticket's enrolment with its own success.
 
-A ticket off that path (the gate said wait or sleep first, in doubt, replicas lagging) goes on
-alone through :func:`~htap_sync.worker.process.carry_on`, as a single delivery would after
+A ticket off that path (the gate said wait or sleep first, in doubt, replicas lagging, or a
+configured request, created in two phases) goes on alone through
+:func:`~htap_sync.worker.process.carry_on`, as a single delivery would after
 its start; a create call that failed goes to :func:`~htap_sync.worker.process.create_failed`
 (a look first when the refusal may be our own task's). Those run in threads, beside the
 common path. The guarantees are the single delivery's, step for step; the batch only shares
@@ -91,11 +92,18 @@ def _start_all(
         own = own_start(call, started, d)
         if isinstance(own, Outcome):
             ends[index] = own
-        elif own.verdict == "marked" and own.unreplicated is None and own.wait_s <= 0:
+        elif _common(request, own):
             going.append((index, request, own, call.limits))
         else:
             apart.append((index, partial(carry_on, request, own, call.limits, d)))
     return going
+
+
+def _common(request: ReplicationRequest, started: Started) -> bool:
+    """Whether a ticket takes the common path: marked to go now, and a plain request (a
+    configured one is created in two phases, alone through ``carry_on``)."""
+    go_now = started.verdict == "marked" and started.unreplicated is None
+    return go_now and started.wait_s <= 0 and not request.configured
 
 
 def _send_together(

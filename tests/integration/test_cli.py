@@ -135,6 +135,38 @@ def test_enqueue_status_and_wait(
     assert (again.returncode, again.stdout.split()) == (0, [ticket, "duplicate"])
 
 
+def test_enqueue_a_configured_request(
+    tmp_path: Path, settings: Settings, simulator: SimulatorServer, start_worker: WorkerFactory
+) -> None:
+    """--selection-json (inline or @FILE) adds the selection; its errors exit 2 naming the
+    field; the worker configures the task, then starts it."""
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in VALID.items()]
+    selection = {
+        "table_repl_config": {
+            "repl_type": "include_tables",
+            "repl_scope": "part",
+            "tables": ["t1"],
+        },
+        "tables_configs": [{"table_name": "t1", "table_config": "order by id"}],
+    }
+    bad = {**selection, "table_repl_config": {"repl_type": "include", "repl_scope": "all"}}
+    refused = htap_sync(settings, "enqueue", *flags, "--selection-json", json.dumps(bad))
+    assert refused.returncode == 2 and "table_repl_config.repl_type" in refused.stderr
+    broken = htap_sync(settings, "enqueue", *flags, "--selection-json", "{tables")
+    assert broken.returncode == 2 and "--selection-json: not valid JSON" in broken.stderr
+    path = tmp_path / "selection.json"
+    path.write_text(json.dumps(selection), encoding="utf-8")
+    queued = htap_sync(settings, "enqueue", *flags, "--selection-json", f"@{path}", "--json")
+    assert queued.returncode == 0, queued.stderr
+    shown = json.loads(queued.stdout)
+    assert shown["request"]["tables_configs"] == selection["tables_configs"]
+    start_worker(concurrency=1)
+    waited = htap_sync(settings, "wait", shown["ticket"], "--timeout-s", "60")
+    assert waited.returncode == 0, waited.stderr
+    (task,) = simulator.state.tasks(VALID["project_id"], VALID["instance_id"])
+    assert task.check is not None and task.check.tables_configs == selection["tables_configs"]
+
+
 @pytest.mark.parametrize(
     ("args", "code", "needle"),
     [

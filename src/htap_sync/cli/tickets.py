@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
+from typing import Any
 
 import click
 
@@ -23,7 +26,7 @@ from htap_sync.cli.base import (
     wait_exit,
 )
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
-from htap_sync.common.models import Until
+from htap_sync.common.models import SELECTION_FIELDS, Until
 from htap_sync.worker.fleet import fleet_view
 
 
@@ -35,11 +38,21 @@ from htap_sync.worker.fleet import fleet_view
 @click.option("--source-database", required=True)
 @click.option("--target-database", required=True)
 @click.option("--task-name", required=True)
+@click.option(
+    "--selection-json",
+    "selection",
+    metavar="JSON|@FILE",
+    help="The selection of a configured task, as a JSON object (or @ a file holding one):"
+    " table_repl_config, tables_configs, db_configs, is_instance_level_sync,"
+    " database_repl_scope.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
-def enqueue(as_json: bool, **fields: str | None) -> None:
+def enqueue(as_json: bool, selection: str | None, **fields: str | None) -> None:
     """Validate one creation request and queue it; prints its ticket."""
     settings = settings_or_exit()
-    request = {k: v for k, v in fields.items() if v is not None}
+    request: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if selection is not None:
+        request.update(_selection(selection))
     with producer_or_exit(settings) as producer:
         try:
             receipt = producer.enqueue(request)
@@ -56,6 +69,25 @@ def enqueue(as_json: bool, **fields: str | None) -> None:
         emit_json({"outcome": receipt.outcome.value, **status.to_json()})
     else:
         click.echo(f"{receipt.ticket} {receipt.outcome.value}")
+
+
+def _selection(text: str) -> dict[str, Any]:
+    """``--selection-json``'s object (read from a file after ``@``), or exit 2 saying why."""
+    where = "--selection-json"
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"{where}: cannot read {text[1:]}: {exc.strerror}", EXIT_USAGE)
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{where}: not valid JSON ({exc.msg})", EXIT_USAGE)
+    if not isinstance(found, dict):
+        fail(f"{where}: must be a JSON object", EXIT_USAGE)
+    if unknown := sorted(set(found) - set(SELECTION_FIELDS)):
+        fail(f"{where}: unknown field(s) {', '.join(unknown)}", EXIT_USAGE)
+    return found
 
 
 @click.command()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from htap_sync.common.errors import RequestInvalid
-from htap_sync.common.models import RULES, parse_request
+from htap_sync.common.models import NESTED_RULES, RULES, parse_request
 from htap_sync.producer.api import Producer
 from tests.conftest import VALID
 from tests.integration.ingress.served import (
@@ -33,6 +33,11 @@ from tests.integration.ingress.served import (
         ({"instance_id": "short"}, "instance_id", RULES["instance_id"]),
         ({"colour": "blue"}, "colour", "unknown field"),
         ({"source_database": 123}, "source_database", "must be a string"),
+        (
+            {"tables_configs": [{"table_name": "bad name", "table_config": "order by id"}]},
+            "tables_configs[0].table_name",
+            NESTED_RULES["tables_configs.table_name"],
+        ),
     ],
 )
 def test_an_invalid_request_answers_422_naming_the_field(
@@ -48,6 +53,18 @@ def test_an_invalid_request_answers_422_naming_the_field(
         parse_request(data)
     assert errors == expected.value.errors
     assert producer.queue_depth() == 0
+
+
+def test_a_configured_request_is_accepted_with_its_selection(client: httpx.Client) -> None:
+    """202: the status's request carries the selection as sent."""
+    selection = {
+        "table_repl_config": {"repl_type": "exclude_tables", "repl_scope": "all", "tables": []},
+        "db_configs": [{"param_name": "binlog_expire_logs_seconds", "value": "0"}],
+    }
+    response = client.post("/v1/replications", json={**VALID, **selection})
+    assert response.status_code == 202, response.text
+    request = response.json()["request"]
+    assert {k: request[k] for k in selection} == selection
 
 
 def test_a_missing_field_is_named(client: httpx.Client) -> None:
