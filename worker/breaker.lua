@@ -26,7 +26,9 @@ if ARGV[6] == 'allow' then
     if state == 'open' then state, granted, successes, half_open_at = 'half_open', 0, 0, now end
     if state == 'half_open' then
       if granted >= probes and now - half_open_at < probe_timeout then
-        wait = math.max(0.1, probe_timeout - (now - half_open_at))
+        -- Look again within a second (breaker.py's HALF_OPEN_RECHECK_S), not when the probes
+        -- would time out: a closing breaker must let the fleet go at once.
+        wait = math.max(0.1, math.min(probe_timeout - (now - half_open_at), 1.0))
       else
         if granted >= probes then granted, half_open_at = 0, now end
         granted = granted + 1

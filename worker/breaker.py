@@ -3,8 +3,9 @@
 Sustained server failures (5xx, timeouts, refused connections) open it for every worker:
 while it is open, tickets wait instead of hammering a failing API and spending attempts.
 After ``cooldown_s`` it half-opens and lets ``probes`` calls through; that many successes
-close it, one failure opens it again. Probes that never report back (a worker died) are
-given out again after ``probe_timeout_s``.
+close it, one failure opens it again; while they are out, other calls look again within a
+second (:data:`HALF_OPEN_RECHECK_S`), so a closing breaker lets the fleet go at once. Probes
+that never report back (a worker died) are given out again after ``probe_timeout_s``.
 
 As with the bucket, the transitions are pure functions; :class:`MemoryBreakerStore` runs them
 in-process and :class:`RedisBreakerStore` runs the same steps atomically in ``breaker.lua``.
@@ -21,6 +22,10 @@ from htap_sync.common.scripts import script
 from htap_sync.worker.memory_state import MemoryStates
 
 State = Literal["closed", "open", "half_open"]
+# While its probes are out, the breaker tells other calls to look again this soon (at most),
+# not when the probes would time out: a probe answers within a call's time, and the breaker
+# closing must let the fleet go at once (breaker.lua has the same number).
+HALF_OPEN_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,8 @@ def allow(
         s = replace(s, state="half_open", granted=0, successes=0, half_open_at=now)
     if s.state == "half_open":
         if s.granted >= policy.probes and now - s.half_open_at < policy.probe_timeout_s:
-            return s, max(0.1, policy.probe_timeout_s - (now - s.half_open_at))
+            left = policy.probe_timeout_s - (now - s.half_open_at)
+            return s, max(0.1, min(left, HALF_OPEN_RECHECK_S))
         if s.granted >= policy.probes:  # the probes never reported: hand them out again
             s = replace(s, granted=0, half_open_at=now)
         return replace(s, granted=s.granted + 1), 0.0

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.settings import load_settings
-from htap_sync.worker.breaker import BreakerPolicy, MemoryBreakerStore, RedisBreakerStore
+from htap_sync.worker.breaker import (
+    HALF_OPEN_RECHECK_S,
+    BreakerPolicy,
+    MemoryBreakerStore,
+    RedisBreakerStore,
+)
 from htap_sync.worker.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
 
 # Timing-bound: `make test` runs it alone, after the tests that run two at a time.
@@ -195,6 +200,21 @@ def test_breaker_hands_lost_probes_out_again(breakers: Any) -> None:
     assert breakers.allow(key, BREAKER, T0 + 10) == 0
     assert breakers.allow(key, BREAKER, T0 + 29) == pytest.approx(1)
     assert breakers.allow(key, BREAKER, T0 + 30) == 0
+
+
+def test_while_probes_are_out_others_look_again_within_a_second(breakers: Any) -> None:
+    """A half-open breaker whose probes are out tells other calls to look again within
+    HALF_OPEN_RECHECK_S, not when the probes would time out: once the probes close it, the
+    fleet goes at once (a 65 s wait here held a soak's last tickets 40 s past a 20 s fault)."""
+    key = _key()
+    for _ in range(3):
+        breakers.record(key, BREAKER, T0, False)
+    assert breakers.allow(key, BREAKER, T0 + 10) == 0
+    assert breakers.allow(key, BREAKER, T0 + 10) == 0
+    assert breakers.allow(key, BREAKER, T0 + 10) == pytest.approx(HALF_OPEN_RECHECK_S)
+    breakers.record(key, BREAKER, T0 + 10.5, True)
+    breakers.record(key, BREAKER, T0 + 10.5, True)
+    assert breakers.allow(key, BREAKER, T0 + 11) == 0
 
 
 @settings(
