@@ -115,6 +115,11 @@ def awaits_job_reason(item: Followed, seen: Evidence, *, now: float) -> bool:
     return now < since + JOB_GRACE_S and now < item.deadline
 
 
+def shows_failure(row: TaskRow | None) -> bool:
+    """The list row alone says the task failed (Cancelled, or status "No")."""
+    return _failure(row, None, None) is not None
+
+
 def _failure(row: TaskRow | None, job: Job | None, alter_error: str | None) -> str | None:
     if job is not None and job.failed:
         return f"create job {job.job_id} failed: {job.fail_reason or 'no reason given'}"

@@ -32,6 +32,7 @@ from htap_sync.worker.follow import (
     judge,
     needs_configuration,
     needs_job,
+    shows_failure,
 )
 from htap_sync.worker.follow_store import FollowStore, Round
 from htap_sync.worker.gate import Api, CallGate, MustWait
@@ -123,6 +124,9 @@ class Follower(BackgroundLoop):
     ) -> None:
         project_id, instance_id = claimed.ref.split("/", 1)
         gate_open = call_error is None
+        # The tasks the list shows failed first: their verdicts wait for their jobs' reasons,
+        # so their jobs calls take the round's tokens before those that can wait.
+        items = sorted(items, key=lambda item: not shows_failure(rows.get(item.task_name)))
         for item in items:
             seen = Evidence(row=rows.get(item.task_name), call_error=call_error)
             if gate_open:

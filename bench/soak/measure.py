@@ -31,6 +31,7 @@ class Seen:
     error: str | None = None  # a failed ticket's error code and message
     attempts: int = 0
     succeeded_at: float | None = None  # when the soak first saw it succeeded (wall-clock s)
+    reconciled: bool = False  # found by the list call: no job id, so no job to ask
 
     @property
     def key(self) -> TaskKey:
@@ -157,18 +158,30 @@ def left_following(seen: Iterable[Seen], due_by: float | None = None) -> int:
 def reasons_kept(
     seen: Iterable[Seen], tasks: Iterable[Mapping[str, Any]], job_reason: str
 ) -> tuple[int, int]:
-    """(kept, all): tasks whose create job failed, and of those the ones whose ticket's sync
-    ``fail_reason`` carries the job's ``job_reason``."""
-    failed_jobs = {
+    """(kept, all): tasks whose create job failed and whose ticket knows its job id, and of
+    those the ones whose ticket's sync ``fail_reason`` carries the job's ``job_reason``. A
+    reconciled ticket (its create answer lost) has no job id: the API offers no way to its job
+    (see :func:`reconciled_failed_jobs`)."""
+    by_key = {s.key: s for s in seen}
+    failed_jobs = [
+        key for key in _failed_jobs(tasks) if key in by_key and not by_key[key].reconciled
+    ]
+    kept = sum(1 for key in failed_jobs if job_reason in (by_key[key].fail_reason or ""))
+    return kept, len(failed_jobs)
+
+
+def reconciled_failed_jobs(seen: Iterable[Seen], tasks: Iterable[Mapping[str, Any]]) -> int:
+    """Tasks whose create job failed, found by reconciliation: their tickets have no job id."""
+    reconciled = {s.key for s in seen if s.reconciled}
+    return sum(1 for key in _failed_jobs(tasks) if key in reconciled)
+
+
+def _failed_jobs(tasks: Iterable[Mapping[str, Any]]) -> set[TaskKey]:
+    return {
         (str(t["instance_id"]), str(t["task_name"]))
         for t in tasks
         if t.get("failure") == "job_failed"
     }
-    by_key = {s.key: s for s in seen}
-    kept = sum(
-        1 for key in failed_jobs if key in by_key and job_reason in (by_key[key].fail_reason or "")
-    )
-    return kept, len(failed_jobs)
 
 
 def all_done_at(timeline: Sequence[Sample], rows: int) -> float | None:

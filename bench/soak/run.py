@@ -135,6 +135,7 @@ class Watch:
                     _error(status),
                     status.attempts if status else 0,
                     self.succeeded_at.get(ticket),
+                    bool(status and status.reconciled),
                 )
             )
         return out
@@ -210,6 +211,11 @@ def _notes(
         f"failed tickets {failed}; sync states "
         + ", ".join(f"{k} {n}" for k, n in sorted(syncs.items()))
     )
+    if unaskable := measure.reconciled_failed_jobs(seen, tasks):
+        notes.append(
+            f"{unaskable} more tasks whose create job failed were found by reconciliation (their"
+            " create answer lost): no job id, so no job to ask for its reason"
+        )
     if errors := measure.false_failure_errors(seen, tasks):
         notes.append("false failures: " + "; ".join(f"{e} ({n})" for e, n in errors.items()))
     if fall := measure.largest_fall(watch.timeline):

@@ -31,7 +31,9 @@ LEGEND = [
     "* **left following**: succeeded tickets whose sync state was still `following` (or not"
     " set) past their follow deadline (seen succeeded that long before the scenario ended;"
     " younger ones are in the notes); **fail reasons kept**: tasks whose"
-    " create job failed, and how many of their tickets carry the job's `fail_reason`.",
+    " create job failed and whose ticket has its job id, and how many of those tickets carry"
+    " the job's `fail_reason` (a reconciled ticket has no job id: the API offers no way back"
+    " to its job; the notes count those).",
     "* **drain after fault**: seconds from the fault's end until every ticket was done;"
     " `>N` means not all were done when the scenario gave up, N s after the fault."
     " **bound**: the issue's (tickets left when the fault ended) / rate + 45 s"

@@ -210,3 +210,27 @@ def test_a_task_that_fails_to_sync_is_a_warning(
     assert failed.__dict__["task"] == f"{INSTANCES[0]}/task_0_0"
     assert "failed" in failed.__dict__["reason"]
     assert synced.levelno == logging.INFO and synced.__dict__["sync_state"] == "syncing"
+
+
+def test_a_failing_tasks_job_is_asked_first(store: FollowStore) -> None:
+    """A round asks the jobs of the tasks the list shows failed before the others: their
+    verdicts wait for their jobs' reasons, the others can wait for a token."""
+    service, clock = Service(), [5.0]
+    instance = INSTANCES[0]
+    asked: list[str] = []
+    handle = service.handle
+
+    def handle_noting_jobs(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/jobs"):
+            asked.append(request.url.params["id"])
+        return handle(request)
+
+    service.handle = handle_noting_jobs  # type: ignore[method-assign]
+    for name, stage in (("a_fine", "Wait"), ("b_cancelled", "Cancelled"), ("c_fine", "Wait")):
+        ticket = f"tk_{name}"
+        store.redis.hset(store.keys.ticket(ticket), "state", "succeeded")
+        service.stages[(instance, name)] = [stage]
+        item = Followed(ticket, name, f"job-{name}", deadline=1000.0)
+        store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
+    _follower(store, service, clock).run_once()
+    assert asked[0] == "job-b_cancelled" and len(asked) == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.soak import measure
 from bench.soak.measure import Drain, Fault, Row, Sample, Seen
 from bench.soak.table import COLUMNS, cells, markdown
@@ -67,6 +69,10 @@ def test_fail_reasons_kept_of_tasks_whose_job_failed() -> None:
     tasks = [_task(0, "job_failed"), _task(1, "job_failed"), _task(2, "job_failed")]
     tasks.append(_task(3, "cancelled"))
     assert measure.reasons_kept(seen, tasks, REASON) == (1, 3)
+    # A reconciled ticket has no job id to ask: it is counted apart, not as a reason lost.
+    seen[2] = dataclasses.replace(seen[2], reconciled=True)
+    assert measure.reasons_kept(seen, tasks, REASON) == (1, 2)
+    assert measure.reconciled_failed_jobs(seen, tasks) == 1
 
 
 def test_drain_runs_from_the_faults_end_to_the_first_look_with_all_done() -> None:
