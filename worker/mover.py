@@ -87,6 +87,19 @@ class DelayedMover(BackgroundLoop):
             self._delayed.release(due)
         return moved
 
+    def _recover(self) -> bool:
+        """Run ``on_recovery`` after a Redis restart; False when it met Redis unavailable
+        again (a failover's NOREPLICAS): the caller tries again. The mover never dies of it."""
+        log.warning("Redis restarted (run_id changed)")
+        if self._on_recovery is None:
+            return True
+        try:
+            self._on_recovery()
+        except redis.RedisError as exc:
+            log.warning("recovery after the Redis restart failed (%s); trying again", exc)
+            return False
+        return True
+
     def _loop(self) -> None:
         server: str | None = None  # Redis's run_id: a new one means Redis restarted
         while not self._stop.is_set():
@@ -98,9 +111,8 @@ class DelayedMover(BackgroundLoop):
                 log.warning("Redis unavailable: %s", exc)
                 wait = None
             else:
-                if server is not None and current != server and self._on_recovery is not None:
-                    log.warning("Redis restarted (run_id changed)")
-                    self._on_recovery()
+                if server is not None and current != server and not self._recover():
+                    current = server  # keep the old run id: recover again at the next look
                 server = current
             pause = self._interval_s if wait is None else min(max(wait, 0.01), self._interval_s)
             self._stop.wait(pause)
