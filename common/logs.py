@@ -94,24 +94,36 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-class KombuRestoreExplained(logging.Filter):
-    """kombu logs CRITICAL "Could not restore message" when, during a Redis outage, it cannot
-    put a message it held back on the queue (the channel was already gone). Nothing is lost:
-    each ticket of that message is recovered by the ticket store (its holder's heartbeat, its
-    lease, its watchdog). Such a line is written at WARNING, and says so."""
+class OutageExplained(logging.Filter):
+    """Two CRITICAL lines of kombu and Celery that a Redis outage or failover writes, and that
+    lose nothing, are written at WARNING and say why:
 
-    EXPLAINED = (
-        " (during a Redis outage; its tickets are not lost: each is queued again by its"
-        " watchdog or taken over when its holder's lease or heartbeat ends)"
-    )
+    * kombu's "Could not restore message": during a Redis outage it could not put a message it
+      held back on the queue (the channel was already gone). Each ticket of that message is
+      recovered by the ticket store (its holder's heartbeat, its lease, its watchdog).
+    * Celery's "Frequent restarts detected": its consumer reconnects again and again while
+      Redis refuses it (a failover under way, a master without its replica); it waits a little
+      and goes on.
+    """
+
+    EXPLAINED = {
+        "Could not restore message": (
+            " (during a Redis outage; its tickets are not lost: each is queued again by its"
+            " watchdog or taken over when its holder's lease or heartbeat ends)"
+        ),
+        "Frequent restarts detected": (
+            " (Redis refuses the consumer for now: an outage or a failover under way; it goes"
+            " on reconnecting, nothing is lost)"
+        ),
+    }
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno == logging.CRITICAL and str(record.msg).startswith(
-            "Could not restore message"
-        ):
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.msg = f"{record.msg}{self.EXPLAINED}"
-            record.exc_info, record.exc_text = None, None
+        if record.levelno == logging.CRITICAL:
+            for start, why in self.EXPLAINED.items():
+                if str(record.msg).startswith(start):
+                    record.levelno, record.levelname = logging.WARNING, "WARNING"
+                    record.msg = f"{record.msg}{why}"
+                    record.exc_info, record.exc_text = None, None
         return True
 
 
@@ -141,6 +153,7 @@ def configure_logging(fmt: Literal["text", "json"] = "text", level: str | int = 
     # httpx logs every request at INFO; the worker's own line per call says more (outcome,
     # status, error code, the API's request id), so httpx speaks only of problems.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    kombu = logging.getLogger("kombu.transport.redis")
-    if not any(isinstance(f, KombuRestoreExplained) for f in kombu.filters):
-        kombu.addFilter(KombuRestoreExplained())
+    for name in ("kombu.transport.redis", "celery.worker.consumer.consumer"):
+        noisy = logging.getLogger(name)
+        if not any(isinstance(f, OutageExplained) for f in noisy.filters):
+            noisy.addFilter(OutageExplained())

@@ -115,10 +115,13 @@ def test_kombus_could_not_restore_is_a_warning_that_explains_itself() -> None:
         except RuntimeError:
             kombu.critical("Could not restore message: %r", {"body": "x"}, exc_info=True)
         kombu.critical("something else")
-        restored, other = seen
+        consumer = logging.getLogger("celery.worker.consumer.consumer")
+        consumer.critical("Frequent restarts detected: %r", "RestartFreqExceeded('5 in 1s')")
+        restored, other, restarts = seen
         assert restored.levelno == logging.WARNING and restored.exc_info is None
         assert "not lost" in restored.getMessage()
         assert other.levelno == logging.CRITICAL
+        assert restarts.levelno == logging.WARNING and "failover" in restarts.getMessage()
     finally:
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
