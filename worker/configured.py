@@ -27,18 +27,18 @@ import logging
 from htap_sync.common.errors import ApiError, Rejected, Retryable
 from htap_sync.common.lease import Claim, FinishCall, Limits, Started
 from htap_sync.common.models import ErrorPayload, ReplicationRequest
-from htap_sync.worker import metrics
 from htap_sync.worker.classify import says_name_exists
 from htap_sync.worker.client import UNKNOWN_TASK_CODE, TaskRow
 from htap_sync.worker.configure_calls import alter_error, configure, delete_task
-from htap_sync.worker.delivery import Delivery, follow_created, marked, start_attempt_or_wait
+from htap_sync.worker.delivery import Delivery, follow_created, marked
 from htap_sync.worker.gate import MustWait
 from htap_sync.worker.outcome import Outcome, finished, note, observed
 from htap_sync.worker.process import (
     after_error,
-    exhausted_in_doubt,
+    find_ours,
     out_of_budget,
     settle_found,
+    step_by_step,
     wait_later,
 )
 from htap_sync.worker.record import record_created
@@ -58,7 +58,9 @@ def carry_on_configured(
         if started.verdict == "marked":
             ready = marked(started, d, limits)
         else:
-            ready = _look_or_mark(request, started, d, limits)
+            # In doubt, the look returns a task waiting to be started, to go on from the
+            # read-back.
+            ready = step_by_step(request, started, d, limits, look=_look, api="configure")
         if isinstance(ready, Outcome):
             return ready
         if isinstance(ready, TaskRow):
@@ -70,52 +72,12 @@ def carry_on_configured(
         return wait_later(claim, wait, d)
 
 
-def _look_or_mark(
-    request: ReplicationRequest, started: Started, d: Delivery, limits: Limits | None
-) -> bool | Outcome | TaskRow:
-    """The start's rarer paths: the gate's wait; in doubt, a look first (a task waiting to be
-    started comes back, to go on from the read-back); else the gate and the in-doubt mark.
-
-    Raises:
-        MustWait: a wait of the gate, or of a dead holder's lease (nothing marked).
-    """
-    claim = started.claim
-    if started.verdict in ("rate", "breaker"):
-        short = limits is not None and started.wait_s <= limits.max_sleep_s
-        if started.verdict == "breaker" or not short:
-            raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
-    if claim.in_doubt:
-        looked = _look(request, claim, d)
-        if looked is None and claim.not_before > d.clock():
-            # A dead holder's configuration call may still be on its way: look after its lease.
-            raise MustWait(claim.not_before - d.clock(), "lease")
-        looked = looked or exhausted_in_doubt(claim, d)
-        if looked is not None:
-            return looked
-    d.gate.before_call(request.project_id, "configure")  # sleeps for a short wait
-    return start_attempt_or_wait(claim, d)
-
-
 def _look(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | TaskRow | None:
     """Ask the list call where an earlier attempt left the task: None (absent), the row of
     our task waiting to be started, or the ticket's end (started: success; another's: taken).
     """
-    d.gate.before_call(request.project_id, "list")
-    d.store.renew(claim, lease_s=d.settings.lease_s)
-    existing = observed(
-        claim,
-        "list",
-        lambda: d.client.find_replication(
-            request,
-            # A Cancelled task is ours when an attempt of this ticket may have made it.
-            include_cancelled=claim.in_doubt or claim.attempts > 0,
-            before_page=lambda: d.gate.before_call(request.project_id, "list"),
-        ),
-        d.gate,
-        request.project_id,
-    )
+    existing = find_ours(request, claim, d)
     if existing is None:
-        metrics.RECONCILIATIONS.labels("absent").inc()
         return None
     if existing.matches(request) and _waiting(existing):
         if out_of_budget(claim, d.settings, d.clock):

@@ -67,6 +67,7 @@ __all__ = [
 
 log = logging.getLogger("htap_sync.worker")
 T = TypeVar("T")
+L = TypeVar("L")  # what a look before the attempt may find besides an end
 
 
 def process_ticket(
@@ -116,7 +117,7 @@ def carry_on(
         if started.verdict == "marked":
             ready = marked(started, d, limits)
         else:
-            ready = _step_by_step(request, started, d, limits)
+            ready = step_by_step(request, started, d, limits, look=_reconcile, api="create")
         if isinstance(ready, Outcome):
             return ready
         if not ready:
@@ -153,14 +154,22 @@ def create_failed(
     return after_error(exc, claim, sent=sent, d=d)
 
 
-def _step_by_step(
-    request: ReplicationRequest, started: Started, d: Delivery, limits: Limits | None
-) -> bool | Outcome:
-    """The start's rarer paths: a gate's wait, a look first when in doubt, then the gate and
-    the attempt one step at a time.
+def step_by_step(
+    request: ReplicationRequest,
+    started: Started,
+    d: Delivery,
+    limits: Limits | None,
+    *,
+    look: Callable[[ReplicationRequest, Claim, Delivery], Outcome | L | None],
+    api: Api,
+) -> bool | Outcome | L:
+    """The start's rarer paths: a gate's wait, a look first when in doubt (``look``: a plain
+    request's reconciliation, or a configured one's), then the gate of ``api`` and the attempt
+    one step at a time.
 
     Raises:
-        MustWait: the gate's answer at the start was a wait (nothing marked, no attempt).
+        MustWait: the gate's answer at the start was a wait (nothing marked, no attempt), or a
+            dead holder's lease to wait out.
     """
     claim = started.claim
     if started.verdict in ("rate", "breaker"):
@@ -168,15 +177,15 @@ def _step_by_step(
         if started.verdict == "breaker" or not short:
             raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
     if claim.in_doubt:
-        looked = _reconcile(request, claim, d)
+        looked = look(request, claim, d)
         if looked is None and claim.not_before > d.clock():
-            # Taken over from a dead holder whose last create call may still be on its way:
-            # absent now proves nothing until its lease ends; look again then.
+            # Taken over from a dead holder whose last call may still be on its way: absent
+            # now proves nothing until its lease ends; look again then.
             raise MustWait(claim.not_before - d.clock(), "lease")
-        looked = looked or exhausted_in_doubt(claim, d)
-        if looked is not None:
-            return looked
-    d.gate.before_call(request.project_id, "create")  # sleeps for a short wait
+        found = looked if looked is not None else exhausted_in_doubt(claim, d)
+        if found is not None:
+            return found
+    d.gate.before_call(request.project_id, api)  # sleeps for a short wait
     return start_attempt_or_wait(claim, d)
 
 
@@ -259,15 +268,22 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
     was created, then failed to sync: following says so, with the reason). Creating it again
     is the user's explicit re-drive, never automatic. Each page of the list pays its token.
     """
+    existing = find_ours(request, claim, d)
+    return None if existing is None else settle_found(request, claim, existing, d)
+
+
+def find_ours(request: ReplicationRequest, claim: Claim, d: Delivery) -> TaskRow | None:
+    """The list call's row of the ticket's task name (None, counted: absent), through the
+    gate, each page paying its token, the claim renewed first. A Cancelled row counts when an
+    attempt of this ticket may have made it (in doubt, or tried before)."""
     d.gate.before_call(request.project_id, "list")
     d.store.renew(claim, lease_s=d.settings.lease_s)
-    ours_even_if_cancelled = claim.in_doubt or claim.attempts > 0
     existing = observed(
         claim,
         "list",
         lambda: d.client.find_replication(
             request,
-            include_cancelled=ours_even_if_cancelled,
+            include_cancelled=claim.in_doubt or claim.attempts > 0,
             before_page=lambda: d.gate.before_call(request.project_id, "list"),
         ),
         d.gate,
@@ -275,8 +291,7 @@ def _reconcile(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
     )
     if existing is None:
         metrics.RECONCILIATIONS.labels("absent").inc()
-        return None
-    return settle_found(request, claim, existing, d)
+    return existing
 
 
 def settle_found(
