@@ -121,4 +121,13 @@ def _store(kind: type[_Store], settings: Settings, client: redis.Redis | None) -
         key_prefix=settings.key_prefix,
         result_ttl_s=settings.delivery.result_ttl_s,
         watch_s=settings.delivery.visibility_timeout_s,
+        read_replicas=read_replicas(settings),
+        read_wait_s=settings.redis.wait_timeout_s,
     )
+
+
+def read_replicas(settings: Settings) -> int:
+    """How many replicas must hold what a status read shows: with sentinels (a failover can
+    promote a replica and drop what only the old master had), those that must hold the
+    in-doubt mark; without, none (no replica takes over by itself)."""
+    return settings.redis.wait_replicas if settings.redis.sentinel_hosts() else 0

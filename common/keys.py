@@ -67,6 +67,11 @@ class Keys:
         return f"{self.prefix}:breaker:{urlsplit(endpoint).netloc}"
 
     @property
+    def read_fence(self) -> str:
+        """Written after each status read that must be on the replicas, to ``WAIT`` for it."""
+        return f"{self.prefix}:read_fence"
+
+    @property
     def follow_due(self) -> str:
         """When each followed instance is due for its next round (a sorted set)."""
         return f"{self.prefix}:follow:due"

@@ -21,6 +21,13 @@ tests: :mod:`htap_sync.common.lease_memory`). The Lua scripts are ``.lua`` files
 * Each create call and reconciliation is noted in a bounded history.
 
 In-flight tickets never expire; finished ones (and their history) expire after ``result_ttl_s``.
+
+With replicas that a failover may promote (Sentinel), a read shows only what the replicas
+hold: a master cut off by a failover may still take a write for a moment and then drop it, so
+a status read from it could show a success that is later gone. Each read is followed, on the
+same connection, by a one-key write and ``WAIT``; when the replicas acknowledge that write,
+they hold everything written before it, and so everything the read saw. Otherwise the read
+raises :class:`ReadNotReplicated` (an outage: callers ride it out and read again).
 """
 
 from __future__ import annotations
@@ -52,6 +59,13 @@ Clock = Callable[[], float]
 HISTORY_LIMIT = 20
 
 
+class ReadNotReplicated(redis.ConnectionError):
+    """A read saw what the replicas do not hold yet (a failover under way): read again."""
+
+    def __init__(self, acked: int, wanted: int) -> None:
+        super().__init__(f"{acked} of {wanted} replicas hold what was read")
+
+
 class Submitted(StrEnum):
     """What a submission did: queued anew, found the same request, or re-drove a failure."""
 
@@ -75,6 +89,8 @@ class TicketStore:
         clock: seconds since the epoch; injected in tests.
         watch_s: how long past its lease (or its submission) an unfinished ticket may go
             without news before the watchdog queues it again (the visibility timeout).
+        read_replicas: how many replicas must hold what a status read shows (0: none; with
+            Sentinel, the in-doubt mark's number), within ``read_wait_s`` seconds.
     """
 
     def __init__(
@@ -85,8 +101,12 @@ class TicketStore:
         result_ttl_s: int,
         watch_s: float = 300.0,
         clock: Clock = time.time,
+        read_replicas: int = 0,
+        read_wait_s: float = 2.0,
     ) -> None:
         self.redis = client
+        self._read_replicas = read_replicas
+        self._read_wait_ms = max(1, int(read_wait_s * 1000))
         self._ttl_s = result_ttl_s
         self._watch_s = watch_s
         self._clock = clock
@@ -226,13 +246,22 @@ class TicketStore:
         return found
 
     def get_many(self, tickets: Iterable[str]) -> dict[str, TicketStatus | None]:
-        """Statuses of many tickets in one round trip; None for unknown ones."""
+        """Statuses of many tickets in one round trip; None for unknown ones.
+
+        Raises:
+            ReadNotReplicated: fewer than ``read_replicas`` replicas hold what was read.
+        """
         tickets = list(tickets)
         pipe = self.redis.pipeline(transaction=False)
         for ticket in tickets:
             pipe.hgetall(self.key(ticket))
             pipe.lrange(self.history_key(ticket), 0, -1)
+        if self._read_replicas:  # then: do the replicas hold all that was read?
+            pipe.incr(self.keys.read_fence)
+            pipe.execute_command("WAIT", self._read_replicas, self._read_wait_ms)  # type: ignore[no-untyped-call]
         replies = pipe.execute()
+        if self._read_replicas and int(replies[-1]) < self._read_replicas:
+            raise ReadNotReplicated(int(replies[-1]), self._read_replicas)
         out: dict[str, TicketStatus | None] = {}
         for i, ticket in enumerate(tickets):
             raw, history = replies[2 * i], replies[2 * i + 1]

@@ -119,7 +119,11 @@ def settle(
         store.fail(Claim(ticket, run), error)
         raise
     done = end.kind == "finished" and end.reason not in _SUCCEEDED
-    found = store.get(ticket) if done else None
+    try:
+        found = store.get(ticket) if done else None
+    except redis.RedisError as exc:  # the ending is stored; only its report waits for Redis
+        log.warning("ticket %s: ended %s, not read back (%s)", ticket, end.reason, exc)
+        return end.kind
     _report(ticket, end, found)
     _raise_if_failed(found)
     return end.kind

@@ -44,6 +44,9 @@ def record_created(calls: Sequence[FinishCall], d: Delivery, *, many: bool) -> l
                 done = d.store.finish_many(calls, replicas=wanted, wait_s=wait_s)
             else:
                 done = [d.store.finish(call, replicas=wanted, wait_s=wait_s) for call in calls]
+            if again:  # a write refused now may be the one that took before: look (a read
+                # the replicas hold: a success only the old master took is not one)
+                done = [ok or _succeeded(call, d) for ok, call in zip(done, calls, strict=True)]
         except (NotReplicated, redis.ConnectionError, redis.ResponseError) as exc:
             if d.clock() >= deadline:
                 raise
@@ -51,8 +54,6 @@ def record_created(calls: Sequence[FinishCall], d: Delivery, *, many: bool) -> l
             again = True
             time.sleep(min(1.0, wait_s))
             continue
-        if again:  # a write refused now may be the one that took before: look
-            done = [ok or _succeeded(call, d) for ok, call in zip(done, calls, strict=True)]
         return done
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
+from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings
+from htap_sync.common.store import ReadNotReplicated, TicketStore
 from htap_sync.devstack import free_port
-from tests.conftest import VALID
+from tests.conftest import VALID, request_data
 from tests.integration.test_cli import _write_csv, htap_sync
 
 SECRET = "s3cret-Passw0rd"
@@ -62,3 +66,21 @@ def test_a_redis_password_is_never_printed(
     assert ran.returncode == 69, (ran.returncode, ran.stderr[-2000:])
     assert SECRET not in ran.stdout + ran.stderr
     assert "user:***@127.0.0.1" in ran.stderr
+
+
+def test_a_read_the_replicas_do_not_hold_is_an_outage(redis_url: str) -> None:
+    """With replicas to hold what a read shows (Sentinel), a master without them answers
+    ReadNotReplicated (a ConnectionError: callers ride it out), never a status that a failover
+    could take back; without (a lone Redis), the same read answers."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    lone = TicketStore(client, key_prefix=prefix, result_ttl_s=60)
+    ticket, _, _ = lone.submit(ReplicationRequest.model_validate(request_data()))
+    fenced = TicketStore(
+        client, key_prefix=prefix, result_ttl_s=60, read_replicas=1, read_wait_s=0.05
+    )
+    with pytest.raises(ReadNotReplicated) as raised:
+        fenced.get_many([ticket])
+    assert isinstance(raised.value, redis.ConnectionError)
+    assert "0 of 1 replicas" in str(raised.value)
+    assert lone.get(ticket).ticket == ticket

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from htap_sync.common.connections import read_replicas
 from htap_sync.common.errors import SettingsError
 from htap_sync.common.settings import Settings, load_settings
 from htap_sync.common.settings_names import fields as settings_fields
@@ -269,3 +270,19 @@ def test_sections_are_frozen() -> None:
     settings = load_settings(env_file=None)
     with pytest.raises(ValidationError):
         settings.redis.url = settings.redis.url  # type: ignore[misc]
+
+
+def test_reads_wait_for_replicas_only_where_a_failover_can_promote_one() -> None:
+    """With sentinels a status read must be on the in-doubt mark's replicas; a lone Redis
+    (no automatic promotion) reads without waiting."""
+    lone = load_settings({"redis_url": "redis://127.0.0.1:1/0"}, env_file=None)
+    ha = load_settings(
+        {
+            "redis_sentinels": "127.0.0.1:26379",
+            "redis_sentinel_master": "m",
+            "redis_wait_replicas": 2,
+        },
+        env_file=None,
+    )
+    assert read_replicas(lone) == 0
+    assert read_replicas(ha) == 2
