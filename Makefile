@@ -51,8 +51,13 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# The developer loop (under a minute): the unit tier, and the store and gate contract tests on
+# their in-memory backends (the same tests run on Redis in `make test`).
+CONTRACTS := tests/integration/test_lease_contract.py tests/integration/test_limits_contract.py \
+	tests/integration/test_start_finish_contract.py tests/integration/test_start_finish_many.py
 unit: $(STAMP) promtool
 	$(BIN)/pytest $(PYTEST_ARGS) tests/unit
+	$(BIN)/pytest $(PYTEST_ARGS) $(CONTRACTS) -k "memory and not redis"
 
 integration: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS) tests/integration

@@ -19,13 +19,13 @@ import redis
 
 from bench.report import Row, Table, print_alone, progress
 from htap_sync.common.keys import Keys
+from htap_sync.common.limits.gate import OPEN_GATE
 from htap_sync.common.models import parse_request
 from htap_sync.simulator import SimulatorConfig, SimulatorServer
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.follow import Followed
-from htap_sync.worker.follow_store import FollowStore
-from htap_sync.worker.follower import Follower
-from htap_sync.worker.gate import OPEN_GATE
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.following.follower import Follower
+from htap_sync.worker.following.judge import Followed
+from htap_sync.worker.following.store import FollowStore
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 SOURCE = "1a2b3c4d5e6f708192a3b4c5d6e7f809in07"

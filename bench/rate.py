@@ -29,7 +29,7 @@ from bench.fixtures import (
 from htap_sync.devstack import RedisServer, Service, wait_until
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer, max_in_window, observed_rate
-from htap_sync.worker.client import replication_path
+from htap_sync.worker.api.client import replication_path
 
 
 def _measure(sim: SimulatorServer, before: int, count: int, timeout_s: float) -> list[float]:

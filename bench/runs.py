@@ -22,7 +22,7 @@ from htap_sync.common.models import TicketState
 from htap_sync.devstack import Service, wait_until
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorServer, observed_rate
-from htap_sync.worker.client import replication_path
+from htap_sync.worker.api.client import replication_path
 
 # So high that no rate limit ever holds a call back: what is measured is the rest.
 RATE_PER_S = 100_000.0

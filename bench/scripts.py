@@ -29,14 +29,14 @@ from bench.report import Row, Table, print_alone, progress
 from htap_sync.common.connections import make_store
 from htap_sync.common.errors import ApiError
 from htap_sync.common.keys import Keys
+from htap_sync.common.limits.breaker import RedisBreakerStore
+from htap_sync.common.limits.bucket import RedisBucketStore
+from htap_sync.common.limits.gate import Api, Gate
 from htap_sync.common.models import parse_request
 from htap_sync.common.settings import load_settings
-from htap_sync.worker.breaker import RedisBreakerStore
-from htap_sync.worker.bucket import RedisBucketStore
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.follow_store import FollowStore, enroller
-from htap_sync.worker.gate import Api, Gate
-from htap_sync.worker.process import process_ticket
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.ticket import process_ticket
+from htap_sync.worker.following.store import FollowStore, enroller
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 BASE_URL = "https://taurus.invalid"  # MockTransport answers; nothing is resolved

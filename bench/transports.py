@@ -22,7 +22,7 @@ import httpx
 
 from bench.clients import TIMEOUT_S, _bodies, _headers, post_in_threads
 from bench.fixtures import TOKEN, child_env, simulator
-from htap_sync.worker.aio import EventLoop, Kind, LoopTransport, async_transport
+from htap_sync.worker.api.aio import EventLoop, Kind, LoopTransport, async_transport
 
 KINDS: tuple[Kind, ...] = ("httpx", "aiohttp")
 

@@ -9,9 +9,9 @@ import redis
 from redis._parsers.base import BaseParser
 from redis.sentinel import Sentinel
 
-from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import TicketStore
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
+from htap_sync.common.tickets.store import TicketStore
 
 _CLIENT_OPTIONS: dict[str, Any] = {"health_check_interval": 30, "socket_connect_timeout": 10}
 
@@ -104,10 +104,10 @@ def make_ticket_store(settings: Settings, client: redis.Redis | None = None) -> 
     return _store(TicketStore, settings, client)
 
 
-def make_store(settings: Settings, client: redis.Redis | None = None) -> RedisLeaseStore:
+def make_store(settings: Settings, client: redis.Redis | None = None) -> RedisClaimStore:
     """The ticket store (with the worker's lease protocol) for these settings, on ``client``
     or a new connection."""
-    return _store(RedisLeaseStore, settings, client)
+    return _store(RedisClaimStore, settings, client)
 
 
 _Store = TypeVar("_Store", bound=TicketStore)

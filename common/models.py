@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -18,7 +19,8 @@ from pydantic import (
 )
 
 from htap_sync.common.errors import RequestInvalid
-from htap_sync.common.sync import SyncInfo
+from htap_sync.common.sync_info import SyncInfo
+from htap_sync.common.tickets.ids import ticket_id
 
 # The documented rules (taurus-api.md section 1), as text users read in error messages.
 RULES: dict[str, str] = {
@@ -154,6 +156,12 @@ class ReplicationRequest(BaseModel):
         """The JSON body of the create call (absent optional fields left out)."""
         data = self.model_dump(include=set(BODY_FIELDS), exclude_none=True)
         return {k: str(v) for k, v in data.items()}
+
+    @cached_property
+    def ticket(self) -> str:
+        """This request's ticket id (from its project, instance and task name), computed once
+        and passed down with the request."""
+        return ticket_id(self.project_id, self.instance_id, self.task_name)
 
     def fingerprint(self) -> str:
         """A canonical JSON text of the whole request: equal requests, equal fingerprints.

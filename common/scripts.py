@@ -20,47 +20,50 @@ _registered: weakref.WeakKeyDictionary[redis.Redis, dict[tuple[str, str, str], S
 
 
 @functools.cache
-def source(package: str, name: str) -> str:
-    """The text of the script ``name`` shipped in ``package`` (read from disk once).
+def source(beside: str, name: str) -> str:
+    """The text of the script ``name`` shipped beside the module ``beside`` (its
+    ``__name__``: a script is loaded only by the module it ships with), read from disk once.
 
     Raises:
-        FileNotFoundError: no such script in the package (a broken install).
+        FileNotFoundError: no such script beside the module (a broken install).
     """
+    package = beside.rpartition(".")[0]
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
-def composed(package: str, name: str, functions: Mapping[str, tuple[str, str]]) -> str:
+def composed(beside: str, name: str, functions: Mapping[str, tuple[str, str]]) -> str:
     """The text of script ``name`` preceded by other scripts, each as a local function.
 
-    ``functions`` maps a function name to the ``(package, file)`` of a script; its body
+    ``functions`` maps a function name to the ``(module, file)`` of a script; its body
     becomes a local ``<name> = function(KEYS, ARGV) ... end``, so it reads its own ``KEYS``
     and ``ARGV`` and returns what the script returns; the functions may call each other (a
     script composed of others is composed in with them). One script can then run several
     others in one call, and each stays the single definition of its steps.
     """
     if not functions:
-        return source(package, name)
+        return source(beside, name)
     # Declared first, so that one function may call another whatever their order.
     parts = ["local " + ", ".join(functions) + "\n"]
     parts += [
         f"{function} = function(KEYS, ARGV)\n{source(*where).rstrip()}\nend\n"
         for function, where in functions.items()
     ]
-    return "".join(parts) + source(package, name)
+    return "".join(parts) + source(beside, name)
 
 
 def script(
     client: redis.Redis,
-    package: str,
+    beside: str,
     name: str,
     constants: Mapping[str, str] | None = None,
     functions: Mapping[str, tuple[str, str]] | None = None,
 ) -> Script:
-    """The script ``name`` of ``package``, registered on ``client`` with redis-py.
+    """The script ``name`` that ships beside the module ``beside``, registered on ``client``.
 
     Args:
         client: the redis-py client the script runs on (or whose pipelines it runs on).
-        package: the import package the ``.lua`` file ships in, e.g. ``htap_sync.common``.
+        beside: the ``__name__`` of the module the ``.lua`` file ships beside (the module
+            that owns the script; another package's scripts come by importing its module).
         name: the file name, e.g. ``submit.lua``.
         constants: words of the script replaced by values before it is registered (limits
             that are constants of the code, not arguments of each call).
@@ -72,12 +75,12 @@ def script(
     """
     fixed = tuple(sorted((constants or {}).items()))
     calls = tuple(sorted((functions or {}).items()))
-    key = (package, name, repr((fixed, calls)))
+    key = (beside, name, repr((fixed, calls)))
     with _lock:
         scripts = _registered.setdefault(client, {})
         found = scripts.get(key)
         if found is None:
-            text = composed(package, name, dict(calls))
+            text = composed(beside, name, dict(calls))
             for word, value in fixed:
                 text = text.replace(word, value)
             found = scripts[key] = client.register_script(text)

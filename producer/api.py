@@ -18,8 +18,7 @@ from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.keys import Keys
 from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import Submitted
-from htap_sync.common.tickets import ticket_id
+from htap_sync.common.tickets.store import Submitted
 from htap_sync.producer.messages import batch_frame, batch_item, create_message
 
 T = TypeVar("T")
@@ -140,7 +139,7 @@ class Producer:
         return Receipt(ticket=ticket, outcome=outcome, request=valid)
 
     def _message(self, request: ReplicationRequest, run: str) -> str:
-        ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+        ticket = request.ticket
         data = request.model_dump(exclude_none=True)
         return create_message(self._celery, self.settings.queue, ticket, run, data)
 
@@ -222,7 +221,7 @@ class Producer:
         for group in groups:
             items = []
             for request, run in _runs(group):
-                ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
+                ticket = request.ticket
                 data = request.model_dump(exclude_none=True)
                 items.append((request, run, batch_item(ticket, run, data)))
             batches.append((batch_frame(self._celery, self.settings.queue, size), items))

@@ -58,7 +58,7 @@ from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFou
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.models import TicketStatus, Until
 from htap_sync.common.settings import Settings
-from htap_sync.common.tickets import is_ticket_id
+from htap_sync.common.tickets.ids import is_ticket_id
 from htap_sync.producer.api import Producer, Receipt
 from htap_sync.producer.api_keys import KeyCheck
 from htap_sync.producer.ingress_models import Conflict, Errors, Health

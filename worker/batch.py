@@ -2,9 +2,9 @@
 
 Each ticket of a batch is delivered as the single task delivers one (its own claim, rate
 token, breaker check, in-doubt mark, reconciliation and result: the same functions), by
-:func:`~htap_sync.worker.process_batch.process_batch`, which takes the common path for all of
+:func:`~htap_sync.worker.delivery.together.process_batch`, which takes the common path for all of
 them at once: one store step to start them, their create calls in flight together on the
-process's event loop (:mod:`htap_sync.worker.aio`), one store step to record the tasks made.
+process's event loop (:mod:`htap_sync.worker.api.aio`), one store step to record the tasks made.
 A ticket off that path goes on alone in a thread of its own.
 
 A batch lasts about as long as its slowest ticket: each delivery is bounded as a single one
@@ -34,10 +34,10 @@ from typing import Any
 from celery.exceptions import Reject
 
 from htap_sync.common.settings import Settings
-from htap_sync.worker.deliver import TicketFailed, settle
-from htap_sync.worker.delivery import Delivery, no_enroll
-from htap_sync.worker.process_batch import End, Item, process_batch
+from htap_sync.worker.delivery.start import Delivery, no_enroll
+from htap_sync.worker.delivery.together import End, Item, process_batch
 from htap_sync.worker.runtime import Runtime
+from htap_sync.worker.verdicts import TicketFailed, settle
 
 log = logging.getLogger("htap_sync.worker")
 
@@ -90,7 +90,7 @@ def run_batch(settings: Settings, runtime: Runtime, raw: Any) -> str:
         """The item's outcome kind (``rejected`` when Redis failed it) and its failure."""
         ticket, run, _ = item
         try:
-            return settle(ticket, run, end, settings=settings, runtime=runtime), None
+            return settle(ticket, run, end, parts=parts, runtime=runtime), None
         except Reject:
             return "rejected", None
         except TicketFailed as exc:

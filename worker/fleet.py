@@ -8,13 +8,13 @@ import redis
 from pydantic import AnyHttpUrl
 
 from htap_sync.common.broker_queue import BrokerQueue
-from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
+from htap_sync.common.limits.breaker import BreakerState, RedisBreakerStore
+from htap_sync.common.limits.bucket import RedisBucketStore
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import TicketStore
-from htap_sync.worker.breaker import BreakerState, RedisBreakerStore
-from htap_sync.worker.bucket import RedisBucketStore
-from htap_sync.worker.follow_store import FollowStore
+from htap_sync.common.tickets.delayed import DelayedSet
+from htap_sync.common.tickets.store import TicketStore
+from htap_sync.worker.following.store import FollowStore
 
 
 def fleet_view(

@@ -134,7 +134,7 @@ class ExporterLease:
         self.key = f"{key_prefix}:metrics:exporter"
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ttl_s = ttl_s
-        self._script = script(client, "htap_sync.worker", "exporter_lease.lua")
+        self._script = script(client, __name__, "exporter_lease.lua")
 
     def held(self) -> bool:
         """True when this process exports the fleet's gauges (taking the lease if free)."""

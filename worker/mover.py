@@ -8,10 +8,10 @@ from typing import Any
 
 import redis
 
-from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.lease import LeaseStore
-from htap_sync.common.lease_types import PROBE_S
-from htap_sync.worker.loop import BackgroundLoop
+from htap_sync.common.tickets.claim_types import PROBE_S
+from htap_sync.common.tickets.claims import ClaimStore
+from htap_sync.common.tickets.delayed import DelayedSet
+from htap_sync.worker.threads import BackgroundLoop
 
 log = logging.getLogger("htap_sync.mover")
 
@@ -44,7 +44,7 @@ class DelayedMover(BackgroundLoop):
     def __init__(
         self,
         delayed: DelayedSet,
-        store: LeaseStore,
+        store: ClaimStore,
         send: Send,
         *,
         interval_s: float = 0.5,

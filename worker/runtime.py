@@ -18,18 +18,18 @@ import httpx
 
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.keys import Keys
-from htap_sync.common.lease import LeaseStore
-from htap_sync.common.lease_types import ALIVE_TTL_S, BEAT_EVERY_S
+from htap_sync.common.limits.breaker import RedisBreakerStore
+from htap_sync.common.limits.bucket import RedisBucketStore
+from htap_sync.common.limits.gate import Gate
 from htap_sync.common.settings import Settings
-from htap_sync.worker.aio import EventLoop, LoopTransport, async_transport
-from htap_sync.worker.auth import make_auth
-from htap_sync.worker.breaker import RedisBreakerStore
-from htap_sync.worker.bucket import RedisBucketStore
-from htap_sync.worker.client import TaurusClient, make_http
-from htap_sync.worker.follow_store import FollowStore, enroller
-from htap_sync.worker.gate import Gate
-from htap_sync.worker.loop import Heartbeat
-from htap_sync.worker.process import Enroll
+from htap_sync.common.tickets.claim_types import ALIVE_TTL_S, BEAT_EVERY_S
+from htap_sync.common.tickets.claims import ClaimStore
+from htap_sync.worker.api.aio import EventLoop, LoopTransport, async_transport
+from htap_sync.worker.api.auth import make_auth
+from htap_sync.worker.api.client import TaurusClient, make_http
+from htap_sync.worker.delivery.ticket import Enroll
+from htap_sync.worker.following.store import FollowStore, enroller
+from htap_sync.worker.threads import Heartbeat
 
 # Connections of the batch client's pool: enough for every ticket of every batch in flight
 # (the fleet's rate limit, not the pool, paces the calls).
@@ -56,7 +56,7 @@ class Collaborators:
     client: TaurusClient
     batch_http: httpx.Client  # the batch task's: calls in flight together on one event loop
     batch_client: TaurusClient
-    store: LeaseStore
+    store: ClaimStore
     rng: random.Random
     gate: Gate
     follow: FollowStore
@@ -65,7 +65,7 @@ class Collaborators:
 
 
 def replica_target(
-    settings: Settings, store: LeaseStore, *, every_s: float = 1.0
+    settings: Settings, store: ClaimStore, *, every_s: float = 1.0
 ) -> Callable[[], int]:
     """How many replicas must acknowledge the in-doubt mark before each create call (and a
     created task's result before it is called finished).

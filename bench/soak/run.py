@@ -19,10 +19,10 @@ from bench.soak.measure import Fault, Row, Sample, Seen
 from bench.soak.scenarios import RETRY_AFTER_S, Scenario, Trigger
 from htap_sync.common.connections import make_redis
 from htap_sync.common.keys import Keys
+from htap_sync.common.limits.bucket import RedisBucketStore
 from htap_sync.common.models import TicketStatus
 from htap_sync.producer.api import Producer
 from htap_sync.simulator.lifecycle import JOB_FAIL_REASON
-from htap_sync.worker.bucket import RedisBucketStore
 
 INSTANCES = tuple(f"{n:032d}in17" for n in range(1, 9))  # 8 HTAP instances share the rows
 POLL_S = 0.5

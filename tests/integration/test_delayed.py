@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from htap_sync.common.connections import make_redis
-from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.lease import Claim
-from htap_sync.common.lease_redis import RedisLeaseStore
 from htap_sync.common.models import ErrorPayload, parse_request
 from htap_sync.common.settings import Settings
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
+from htap_sync.common.tickets.delayed import DelayedSet
 from htap_sync.worker.mover import DelayedMover
 from tests.conftest import request_data
 
@@ -35,16 +35,16 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def parts(settings: Settings, clock: Clock) -> tuple[RedisLeaseStore, DelayedSet]:
+def parts(settings: Settings, clock: Clock) -> tuple[RedisClaimStore, DelayedSet]:
     """A store and a delayed set on the test's keys, both on the injected clock."""
     client = make_redis(settings)
-    store = RedisLeaseStore(
+    store = RedisClaimStore(
         client, key_prefix=settings.key_prefix, result_ttl_s=60, clock=clock, watch_s=60
     )
     return store, DelayedSet(client, key_prefix=settings.key_prefix, clock=clock)
 
 
-def _waiting(store: RedisLeaseStore, name: str, due_at: float) -> Claim:
+def _waiting(store: RedisClaimStore, name: str, due_at: float) -> Claim:
     ticket, run, _ = store.submit(parse_request(request_data(task_name=name)))
     claim = store.begin(ticket, run, lease_s=10)
     assert isinstance(claim, Claim)
@@ -53,7 +53,7 @@ def _waiting(store: RedisLeaseStore, name: str, due_at: float) -> Claim:
 
 
 def test_members_are_claimed_only_when_due_and_only_once(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """A waiting ticket is not claimable before it is due, and one claim hides it from others."""
     store, delayed = parts
@@ -70,7 +70,7 @@ def test_members_are_claimed_only_when_due_and_only_once(
 
 
 def test_a_claim_that_is_never_released_falls_due_again(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """A mover that dies after claiming loses nothing: the member is due again after claim_s."""
     store, delayed = parts
@@ -83,7 +83,7 @@ def test_a_claim_that_is_never_released_falls_due_again(
 
 
 def test_release_keeps_a_member_rescheduled_meanwhile(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """If the ticket was rescheduled after the claim, releasing the old claim keeps the new wait."""
     store, delayed = parts
@@ -97,7 +97,7 @@ def test_release_keeps_a_member_rescheduled_meanwhile(
 
 
 def test_postpone_moves_a_claimed_member_in_one_step_and_keeps_a_rescheduled_one(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """A postponed claim is due again ``delay_s`` later (never out of the set in between);
     one rescheduled since its claim keeps its own time."""
@@ -116,7 +116,7 @@ def test_postpone_moves_a_claimed_member_in_one_step_and_keeps_a_rescheduled_one
 
 
 def test_mover_requeues_due_tickets_and_drops_stale_ones(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """The mover sends each due, unfinished ticket once with its recorded request."""
     store, delayed = parts
@@ -144,7 +144,7 @@ def test_mover_requeues_due_tickets_and_drops_stale_ones(
 
 
 def test_the_watchdog_requeues_a_ticket_whose_message_was_lost(
-    parts: tuple[RedisLeaseStore, DelayedSet], clock: Clock
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
 ) -> None:
     """A queued ticket with no message anywhere (lost in a Redis crash) is queued again once
     its watchdog falls due and the queue is empty; not while the queue still holds messages."""

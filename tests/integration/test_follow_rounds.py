@@ -12,12 +12,12 @@ import pytest
 import redis
 
 from htap_sync.common.keys import Keys
-from htap_sync.common.sync import SyncInfo, SyncState
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.follow import Followed
-from htap_sync.worker.follow_store import FollowStore, instance_ref
-from htap_sync.worker.follower import Follower
-from htap_sync.worker.gate import OPEN_GATE
+from htap_sync.common.limits.gate import OPEN_GATE
+from htap_sync.common.sync_info import SyncInfo, SyncState
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.following.follower import Follower
+from htap_sync.worker.following.judge import Followed
+from htap_sync.worker.following.store import FollowStore, instance_ref
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 INSTANCES = ("a" * 32 + "in17", "b" * 32 + "in17")

@@ -16,13 +16,13 @@ import pytest
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.common.store import Submitted
+from htap_sync.common.tickets.store import Submitted
 from htap_sync.devstack import wait_until
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer
-from htap_sync.worker.auth import TokenAuth
-from htap_sync.worker.client import TaurusClient, make_http
-from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.worker.api.auth import TokenAuth
+from htap_sync.worker.api.client import TaurusClient, make_http
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import AuthFailed, TransportError
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.iam import IamTokenAuth, Token, TokenCache, login
+from htap_sync.worker.api.iam import IamTokenAuth, Token, TokenCache, login
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 

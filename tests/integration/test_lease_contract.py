@@ -16,18 +16,18 @@ import redis
 
 from htap_sync.common.connections import make_redis
 from htap_sync.common.errors import TicketConflict, TicketNotFound
-from htap_sync.common.lease import Claim, NotReplicated
-from htap_sync.common.lease_memory import MemoryLeaseStore
-from htap_sync.common.lease_redis import RedisLeaseStore
-from htap_sync.common.lease_types import ALIVE_TTL_S, PROBE_S
 from htap_sync.common.models import Attempt, ErrorPayload, TicketState, parse_request
 from htap_sync.common.settings import load_settings
-from htap_sync.common.store import Submitted
-from htap_sync.common.sync import NO_JOB_ID_REASON
+from htap_sync.common.sync_info import NO_JOB_ID_REASON
+from htap_sync.common.tickets.claim_types import ALIVE_TTL_S, PROBE_S
+from htap_sync.common.tickets.claims import Claim, NotReplicated
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
+from htap_sync.common.tickets.store import Submitted
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock
 
-Store = MemoryLeaseStore | RedisLeaseStore
+Store = MemoryClaimStore | RedisClaimStore
 
 ERROR = ErrorPayload(http_status=503, error_code="DBS.108000", error_msg="down")
 LEASE_S = 10.0
@@ -53,8 +53,8 @@ def clock() -> FakeClock:
 def store(request: pytest.FixtureRequest, clock: FakeClock) -> Store:
     """Each backend in turn, on its own keys."""
     if request.param == "memory":
-        return MemoryLeaseStore(result_ttl_s=RESULT_TTL_S, watch_s=WATCH_S, clock=clock)
-    return RedisLeaseStore(
+        return MemoryClaimStore(result_ttl_s=RESULT_TTL_S, watch_s=WATCH_S, clock=clock)
+    return RedisClaimStore(
         request.getfixturevalue("redis_client"),
         key_prefix=f"contract-{uuid.uuid4().hex[:12]}",
         result_ttl_s=RESULT_TTL_S,

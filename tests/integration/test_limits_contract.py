@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from htap_sync.common.connections import make_redis
-from htap_sync.common.settings import load_settings
-from htap_sync.worker.breaker import (
+from htap_sync.common.limits.breaker import (
     HALF_OPEN_RECHECK_S,
     BreakerPolicy,
     MemoryBreakerStore,
     RedisBreakerStore,
 )
-from htap_sync.worker.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
+from htap_sync.common.limits.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
+from htap_sync.common.settings import load_settings
 
 # Timing-bound: `make test` runs it alone, after the tests that run two at a time.
 pytestmark = pytest.mark.serial

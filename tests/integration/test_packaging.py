@@ -61,9 +61,9 @@ def test_wheel_ships_every_lua_script_beside_its_store(wheel: Path) -> None:
     """Each ``.lua`` file of the source folders is in the wheel, next to the module loading it."""
     names = set(zipfile.ZipFile(wheel).namelist())
     scripts = sorted(
-        f"htap_sync/{path.parent.name}/{path.name}"
+        f"htap_sync/{folder}/{path.relative_to(ROOT / folder).as_posix()}"
         for folder in ("common", "producer", "worker", "simulator")
-        for path in (ROOT / folder).glob("*.lua")
+        for path in (ROOT / folder).rglob("*.lua")
     )
     assert len(scripts) >= 10  # bucket, breaker, delayed set, tickets, leases, following
     assert [s for s in scripts if s not in names] == []

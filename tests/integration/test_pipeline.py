@@ -8,7 +8,7 @@ from htap_sync.common.celery_app import CREATE_REPLICATION, make_celery
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
 from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import Submitted
+from htap_sync.common.tickets.store import Submitted
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.conftest import request_data

@@ -10,7 +10,7 @@ import redis
 
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import ReadNotReplicated, TicketStore
+from htap_sync.common.tickets.store import ReadNotReplicated, TicketStore
 from htap_sync.devstack import free_port
 from tests.conftest import VALID, request_data
 from tests.integration.test_cli import _write_csv, htap_sync

@@ -25,18 +25,18 @@ import redis
 
 from htap_sync.common.connections import make_store
 from htap_sync.common.keys import Keys
-from htap_sync.common.lease_redis import RedisLeaseStore
+from htap_sync.common.limits.breaker import BreakerPolicy, RedisBreakerStore
+from htap_sync.common.limits.bucket import BucketPolicy, RedisBucketStore
+from htap_sync.common.limits.gate import Gate
 from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
 from htap_sync.devstack import RedisServer, wait_until
-from htap_sync.worker.breaker import BreakerPolicy, RedisBreakerStore
-from htap_sync.worker.bucket import BucketPolicy, RedisBucketStore
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.delivery import Delivery
-from htap_sync.worker.follow_store import FollowStore, enroller, instance_ref
-from htap_sync.worker.gate import Gate
-from htap_sync.worker.process import Outcome, process_ticket
-from htap_sync.worker.process_batch import process_batch
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.start import Delivery
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
+from htap_sync.worker.delivery.together import process_batch
+from htap_sync.worker.following.store import FollowStore, enroller, instance_ref
 from tests.conftest import request_data
 from tests.scripted_api import ScriptedApi, created
 
@@ -102,7 +102,7 @@ class Worker:
     api: ScriptedApi = field(default_factory=ScriptedApi)
 
     def __post_init__(self) -> None:
-        self.store: RedisLeaseStore = make_store(self.settings, self.client)
+        self.store: RedisClaimStore = make_store(self.settings, self.client)
         buckets, breakers = RedisBucketStore(self.client), RedisBreakerStore(self.client)
         self.gate = Gate(buckets, breakers, self.settings)
         self.follow = FollowStore(self.client, Keys(self.settings.key_prefix))

@@ -154,8 +154,8 @@ def test_the_in_doubt_mark_reaches_the_replica_before_a_post(
 ) -> None:
     """start_attempt with replicas=1 returns only once the replica holds the mark."""
     from htap_sync.common.connections import make_store
-    from htap_sync.common.lease import Claim
     from htap_sync.common.models import parse_request
+    from htap_sync.common.tickets.claims import Claim
 
     store = make_store(settings)
     ticket, run, _ = store.submit(parse_request(request_data(task_name="wait_for_replica")))

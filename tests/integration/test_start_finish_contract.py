@@ -20,21 +20,21 @@ import pytest
 import redis
 
 from htap_sync.common.connections import make_redis
-from htap_sync.common.lease import (
+from htap_sync.common.limits.breaker import MemoryBreakerStore, RedisBreakerStore
+from htap_sync.common.limits.bucket import MemoryBucketStore, RedisBucketStore
+from htap_sync.common.limits.gate import Gate, breaker_policy
+from htap_sync.common.models import Attempt, TicketState, parse_request
+from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.tickets.claims import (
     Claim,
+    ClaimStore,
     FinishCall,
-    LeaseStore,
     NotReplicated,
     StartCall,
     Started,
 )
-from htap_sync.common.lease_memory import MemoryLeaseStore
-from htap_sync.common.lease_redis import RedisLeaseStore
-from htap_sync.common.models import Attempt, TicketState, parse_request
-from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.breaker import MemoryBreakerStore, RedisBreakerStore
-from htap_sync.worker.bucket import MemoryBucketStore, RedisBucketStore
-from htap_sync.worker.gate import Gate, breaker_policy
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock
 
@@ -46,7 +46,7 @@ PROJECT = request_data()["project_id"]
 class Rig:
     """A ticket store and a gate (rate limit, breaker) for one test."""
 
-    store: LeaseStore
+    store: ClaimStore
     gate: Gate
     settings: Settings
     breakers: MemoryBreakerStore | RedisBreakerStore
@@ -114,9 +114,9 @@ BACKENDS = ["memory", "redis", "redis-store-memory-gate", "redis-gate-elsewhere"
 def build_rig(kind: str, request: pytest.FixtureRequest, settings: Settings) -> Rig:
     """A rig of one backend (see ``BACKENDS``) on ``settings``' keys; real-time clocks."""
     if kind == "memory":
-        store: LeaseStore = MemoryLeaseStore(result_ttl_s=600, watch_s=60, clock=time.time)
+        store: ClaimStore = MemoryClaimStore(result_ttl_s=600, watch_s=60, clock=time.time)
     else:
-        store = RedisLeaseStore(
+        store = RedisClaimStore(
             request.getfixturevalue("redis_client"),
             key_prefix=settings.key_prefix,
             result_ttl_s=600,
@@ -272,7 +272,7 @@ def test_fake_clock_store_still_starts(redis_client: redis.Redis) -> None:
     """The store's own clock (not the gate's) times the lease: a FakeClock store starts too."""
     clock = FakeClock()
     settings = rig_settings("redis://unused")
-    store = RedisLeaseStore(
+    store = RedisClaimStore(
         redis_client, key_prefix=settings.key_prefix, result_ttl_s=600, clock=clock
     )
     request = parse_request(request_data(task_name="clocked"))

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from htap_sync.common.lease import Claim, FinishCall, NotReplicated, StartCall, Started
 from htap_sync.common.models import Attempt, TicketState
+from htap_sync.common.tickets.claims import Claim, FinishCall, NotReplicated, StartCall, Started
 from tests.integration.test_start_finish_contract import (
     BACKENDS,
     LEASE_S,

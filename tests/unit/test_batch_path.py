@@ -19,7 +19,7 @@ from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings, load_settings
 from htap_sync.producer.api import Producer
 from htap_sync.producer.messages import batch_frame, batch_item
-from htap_sync.worker.aio import AiohttpTransport, EventLoop, LoopTransport
+from htap_sync.worker.api.aio import AiohttpTransport, EventLoop, LoopTransport
 from htap_sync.worker.batch import parse_items
 from tests.conftest import request_data
 

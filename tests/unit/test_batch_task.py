@@ -13,7 +13,7 @@ from celery.exceptions import Reject
 from htap_sync.common.settings import load_settings
 from htap_sync.worker import batch
 from htap_sync.worker.batch import run_batch
-from htap_sync.worker.deliver import TicketFailed
+from htap_sync.worker.verdicts import TicketFailed
 
 SETTINGS = load_settings({"redis_url": "redis://127.0.0.1:1/0"}, env_file=None)
 CLIENT = object()

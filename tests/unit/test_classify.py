@@ -18,7 +18,7 @@ from htap_sync.common.errors import (
     Throttled,
     TransportError,
 )
-from htap_sync.worker.classify import error_for, transport_errors
+from htap_sync.worker.api.classify import error_for, transport_errors
 
 
 def _answer(

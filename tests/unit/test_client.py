@@ -11,8 +11,8 @@ import pytest
 from htap_sync.common.errors import Ambiguous, Rejected, ServerError, Throttled, TransportError
 from htap_sync.common.models import parse_request
 from htap_sync.common.settings import load_settings
-from htap_sync.worker.auth import TokenAuth
-from htap_sync.worker.client import TaurusClient, make_http
+from htap_sync.worker.api.auth import TokenAuth
+from htap_sync.worker.api.client import TaurusClient, make_http
 from tests.conftest import request_data
 
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -12,8 +12,8 @@ import pytest
 
 from htap_sync.common.errors import Rejected, ServerError
 from htap_sync.common.models import parse_request
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.configure_calls import (
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.api.configure_calls import (
     ALL_TABLES,
     alter_error,
     check_body,

@@ -13,16 +13,16 @@ from typing import Any
 import httpx
 import pytest
 
-from htap_sync.common.lease_memory import MemoryLeaseStore
+from htap_sync.common.limits.gate import OPEN_GATE, Api
 from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.settings import Settings, load_settings
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
 from htap_sync.simulator import SimulatorConfig, SimulatorState, make_app
 from htap_sync.simulator.lifecycle import ALTER_ERROR
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.delivery import Delivery, no_enroll
-from htap_sync.worker.gate import OPEN_GATE, Api
-from htap_sync.worker.process import Outcome, process_ticket
-from htap_sync.worker.process_batch import process_batch
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.start import Delivery, no_enroll
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
+from htap_sync.worker.delivery.together import process_batch
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock, refused
 from tests.unit.test_models_selection import SELECTION
@@ -82,7 +82,7 @@ class Rig:
     """One test's worker: the memory store, a client into the simulator, a hand-moved clock."""
 
     settings: Settings
-    store: MemoryLeaseStore
+    store: MemoryClaimStore
     api: Forward
     client: TaurusClient
     clock: FakeClock
@@ -118,7 +118,7 @@ def rig_for(**sim: Any) -> Iterator[Rig]:
         {"max_attempts": 5, "backoff_base_s": 1.0, "backoff_max_s": 2.0}, env_file=None
     )
     clock = FakeClock()
-    store = MemoryLeaseStore(
+    store = MemoryClaimStore(
         result_ttl_s=settings.delivery.result_ttl_s,
         watch_s=settings.delivery.visibility_timeout_s,
         clock=clock,

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from htap_sync.common.lease import Claim
-from htap_sync.common.lease_memory import MemoryLeaseStore
 from htap_sync.common.models import ErrorPayload, parse_request
 from htap_sync.common.settings import load_settings
-from htap_sync.worker.deliver import TicketFailed, settle
-from htap_sync.worker.outcome import Outcome
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.worker.delivery.settle import Outcome
+from htap_sync.worker.verdicts import TicketFailed, settle
 from tests.conftest import request_data
 
 SETTINGS = load_settings(env_file=None)
@@ -23,19 +23,19 @@ SETTINGS = load_settings(env_file=None)
 class FakeRuntime:
     """The one collaborator settle() reads: the ticket store."""
 
-    def __init__(self, store: MemoryLeaseStore) -> None:
+    def __init__(self, store: MemoryClaimStore) -> None:
         self.store = store
 
     def get(self) -> SimpleNamespace:
         return SimpleNamespace(store=self.store)
 
 
-def runtime_on(store: MemoryLeaseStore) -> Any:
+def runtime_on(store: MemoryClaimStore) -> Any:
     """A runtime whose store is ``store`` (typed loosely: settle() reads only that)."""
     return FakeRuntime(store)
 
 
-def _failed_ticket(store: MemoryLeaseStore) -> tuple[str, str, str]:
+def _failed_ticket(store: MemoryClaimStore) -> tuple[str, str, str]:
     request = parse_request(request_data(task_name="loud_1"))
     ticket, run, _ = store.submit(request)
     claim = store.begin(ticket, run, lease_s=SETTINGS.lease_s)
@@ -47,15 +47,15 @@ def _failed_ticket(store: MemoryLeaseStore) -> tuple[str, str, str]:
 
 def test_a_ticket_failed_for_good_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     """The delivery's line is a WARNING naming the ticket, its task and the API's error."""
-    store = MemoryLeaseStore(result_ttl_s=60, watch_s=300)
+    store = MemoryClaimStore(result_ttl_s=60, watch_s=300)
     ticket, run, task = _failed_ticket(store)
     with caplog.at_level(logging.INFO, logger="htap_sync.worker"), pytest.raises(TicketFailed):
         settle(
             ticket,
             run,
             Outcome("finished", reason="Rejected"),
-            settings=SETTINGS,
-            runtime=runtime_on(store),
+            parts=(runtime := runtime_on(store)).get(),
+            runtime=runtime,
         )
     (record,) = [r for r in caplog.records if getattr(r, "ticket", None) == ticket]
     assert record.levelno == logging.WARNING
@@ -68,7 +68,7 @@ def test_a_ticket_failed_for_good_is_a_warning(caplog: pytest.LogCaptureFixture)
 
 def test_a_delivery_that_waits_stays_at_info(caplog: pytest.LogCaptureFixture) -> None:
     """A wait (or a retry, a success) is no failure: INFO, no task or error fields."""
-    store = MemoryLeaseStore(result_ttl_s=60, watch_s=300)
+    store = MemoryClaimStore(result_ttl_s=60, watch_s=300)
     request = parse_request(request_data(task_name="quiet_1"))
     ticket, run, _ = store.submit(request)
     with caplog.at_level(logging.INFO, logger="htap_sync.worker"):
@@ -76,8 +76,8 @@ def test_a_delivery_that_waits_stays_at_info(caplog: pytest.LogCaptureFixture) -
             ticket,
             run,
             Outcome("waiting", 2.0, "rate"),
-            settings=SETTINGS,
-            runtime=runtime_on(store),
+            parts=(runtime := runtime_on(store)).get(),
+            runtime=runtime,
         )
     assert kind == "waiting"
     (record,) = [r for r in caplog.records if getattr(r, "ticket", None) == ticket]

@@ -9,10 +9,10 @@ import pytest
 
 from htap_sync.common.errors import Rejected, Throttled
 from htap_sync.common.models import parse_request
-from htap_sync.common.sync import SyncState
-from htap_sync.worker.classify import IN_PROGRESS_CODES, error_for, says_name_exists
-from htap_sync.worker.client import Job, TaskRow
-from htap_sync.worker.follow import (
+from htap_sync.common.sync_info import SyncState
+from htap_sync.worker.api.classify import IN_PROGRESS_CODES, error_for, says_name_exists
+from htap_sync.worker.api.client import Job, TaskRow
+from htap_sync.worker.following.judge import (
     JOB_GRACE_S,
     Evidence,
     Followed,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from htap_sync.common.errors import Rejected, ServerError, Throttled, TransportError
+from htap_sync.common.limits.breaker import MemoryBreakerStore
+from htap_sync.common.limits.bucket import MemoryBucketStore
+from htap_sync.common.limits.gate import Gate, MustWait
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.breaker import MemoryBreakerStore
-from htap_sync.worker.bucket import MemoryBucketStore
-from htap_sync.worker.gate import Gate, MustWait
 
 PROJECT = "0123456789abcdef0123456789abcdef"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from htap_sync.worker.loop import Heartbeat
+from htap_sync.worker.threads import Heartbeat
 
 
 class Beats:

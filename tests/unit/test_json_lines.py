@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 import pytest
 
 from htap_sync.common import errors
-from htap_sync.common.lease import Claim
+from htap_sync.common.limits.gate import OPEN_GATE
 from htap_sync.common.logs import configure_logging
-from htap_sync.worker.client import Created
-from htap_sync.worker.gate import OPEN_GATE
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.worker.api.client import Created
+from htap_sync.worker.delivery.settle import call_log, gated, outcome_of
 from htap_sync.worker.main import say_as_json
-from htap_sync.worker.outcome import call_log, gated, outcome_of
 
 CLAIM = Claim("tk_" + "1" * 32, "run-1", attempts=0, created_at=datetime.now(UTC))
 

@@ -10,11 +10,11 @@ import threading
 import pytest
 
 from htap_sync.common.errors import TicketNotFound
-from htap_sync.common.lease import Claim
-from htap_sync.common.lease_memory import MemoryLeaseStore
-from htap_sync.common.memory_tickets import as_text
 from htap_sync.common.models import ErrorPayload, parse_request
-from htap_sync.common.store import Submitted
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.common.tickets.store import Submitted
+from htap_sync.common.tickets.store_memory import as_text
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock
 
@@ -22,7 +22,7 @@ TTL_S = 100
 ERROR = ErrorPayload(error_code="DBS.280001", error_msg="bad")
 
 
-def _finished(store: MemoryLeaseStore, *, failed: bool) -> tuple[str, str]:
+def _finished(store: MemoryClaimStore, *, failed: bool) -> tuple[str, str]:
     ticket, run, _ = store.submit(parse_request(request_data()))
     claim = store.begin(ticket, run, lease_s=10)
     assert isinstance(claim, Claim)
@@ -34,7 +34,7 @@ def _finished(store: MemoryLeaseStore, *, failed: bool) -> tuple[str, str]:
 def test_a_finished_ticket_expires_after_the_result_ttl_on_the_store_clock() -> None:
     """Readable until result_ttl_s has passed, then unknown; its name is free for a new ticket."""
     clock = FakeClock()
-    store = MemoryLeaseStore(result_ttl_s=TTL_S, clock=clock)
+    store = MemoryClaimStore(result_ttl_s=TTL_S, clock=clock)
     ticket, run = _finished(store, failed=False)
     clock.advance(TTL_S - 1)
     assert store.get(ticket).job_id == "job"
@@ -48,7 +48,7 @@ def test_a_finished_ticket_expires_after_the_result_ttl_on_the_store_clock() -> 
 def test_an_expired_failure_leaves_the_failed_index() -> None:
     """failed() forgets a failure once its result expired."""
     clock = FakeClock()
-    store = MemoryLeaseStore(result_ttl_s=TTL_S, clock=clock)
+    store = MemoryClaimStore(result_ttl_s=TTL_S, clock=clock)
     ticket, _ = _finished(store, failed=True)
     assert [s.ticket for s in store.failed()] == [ticket]
     clock.advance(TTL_S)
@@ -57,7 +57,7 @@ def test_an_expired_failure_leaves_the_failed_index() -> None:
 
 def test_one_of_many_concurrent_deliveries_gets_the_claim() -> None:
     """Threads racing to claim one ticket: exactly one is granted, the others find it busy."""
-    store = MemoryLeaseStore(result_ttl_s=TTL_S, clock=FakeClock())
+    store = MemoryClaimStore(result_ttl_s=TTL_S, clock=FakeClock())
     ticket, run, _ = store.submit(parse_request(request_data()))
     start = threading.Barrier(8)
     answers: list[Claim | str] = []

@@ -19,7 +19,7 @@ from htap_sync.common.models import (
     TicketStatus,
     parse_request,
 )
-from htap_sync.common.tickets import ticket_id
+from htap_sync.common.tickets.ids import ticket_id
 from tests.conftest import VALID
 
 # The provider's documented example of a task on part of a database's tables.

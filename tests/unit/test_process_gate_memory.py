@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from htap_sync.common.errors import ServerError
-from htap_sync.common.lease_memory import MemoryLeaseStore
+from htap_sync.common.limits.breaker import MemoryBreakerStore
+from htap_sync.common.limits.bucket import MemoryBucketStore
+from htap_sync.common.limits.gate import Gate
 from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.breaker import MemoryBreakerStore
-from htap_sync.worker.bucket import MemoryBucketStore
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.gate import Gate
-from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.scripted_api import ScriptedApi, created
 
@@ -47,7 +47,7 @@ class Worker:
     """The memory store, a gate in memory, a client on the scripted API."""
 
     settings: Settings
-    store: MemoryLeaseStore
+    store: MemoryClaimStore
     gate: Gate
     api: ScriptedApi
     client: TaurusClient
@@ -85,7 +85,7 @@ def make_worker(**overrides: Any) -> Iterator[Worker]:
         env_file=None,
     )
     clock = Clock()
-    store = MemoryLeaseStore(result_ttl_s=600, watch_s=60, clock=clock)
+    store = MemoryClaimStore(result_ttl_s=600, watch_s=60, clock=clock)
     gate = Gate(MemoryBucketStore(clock), MemoryBreakerStore(clock), settings, sleep=clock.sleep)
     api = ScriptedApi()
     http = httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(api))

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from htap_sync.common.lease_memory import MemoryLeaseStore
 from htap_sync.common.models import ErrorPayload, TicketState, parse_request
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.process import Outcome, process_ticket
+from htap_sync.common.tickets.claims_memory import MemoryClaimStore
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock, ScriptedApi, created, refused
 
@@ -30,7 +30,7 @@ class Worker:
     """One test's worker: the memory store, a client on the scripted API, a seeded RNG."""
 
     settings: Settings
-    store: MemoryLeaseStore
+    store: MemoryClaimStore
     api: ScriptedApi
     client: TaurusClient
     clock: FakeClock
@@ -62,7 +62,7 @@ def worker() -> Iterator[Worker]:
         {"max_attempts": 3, "backoff_base_s": 2.0, "backoff_max_s": 30.0}, env_file=None
     )
     clock = FakeClock()
-    store = MemoryLeaseStore(
+    store = MemoryClaimStore(
         result_ttl_s=settings.delivery.result_ttl_s,
         watch_s=settings.delivery.visibility_timeout_s,
         clock=clock,

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from htap_sync.common.errors import Ambiguous, Rejected, ServerError, TransportError
 from htap_sync.common.models import ReplicationRequest, parse_request
-from htap_sync.worker.aio import EventLoop, LoopTransport
-from htap_sync.worker.auth import TokenAuth
-from htap_sync.worker.client import Created, TaurusClient
+from htap_sync.worker.api.aio import EventLoop, LoopTransport
+from htap_sync.worker.api.auth import TokenAuth
+from htap_sync.worker.api.client import Created, TaurusClient
 from tests.conftest import request_data
 from tests.scripted_api import created, refused
 

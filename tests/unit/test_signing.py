@@ -11,7 +11,7 @@ from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from pydantic import SecretStr
 
-from htap_sync.worker.signing import AkSkAuth, canonical_uri
+from htap_sync.worker.api.signing import AkSkAuth, canonical_uri
 
 AK = "QTWAOYTTINDUT2QVKYUC"
 SK = "MFyfvK41ba2giqM7Uio6PznpdUKGpownRZlmVmHc"

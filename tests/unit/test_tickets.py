@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from htap_sync.common.tickets import is_ticket_id, ticket_id
+from htap_sync.common.tickets.ids import is_ticket_id, ticket_id
 
 P, INST = "0123456789abcdef0123456789abcdef", "0f1e2d3c4b5a69788796a5b4c3d2e1f0in17"
 

@@ -26,7 +26,7 @@ from htap_sync.cli.base import (
 )
 from htap_sync.common.errors import RequestInvalid
 from htap_sync.common.models import TicketState, TicketStatus
-from htap_sync.common.tickets import ticket_id
+from htap_sync.common.tickets.ids import ticket_id
 from htap_sync.producer.api import Producer
 from htap_sync.producer.bulk_file import Format, read_rows
 

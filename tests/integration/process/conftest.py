@@ -10,8 +10,8 @@ import pytest
 
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.worker.aio import EventLoop, LoopTransport
-from htap_sync.worker.client import TaurusClient
+from htap_sync.worker.api.aio import EventLoop, LoopTransport
+from htap_sync.worker.api.client import TaurusClient
 from tests.integration.process.worker_rig import BASE_URL, RESULT_TTL_S, Rig
 from tests.scripted_api import FakeClock, ScriptedApi
 

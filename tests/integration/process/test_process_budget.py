@@ -10,10 +10,10 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from htap_sync.common.lease import Claim
 from htap_sync.common.models import ErrorPayload, TicketState, parse_request
-from htap_sync.common.store import Submitted
-from htap_sync.worker.process import Outcome
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.common.tickets.store import Submitted
+from htap_sync.worker.delivery.ticket import Outcome
 from tests.integration.process.worker_rig import Rig, assert_result_ttl, first_jitter_s
 from tests.scripted_api import Answer, FakeClock, created, refused
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from htap_sync.common.lease import Claim
 from htap_sync.common.models import ErrorPayload, TicketState
-from htap_sync.common.tickets import ticket_id
-from htap_sync.worker.process import Outcome
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.common.tickets.ids import ticket_id
+from htap_sync.worker.delivery.ticket import Outcome
 from tests.conftest import request_data
 from tests.integration.process.worker_rig import Message, Rig, assert_result_ttl
 from tests.scripted_api import FakeClock, created

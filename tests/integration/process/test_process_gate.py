@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from htap_sync.common.models import TicketState
-from htap_sync.worker.process import Outcome
+from htap_sync.worker.delivery.ticket import Outcome
 from tests.integration.process.worker_rig import Rig
 from tests.scripted_api import created, refused
 
@@ -23,7 +23,7 @@ class ClosedGate:
         self.outcomes: list[tuple[str, object]] = []
 
     def before_call(self, project_id: str, api: Any) -> None:
-        from htap_sync.worker.gate import MustWait
+        from htap_sync.common.limits.gate import MustWait
 
         if api == self.api:
             raise MustWait(self.wait_s, self.reason)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from htap_sync.common.lease import Claim
 from htap_sync.common.models import ErrorPayload, TicketState
-from htap_sync.worker.process import Outcome
+from htap_sync.common.tickets.claims import Claim
+from htap_sync.worker.delivery.ticket import Outcome
 from tests.integration.process.worker_rig import NAME_EXISTS, Rig, fail_once_with_503
 from tests.scripted_api import refused
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from htap_sync.common.lease import Claim
 from htap_sync.common.models import ErrorPayload, TicketState
+from htap_sync.common.tickets.claims import Claim
 from htap_sync.simulator import SimulatorServer
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.process import Outcome
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.ticket import Outcome
 from tests.integration.harness import TOKEN
 from tests.integration.process.worker_rig import (
     Rig,

@@ -11,16 +11,16 @@ from typing import Any
 
 import redis
 
-from htap_sync.common.lease_redis import RedisLeaseStore
+from htap_sync.common.limits.gate import OPEN_GATE, CallGate
 from htap_sync.common.models import TicketStatus, parse_request
 from htap_sync.common.settings import Settings
-from htap_sync.common.store import Submitted
-from htap_sync.worker.aio import LoopTransport
-from htap_sync.worker.client import TaurusClient
-from htap_sync.worker.delivery import Delivery, no_enroll
-from htap_sync.worker.gate import OPEN_GATE, CallGate
-from htap_sync.worker.process import Outcome, process_ticket
-from htap_sync.worker.process_batch import process_batch
+from htap_sync.common.tickets.claims_redis import RedisClaimStore
+from htap_sync.common.tickets.store import Submitted
+from htap_sync.worker.api.aio import LoopTransport
+from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.start import Delivery, no_enroll
+from htap_sync.worker.delivery.ticket import Outcome, process_ticket
+from htap_sync.worker.delivery.together import process_batch
 from tests.conftest import request_data
 from tests.scripted_api import FakeClock, ScriptedApi, refused
 
@@ -45,7 +45,7 @@ class Rig:
 
     settings: Settings
     redis: redis.Redis
-    store: RedisLeaseStore
+    store: RedisClaimStore
     api: ScriptedApi
     client: TaurusClient
     batched: LoopTransport | None = None  # the batch path's bridge: deliver as a batch
@@ -57,7 +57,7 @@ class Rig:
     def use_clock(self, clock: FakeClock) -> None:
         """Swap in a store on the same keys whose time is ``clock`` (before any submit)."""
         self.clock = clock
-        self.store = RedisLeaseStore(
+        self.store = RedisClaimStore(
             self.redis,
             key_prefix=self.settings.key_prefix,
             result_ttl_s=self.settings.delivery.result_ttl_s,

@@ -1,0 +1,257 @@
+"""What a worker passes before each API call: the fleet's rate limit, then its circuit breaker.
+
+Waiting here never costs an attempt. A short wait (a reserved token due within ``max_sleep_s``)
+sleeps in the worker; a longer one (the bucket is blocked by a ``Retry-After``, the rate is far
+below the demand, the breaker is open) raises :class:`MustWait`, and the ticket goes back to
+the durable delayed set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Literal, Protocol
+
+from htap_sync.common.errors import Ambiguous, ApiError, Throttled, TransportError
+from htap_sync.common.keys import Keys
+from htap_sync.common.limits import breaker as breakers
+from htap_sync.common.limits import bucket as buckets
+from htap_sync.common.limits.admission import Admission, Limits, ScriptedLimits
+from htap_sync.common.limits.breaker import BreakerPolicy, BreakerState, RedisBreakerStore
+from htap_sync.common.limits.bucket import BucketPolicy, BucketState, Grant, RedisBucketStore
+from htap_sync.common.settings import Settings
+
+# The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
+# "configure": the configuration call (a check that creates the task); "delete": a task's DELETE.
+Api = Literal["create", "list", "jobs", "configuration", "configure", "delete"]
+
+
+class BucketStore(Protocol):
+    """Where token buckets live (memory or Redis)."""
+
+    def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant: ...
+
+    def penalize(
+        self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
+    ) -> None: ...
+
+    def state(self, key: str) -> BucketState | None: ...
+
+
+class BreakerStore(Protocol):
+    """Where circuit breakers live (memory or Redis)."""
+
+    def allow(self, key: str, policy: BreakerPolicy, now: float | None = None) -> float: ...
+
+    def record(self, key: str, policy: BreakerPolicy, now: float | None, ok: bool) -> None: ...
+
+    def state(self, key: str) -> BreakerState | None: ...
+
+
+class CallGate(Protocol):
+    """What the worker's logic needs of a gate."""
+
+    def before_call(self, project_id: str, api: Api) -> None: ...
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None: ...
+
+
+class LimitedGate(CallGate, Protocol):
+    """A gate whose checks of one call the ticket store can make inside its own steps
+    (recognised by its ``limits`` method)."""
+
+    def limits(self, project_id: str, api: Api) -> Limits: ...
+
+
+class MustWait(Exception):
+    """The call may not go out now; try again in ``wait_s`` seconds."""
+
+    def __init__(self, wait_s: float, reason: Literal["rate", "breaker", "lease"]) -> None:
+        self.wait_s = wait_s
+        self.reason = reason
+        super().__init__(f"wait {wait_s:.2f} s ({reason})")
+
+
+def bucket_policy(settings: Settings) -> BucketPolicy:
+    """The bucket's policy from the settings."""
+    return BucketPolicy(rate_per_s=settings.rate.limit_per_s, burst=settings.rate.burst)
+
+
+def breaker_policy(settings: Settings) -> BreakerPolicy:
+    """The breaker's policy from the settings."""
+    return BreakerPolicy(
+        threshold=settings.breaker.threshold,
+        cooldown_s=settings.breaker.cooldown_s,
+        probes=settings.breaker.probes,
+        probe_timeout_s=settings.lease_s,
+    )
+
+
+def _failed(exc: ApiError | None) -> bool:
+    # The server failed (5xx, no answer, unreachable); a 4xx or a 429 is a working server.
+    return isinstance(exc, Ambiguous | TransportError)
+
+
+class Gate:
+    """The rate limit and the breaker of one endpoint, per project and API.
+
+    Args:
+        buckets: where the token buckets live.
+        breakers: where the breakers live.
+        settings: the policies, the endpoint and the key prefix.
+        sleep: how short waits are slept (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        buckets: BucketStore,
+        breakers: BreakerStore,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._buckets = buckets
+        self._breakers = breakers
+        self._bucket_policy = bucket_policy(settings)
+        self._breaker_policy = breaker_policy(settings)
+        self._keys = Keys(settings.key_prefix)
+        self._endpoint = settings.cloud.require_endpoint
+        self._sleep = sleep
+        self.max_sleep_s = min(5.0, settings.delivery.visibility_timeout_s / 4)
+        self._limits: dict[tuple[str, Api], Limits] = {}  # one per project and API
+
+    def bucket_key(self, project_id: str, api: Api) -> str:
+        """Redis key of the bucket of one API of one project on this endpoint."""
+        return self._keys.bucket(self._endpoint, project_id, api)
+
+    def breaker_key(self) -> str:
+        """Redis key of this endpoint's breaker (a failing endpoint fails every project)."""
+        return self._keys.breaker(self._endpoint)
+
+    def before_call(self, project_id: str, api: Api) -> None:
+        """Return when the call may go out (after a short sleep, perhaps).
+
+        Raises:
+            MustWait: a long wait; defer the ticket.
+        """
+        key = self.bucket_key(project_id, api)
+        while True:
+            grant = self._buckets.acquire(key, self._bucket_policy)
+            if grant.granted:
+                break
+            if grant.wait_s > self.max_sleep_s:
+                raise MustWait(grant.wait_s, "rate")
+            self._sleep(grant.wait_s)  # until a token is due: never a busy loop
+        wait = self._breakers.allow(self.breaker_key(), self._breaker_policy)
+        if wait > 0:
+            raise MustWait(wait, "breaker")
+        if grant.wait_s > 0:
+            self._sleep(grant.wait_s)
+
+    def limits(self, project_id: str, api: Api) -> Limits:
+        """The checks of one call, for the ticket store's ``start``/``finish`` (one step each
+        on Redis when the bucket and the breaker live there too)."""
+        found = self._limits.get((project_id, api))
+        if found is None:
+            found = self._limits[project_id, api] = _GateLimits(self, project_id, api)
+        return found
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
+        """Feed a call's outcome to the breaker, and a 429 to the bucket."""
+        self._breakers.record(self.breaker_key(), self._breaker_policy, None, not _failed(error))
+        if isinstance(error, Throttled):
+            self._buckets.penalize(
+                self.bucket_key(project_id, api), self._bucket_policy, None, error.retry_after_s
+            )
+
+    def bucket(self, project_id: str, api: Api = "create") -> BucketState | None:
+        """A bucket's state, for operators."""
+        return self._buckets.state(self.bucket_key(project_id, api))
+
+    def breaker(self) -> BreakerState | None:
+        """The breaker's state, for operators."""
+        return self._breakers.state(self.breaker_key())
+
+
+class _GateLimits(Limits):
+    """:meth:`Gate.before_call` and a success's :meth:`Gate.after_call`, without sleeping."""
+
+    def __init__(self, gate: Gate, project_id: str, api: Api) -> None:
+        self._gate = gate
+        self._bucket_key = gate.bucket_key(project_id, api)
+        self.max_sleep_s = gate.max_sleep_s
+        found, told = gate._buckets, gate._breakers
+        if (
+            isinstance(found, RedisBucketStore)
+            and isinstance(told, RedisBreakerStore)
+            and found.client is told.client
+        ):
+            encoder = found.client.get_encoder()
+
+            def encoded(args: list[str | int | float]) -> list[bytes]:
+                # Once, as redis-py would encode them again for every call of every ticket.
+                return [encoder.encode(a) for a in args]  # type: ignore[no-untyped-call]
+
+            bucket_policy, breaker_policy = gate._bucket_policy, gate._breaker_policy
+            self.scripted = ScriptedLimits(
+                where=found.client,
+                bucket_key=self._bucket_key,
+                acquire_args=encoded(buckets.script_args(bucket_policy, None, "acquire")),
+                breaker_key=gate.breaker_key(),
+                allow_args=encoded(breakers.script_args(breaker_policy, None, "allow")),
+                ok_args=encoded(breakers.script_args(breaker_policy, None, "ok")),
+            )
+
+    def admit(self) -> Admission:
+        """A token, then the breaker; a token further away than ``max_sleep_s`` is a wait."""
+        gate = self._gate
+        grant = gate._buckets.acquire(self._bucket_key, gate._bucket_policy)
+        if not grant.granted or grant.wait_s > self.max_sleep_s:
+            return Admission("rate", grant.wait_s)
+        wait = gate._breakers.allow(gate.breaker_key(), gate._breaker_policy)
+        if wait > 0:
+            return Admission("breaker", wait)
+        return Admission(sleep_s=grant.wait_s)
+
+    def succeeded(self) -> None:
+        """The breaker hears of a call that succeeded."""
+        gate = self._gate
+        gate._breakers.record(gate.breaker_key(), gate._breaker_policy, None, True)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep as the gate does."""
+        self._gate._sleep(seconds)
+
+
+class _NoLimits(Limits):
+    """Nothing to check: every call goes at once."""
+
+    free = True
+
+    def admit(self) -> Admission:
+        """Always go."""
+        return Admission()
+
+    def succeeded(self) -> None:
+        """Remember nothing."""
+
+    def sleep(self, seconds: float) -> None:
+        """Never asked to: nothing is reserved."""
+
+
+class OpenGate:
+    """A gate that lets every call through (tests of the logic around it)."""
+
+    def before_call(self, project_id: str, api: Api) -> None:
+        """Always go."""
+
+    def limits(self, project_id: str, api: Api) -> Limits:
+        """Nothing to check."""
+        return _NO_LIMITS
+
+    def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
+        """Remember nothing."""
+
+
+_NO_LIMITS = _NoLimits()
+OPEN_GATE = OpenGate()
