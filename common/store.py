@@ -40,13 +40,14 @@ from htap_sync.common.keys import Keys
 from htap_sync.common.models import (
     Attempt,
     ErrorPayload,
+    OperationRequest,
     ReplicationRequest,
     TicketState,
     TicketStatus,
 )
 from htap_sync.common.scripts import script
 from htap_sync.common.sync import SyncInfo
-from htap_sync.common.tickets import ticket_id
+from htap_sync.common.tickets import operation_ticket, ticket_id
 
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
@@ -94,6 +95,7 @@ class TicketStore:
         self.failed_key = self.keys.failed
         self.delayed_key = self.keys.delayed
         self._submit = script(client, "htap_sync.common", "submit.lua")
+        self._submit_operation = script(client, "htap_sync.common", "operation_submit.lua")
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
@@ -214,6 +216,25 @@ class TicketStore:
             for ticket, (outcome, state) in zip(tickets, replies, strict=True)
         ]
 
+    def submit_operation(
+        self, operation: OperationRequest, *, run: str, queue_key: str, message: str
+    ) -> tuple[str, str, str]:
+        """Record an operation's ticket as queued and push its message, unless its ticket is
+        taken (``operation_submit.lua``; see :mod:`htap_sync.common.operations`).
+
+        Returns:
+            ``(ticket, outcome, state)``, outcome ``queued``, ``duplicate``, ``redriven`` or
+            ``conflict`` (nothing queued for the last two but re-drives).
+        """
+        ticket = operation_ticket(operation.project_id, operation.instance_id, operation.task_name)
+        now = self._clock()
+        keys = [self.key(ticket), self.history_key(ticket), self.failed_key, self.delayed_key]
+        again = "0" if operation.operation == "modify" else "1"
+        args = [iso(now), repr(now + self._watch_s), operation.fingerprint(), run, ticket]
+        reply = self._submit_operation(keys=[*keys, queue_key], args=[*args, message, again])
+        [(outcome, state)] = _answers(reply)
+        return ticket, outcome, state
+
     def get(self, ticket: str) -> TicketStatus:
         """The ticket's status.
 
@@ -284,6 +305,14 @@ def _answers(reply: object) -> list[tuple[str, str]]:
     return [(outcome, state) for outcome, state in pairs]
 
 
+def _request_of(text: str) -> ReplicationRequest | OperationRequest:
+    """A ticket's recorded request: a creation's, or an operation's (it names its operation)."""
+    data = json.loads(text)
+    if "operation" in data:
+        return OperationRequest.model_validate(data)
+    return ReplicationRequest.model_validate_json(text)
+
+
 def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
     """A ticket's status from its hash and its history notes, as the stores keep them."""
     error = raw.get("error")
@@ -297,7 +326,7 @@ def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketSta
         job_id_reason=raw.get("job_id_reason") or None,
         found=json.loads(raw["found"]) if raw.get("found") else None,
         sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
-        request=ReplicationRequest.model_validate_json(raw["request"]),
+        request=_request_of(raw["request"]),
         history=[Attempt.model_validate_json(item) for item in history],
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),

@@ -16,7 +16,13 @@ from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.keys import Keys
-from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
+from htap_sync.common.models import (
+    OperationRequest,
+    ReplicationRequest,
+    TicketStatus,
+    Until,
+    parse_request,
+)
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
@@ -142,6 +148,15 @@ class Producer:
     def _message(self, request: ReplicationRequest, run: str) -> str:
         ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
         data = request.model_dump(exclude_none=True)
+        return create_message(self._celery, self.settings.queue, ticket, run, data)
+
+    @property
+    def queue_key(self) -> str:
+        """The broker list this producer's messages go onto."""
+        return self._queue_key
+
+    def message(self, ticket: str, run: str, data: dict[str, Any]) -> str:
+        """The broker message of one ticket's delivery (``data``: its request, JSON-ready)."""
         return create_message(self._celery, self.settings.queue, ticket, run, data)
 
     def enqueue_many(
@@ -308,7 +323,11 @@ class Producer:
         Raises:
             TicketNotFound: unknown ticket, or its result expired.
         """
-        return self.enqueue(self.store.get(ticket).request)
+        request = self.store.get(ticket).request
+        if isinstance(request, OperationRequest):
+            rule = "an operation's ticket: submit the operation again (htap-sync pause, ...)"
+            raise RequestInvalid([{"field": "ticket", "rule": rule, "message": f"ticket: {rule}"}])
+        return self.enqueue(request)
 
     def wait(
         self,

@@ -16,6 +16,7 @@ from htap_sync.common.models import ErrorPayload, TicketStatus
 from htap_sync.common.settings import Settings
 from htap_sync.worker.client import TaurusClient
 from htap_sync.worker.metrics import observe_delivery
+from htap_sync.worker.operations import is_operation, process_operation_ticket
 from htap_sync.worker.process import Outcome, process_ticket
 from htap_sync.worker.runtime import Runtime
 
@@ -67,7 +68,9 @@ def deliver(
     its verdict (:func:`settle`)."""
     parts = runtime.get()
     try:
-        end: Outcome | Exception = process_ticket(
+        # An operation's message comes by the same task (the mover sends every ticket so).
+        handle = process_operation_ticket if is_operation(request) else process_ticket
+        end: Outcome | Exception = handle(
             ticket,
             run,
             request,

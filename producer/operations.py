@@ -1,0 +1,255 @@
+"""The Python API of the operations on created tasks: pause, resume, delete and modify, each
+queued as a ticket (:mod:`htap_sync.common.operations`), and the tasks they apply to (tickets,
+a bulk results file, every task this deployment created on an instance).
+
+Example:
+    >>> ops = Operations(producer)
+    >>> receipts = ops.submit_all(ops.of_tickets("pause", [create_ticket]))
+    >>> producer.wait([r.ticket for r in receipts if r.ticket], timeout_s=600)
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.models import (
+    Operation,
+    OperationRequest,
+    ReplicationRequest,
+    TicketState,
+)
+from htap_sync.common.operations import as_message, modify_of, parse_operation, ticket_of
+from htap_sync.common.tickets import is_ticket_id
+from htap_sync.producer.api import Producer
+
+Outcome = Literal["queued", "duplicate", "redriven", "conflict", "not_found", "invalid"]
+
+
+@dataclass(frozen=True)
+class OperationReceipt:
+    """What became of one operation submitted.
+
+    Attributes:
+        target: what it was asked for: a create ticket, a results file's line, a task ref.
+        outcome: ``queued``, ``duplicate``, ``redriven`` (accepted); ``conflict`` (another
+            operation on the task is in flight), ``not_found``, ``invalid`` (not queued).
+        ticket: the operation's ticket (None when not queued for want of a task).
+        operation: the validated operation (None when not found or invalid).
+        errors: what is wrong, field by field.
+    """
+
+    target: str
+    outcome: Outcome
+    ticket: str | None = None
+    operation: OperationRequest | None = None
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        """True when the operation is (or already was) queued."""
+        return self.outcome in ("queued", "duplicate", "redriven")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready line (the CLI prints one per task)."""
+        line: dict[str, Any] = {"target": self.target, "outcome": self.outcome}
+        if self.ticket:
+            line["ticket"] = self.ticket
+        if self.operation is not None:
+            op = self.operation
+            line["operation"] = op.operation
+            line["task_ref"] = f"{op.instance_id}/{op.task_name}"
+        if self.errors:
+            line["errors"] = self.errors
+        return line
+
+
+# What an operation applies to: an operation, or why there is none (target, outcome, errors).
+Target = OperationRequest | OperationReceipt
+
+
+def _problem(target: str, outcome: Outcome, field_name: str, rule: str) -> OperationReceipt:
+    errors = [{"field": field_name, "rule": rule, "message": f"{field_name}: {rule}"}]
+    return OperationReceipt(target, outcome, errors=errors)
+
+
+def of_request(operation: Operation, request: ReplicationRequest) -> OperationRequest:
+    """``operation`` on the task ``request`` created (its databases: never another's task)."""
+    return parse_operation(
+        {
+            "operation": operation,
+            "project_id": request.project_id,
+            "instance_id": request.instance_id,
+            "task_name": request.task_name,
+            "source_database": request.source_database,
+            "target_database": request.target_database,
+        }
+    )
+
+
+class Operations:
+    """Queues operations on created tasks through a :class:`Producer`'s Redis and Celery.
+
+    Every operation goes through the create path's queue, rate limit, breaker and retries;
+    its ticket ends ``succeeded`` when the service shows it done (see
+    :mod:`htap_sync.common.operations`), so :meth:`Producer.wait` waits for it.
+    """
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    def submit(self, operation: OperationRequest | Mapping[str, Any]) -> OperationReceipt:
+        """Validate and queue one operation (its ticket and message in one step).
+
+        Raises:
+            RequestInvalid: the operation breaks a rule, naming the field.
+            TicketConflict: another operation on the task is in flight.
+            redis.RedisError: Redis is unreachable; nothing was queued.
+        """
+        op = parse_operation(operation)
+        ticket, outcome, state = self._record(op)
+        if outcome == "conflict":
+            raise TicketConflict(ticket, state)
+        return OperationReceipt(ticket, outcome, ticket, op)
+
+    def submit_all(self, targets: Iterable[Target]) -> Iterator[OperationReceipt]:
+        """Queue each operation (a receipt passes through); conflicts come back as receipts."""
+        for target in targets:
+            if isinstance(target, OperationReceipt):
+                yield target
+                continue
+            ticket, outcome, state = self._record(target)
+            if outcome == "conflict":
+                rule = f"another operation on this task is {state}"
+                yield OperationReceipt(
+                    ticket,
+                    "conflict",
+                    ticket,
+                    target,
+                    [{"field": "task_name", "rule": rule, "message": f"task_name: {rule}"}],
+                )
+            else:
+                yield OperationReceipt(ticket, outcome, ticket, target)
+
+    def _record(self, op: OperationRequest) -> tuple[str, Any, str]:
+        """Record and queue one operation: ``(ticket, outcome, state)``."""
+        producer = self.producer
+        run = uuid.uuid4().hex
+        message = producer.message(ticket_of(op), run, as_message(op))
+        return producer.store.submit_operation(
+            op, run=run, queue_key=producer.queue_key, message=message
+        )
+
+    # -- what an operation applies to ------------------------------------------------------------
+
+    def of_tickets(self, operation: Operation, tickets: Iterable[str]) -> list[Target]:
+        """``operation`` on the task of each create ticket (an operation ticket: its task)."""
+        wanted = list(dict.fromkeys(tickets))
+        found = self.producer.statuses(wanted)
+        targets: list[Target] = []
+        for ticket in wanted:
+            status = found.get(ticket)
+            if not is_ticket_id(ticket):
+                targets.append(_problem(ticket, "invalid", "ticket", "tk_ and 32 hex digits"))
+            elif status is None:
+                targets.append(_problem(ticket, "not_found", "ticket", "unknown or expired"))
+            elif isinstance(status.request, OperationRequest):
+                data = status.request.model_dump(exclude_none=True, exclude={"change"})
+                targets.append(parse_operation({**data, "operation": operation}))
+            else:
+                targets.append(of_request(operation, status.request))
+        return targets
+
+    def of_results(self, operation: Operation, path: Path) -> list[Target]:
+        """``operation`` on every task a bulk run's results file (JSON Lines) accepted: each
+        line with a ticket, the request it recorded (read from the line, else the ticket).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        targets: list[Target] = []
+        lookups: list[str] = []
+        for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not text.strip():
+                continue
+            where = f"{path.name}:{number}"
+            try:
+                line = json.loads(text)
+            except json.JSONDecodeError:
+                targets.append(_problem(where, "invalid", "line", "not JSON"))
+                continue
+            if not isinstance(line, dict) or not isinstance(line.get("ticket"), str):
+                continue  # a row that was never accepted: its run created nothing
+            request = line.get("request")
+            try:
+                created = ReplicationRequest.model_validate(request)
+            except ValueError:
+                lookups.append(line["ticket"])
+                continue
+            targets.append(of_request(operation, created))
+        return targets + self.of_tickets(operation, lookups)
+
+    def of_instance(
+        self, operation: Operation, instance_id: str, project_id: str | None = None
+    ) -> list[Target]:
+        """``operation`` on every task this deployment created on an instance (its create
+        tickets that succeeded and have not expired), in task-name order."""
+        project = project_id or self.producer.settings.cloud.project_id
+        store = self.producer.store
+        created: list[ReplicationRequest] = []
+        batch: list[str] = []
+
+        def flush() -> None:
+            found = store.get_many(batch)
+            for status in found.values():
+                if status is None or status.state is not TicketState.SUCCEEDED:
+                    continue
+                request = status.request
+                if not isinstance(request, ReplicationRequest):
+                    continue
+                if request.instance_id == instance_id and project in (None, request.project_id):
+                    created.append(request)
+            batch.clear()
+
+        for key in store.redis.scan_iter(match=store.keys.ticket("*"), count=1000):
+            batch.append(str(key).rsplit(":", 1)[-1])
+            if len(batch) >= 500:
+                flush()
+        flush()
+        created.sort(key=lambda r: (r.project_id, r.task_name))
+        return [of_request(operation, r) for r in created]
+
+    def modify(self, request: ReplicationRequest | Mapping[str, Any]) -> OperationReceipt:
+        """Queue a modify of the task ``request`` names: its selection becomes the task's.
+
+        Raises:
+            RequestInvalid: the request breaks a rule, or carries no selection.
+            TicketConflict: another operation on the task is in flight.
+        """
+        if isinstance(request, ReplicationRequest):
+            data = request.model_dump(exclude_none=True)
+        else:
+            data = dict(request)
+        if data.get("project_id") is None and self.producer.settings.cloud.project_id:
+            data["project_id"] = self.producer.settings.cloud.project_id
+        return self.submit(modify_of(data))
+
+
+def not_found(target: str) -> OperationReceipt:
+    """The receipt of a target that names no task."""
+    return _problem(target, "not_found", "ticket", "unknown or expired")
+
+
+__all__ = [
+    "OperationReceipt",
+    "Operations",
+    "RequestInvalid",
+    "TicketNotFound",
+    "not_found",
+    "of_request",
+]
