@@ -231,13 +231,22 @@ class Operations:
             RequestInvalid: the request breaks a rule, or carries no selection.
             TicketConflict: another operation on the task is in flight.
         """
+        return self.submit(self.modify_target(request))
+
+    def modify_target(self, request: ReplicationRequest | Mapping[str, Any]) -> OperationRequest:
+        """The modify of the task ``request`` names (``project_id`` from the settings when
+        absent).
+
+        Raises:
+            RequestInvalid: the request breaks a rule, or carries no selection.
+        """
         if isinstance(request, ReplicationRequest):
             data = request.model_dump(exclude_none=True)
         else:
             data = dict(request)
         if data.get("project_id") is None and self.producer.settings.cloud.project_id:
             data["project_id"] = self.producer.settings.cloud.project_id
-        return self.submit(modify_of(data))
+        return modify_of(data)
 
 
 def not_found(target: str) -> OperationReceipt:
