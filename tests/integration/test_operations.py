@@ -1,0 +1,142 @@
+"""The lifecycle commands with real workers, Redis and the simulator (operation jobs that run
+a while): a bulk run's tasks paused, resumed, modified and undone through `htap-sync`, each
+done by the service's own predicate, each rerun a no-op; an operation on a ticket whose create
+is still on its way waits for it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from htap_sync.common.models import TicketState
+from htap_sync.common.settings import Settings
+from htap_sync.producer.api import Producer
+from htap_sync.producer.operations import Operations
+from htap_sync.simulator import SimulatorConfig, SimulatorServer
+from htap_sync.worker.client import TaurusClient
+from tests.conftest import VALID, request_data
+from tests.integration.conftest import WorkerFactory
+from tests.integration.harness import TOKEN, wait_for
+from tests.integration.test_cli import htap_sync
+
+COUNT = 5
+SELECTION: dict[str, Any] = {
+    "table_repl_config": {"repl_type": "exclude_tables", "repl_scope": "all", "tables": []},
+    "db_configs": [{"param_name": "binlog_expire_logs_seconds", "value": "0"}],
+}
+
+
+@pytest.fixture
+def sim_config() -> SimulatorConfig:
+    """Operation jobs run 0.5 s (the task busy meanwhile), so a pause shows a while later."""
+    return SimulatorConfig(token=TOKEN, seed=11, op_job_s=0.5)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Operations look again every 0.3 s; following is quick too."""
+    return {"follow_first_s": 0.2, "follow_interval_s": 0.3, "max_attempts": 10}
+
+
+@pytest.fixture
+def api(simulator: SimulatorServer) -> Iterator[TaurusClient]:
+    """A client of the simulator, to read the list as the service shows it."""
+    http = httpx.Client(base_url=simulator.url, headers={"X-Auth-Token": TOKEN})
+    yield TaurusClient(http)
+    http.close()
+
+
+def stages(api: TaurusClient) -> dict[str, str]:
+    """Task name -> stage (lower case) of every task the list shows on the instance."""
+    rows = api.list_replications(VALID["project_id"], VALID["instance_id"])
+    return {r.task_name: r.stage_key for r in rows}
+
+
+def lines(result: Any) -> list[dict[str, Any]]:
+    """The JSON lines a command printed (its stderr in the message when it failed)."""
+    assert result.stdout.strip(), result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def calls(simulator: SimulatorServer, route: str) -> int:
+    return int(simulator.state.snapshot()["task_calls"].get(route, 0))
+
+
+@pytest.mark.timeout(240)
+def test_pause_resume_modify_undo_each_rerun_a_no_op(
+    tmp_path: Path,
+    settings: Settings,
+    simulator: SimulatorServer,
+    api: TaurusClient,
+    start_worker: WorkerFactory,
+) -> None:
+    """pause --instance --all --wait: every task Paused; again: nothing sent. resume TICKETs:
+    Incremental. modify: its job Completed, the configuration changed. undo --wait: none
+    listed, each reported removed; undo again: each not there, no DELETE sent."""
+    start_worker(concurrency=4)
+    rows = [{**request_data(task_name=f"ops_{i}"), **SELECTION} for i in range(COUNT)]
+    source = tmp_path / "tasks.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = tmp_path / "results.jsonl"
+    bulk = htap_sync(settings, "bulk", str(source), "-o", str(results), "--wait", "--no-progress")
+    assert bulk.returncode == 0, bulk.stderr
+    tickets = [json.loads(line)["ticket"] for line in results.read_text().splitlines()]
+
+    paused = htap_sync(settings, "pause", "--instance", VALID["instance_id"], "--all", "--wait")
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    assert [line["state"] for line in lines(paused)] == ["succeeded"] * COUNT
+    assert set(stages(api).values()) == {"paused"}
+    sent = calls(simulator, "pause")
+    assert sent == COUNT
+    again = htap_sync(settings, "pause", "--results", str(results), "--wait")
+    assert again.returncode == 0, again.stderr
+    assert all(line["already"] for line in lines(again))
+    assert calls(simulator, "pause") == sent
+
+    resumed = htap_sync(settings, "resume", *tickets, "--wait")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert set(stages(api).values()) <= {"incremental", "full"}
+
+    tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["tenant"]}
+    change = tmp_path / "change.json"
+    change.write_text(json.dumps({**rows[0], "table_repl_config": tables}))
+    modified = htap_sync(settings, "modify", str(change), "--wait")
+    assert modified.returncode == 0, modified.stdout + modified.stderr
+    [line] = lines(modified)
+    assert line["state"] == "succeeded" and line["job_id"]
+    config = api.get_configuration(VALID["project_id"], VALID["instance_id"], "ops_0")
+    assert config is not None and config["table_repl_config"] == tables
+
+    undone = htap_sync(settings, "undo", str(results), "--wait")
+    assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert [line["result"] for line in lines(undone)] == ["removed"] * COUNT
+    assert f"{COUNT} removed" in undone.stderr
+    assert stages(api) == {}
+    deletes = calls(simulator, "delete")
+    rerun = htap_sync(settings, "undo", str(results), "--wait")
+    assert rerun.returncode == 0, rerun.stderr
+    assert [line["result"] for line in lines(rerun)] == ["not_there"] * COUNT
+    assert calls(simulator, "delete") == deletes == COUNT
+
+
+@pytest.mark.timeout(120)
+def test_a_delete_queued_before_its_create_ran_waits_for_it(
+    producer: Producer, api: TaurusClient, start_worker: WorkerFactory
+) -> None:
+    """A delete submitted (Python API) while its create is still queued waits for the create,
+    then deletes the task it made: both tickets succeed, the list shows nothing."""
+    receipt = producer.enqueue(request_data(task_name="early_delete"))
+    ops = Operations(producer)
+    [target] = ops.of_tickets("delete", [receipt.ticket])
+    deleting = ops.submit(target)
+    assert deleting.outcome == "queued"
+    worker = start_worker(concurrency=2)
+    statuses = wait_for(producer, [receipt.ticket, deleting.ticket or ""], workers=[worker])
+    assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
+    assert not statuses[deleting.ticket or ""].reconciled  # it sent the DELETE
+    assert "early_delete" not in stages(api)
