@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from htap_sync.common.models import TicketState
+from htap_sync.common.models import OperationRequest, TicketState
 from htap_sync.common.settings import Settings
 from htap_sync.producer.api import Producer
 from htap_sync.producer.operations import Operations
@@ -133,6 +133,7 @@ def test_a_delete_queued_before_its_create_ran_waits_for_it(
     receipt = producer.enqueue(request_data(task_name="early_delete"))
     ops = Operations(producer)
     [target] = ops.of_tickets("delete", [receipt.ticket])
+    assert isinstance(target, OperationRequest)
     deleting = ops.submit(target)
     assert deleting.outcome == "queued"
     worker = start_worker(concurrency=2)
