@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import redis
 from celery import Celery
@@ -27,6 +27,9 @@ from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
 from htap_sync.common.tickets import ticket_id
 from htap_sync.producer.messages import batch_frame, batch_item, create_message
+
+if TYPE_CHECKING:
+    from htap_sync.producer.operations import Operations
 
 T = TypeVar("T")
 
@@ -149,6 +152,13 @@ class Producer:
         ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
         data = request.model_dump(exclude_none=True)
         return create_message(self._celery, self.settings.queue, ticket, run, data)
+
+    @property
+    def operations(self) -> Operations:
+        """Pause, resume, delete, modify and undo (:mod:`htap_sync.producer.operations`)."""
+        from htap_sync.producer.operations import Operations  # it builds on this module
+
+        return Operations(self)
 
     @property
     def queue_key(self) -> str:

@@ -3,9 +3,9 @@ queued as a ticket (:mod:`htap_sync.common.operations`), and the tasks they appl
 a bulk results file, every task this deployment created on an instance).
 
 Example:
-    >>> ops = Operations(producer)
-    >>> receipts = ops.submit_all(ops.of_tickets("pause", [create_ticket]))
-    >>> producer.wait([r.ticket for r in receipts if r.ticket], timeout_s=600)
+    >>> ops = producer.operations  # or Operations(producer)
+    >>> receipts = ops.pause([create_ticket])
+    >>> producer.wait([r.ticket for r in receipts if r.accepted], timeout_s=600)
 """
 
 from __future__ import annotations
@@ -144,6 +144,27 @@ class Operations:
         return producer.store.submit_operation(
             op, run=run, queue_key=producer.queue_key, message=message
         )
+
+    def pause(self, tickets: Iterable[str]) -> list[OperationReceipt]:
+        """Queue a pause of the task of each create ticket (one receipt each, in order)."""
+        return list(self.submit_all(self.of_tickets("pause", tickets)))
+
+    def resume(self, tickets: Iterable[str]) -> list[OperationReceipt]:
+        """Queue a resume of the task of each create ticket (one receipt each, in order)."""
+        return list(self.submit_all(self.of_tickets("resume", tickets)))
+
+    def delete(self, tickets: Iterable[str]) -> list[OperationReceipt]:
+        """Queue a delete of the task of each create ticket (one receipt each, in order)."""
+        return list(self.submit_all(self.of_tickets("delete", tickets)))
+
+    def undo(self, results: Path) -> list[OperationReceipt]:
+        """Queue a delete of every task a bulk run's results file accepted (see
+        :meth:`of_results`); safe to call again (a task gone is found gone, nothing sent).
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        return list(self.submit_all(self.of_results("delete", results)))
 
     # -- what an operation applies to ------------------------------------------------------------
 

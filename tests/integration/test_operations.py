@@ -16,7 +16,6 @@ import pytest
 from htap_sync.common.models import OperationRequest, TicketState
 from htap_sync.common.settings import Settings
 from htap_sync.producer.api import Producer
-from htap_sync.producer.operations import Operations
 from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from htap_sync.worker.client import TaurusClient
 from tests.conftest import VALID, request_data
@@ -131,11 +130,8 @@ def test_a_delete_queued_before_its_create_ran_waits_for_it(
     """A delete submitted (Python API) while its create is still queued waits for the create,
     then deletes the task it made: both tickets succeed, the list shows nothing."""
     receipt = producer.enqueue(request_data(task_name="early_delete"))
-    ops = Operations(producer)
-    [target] = ops.of_tickets("delete", [receipt.ticket])
-    assert isinstance(target, OperationRequest)
-    deleting = ops.submit(target)
-    assert deleting.outcome == "queued"
+    [deleting] = producer.operations.delete([receipt.ticket])
+    assert deleting.outcome == "queued" and isinstance(deleting.operation, OperationRequest)
     worker = start_worker(concurrency=2)
     statuses = wait_for(producer, [receipt.ticket, deleting.ticket or ""], workers=[worker])
     assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
