@@ -25,7 +25,7 @@ from htap_sync.common.models import (
     TicketState,
 )
 from htap_sync.common.operations import as_message, modify_of, parse_operation, ticket_of
-from htap_sync.common.tickets import is_ticket_id
+from htap_sync.common.tickets import is_ticket_id, ticket_id
 from htap_sync.producer.api import Producer
 
 Outcome = Literal["queued", "duplicate", "redriven", "conflict", "not_found", "invalid"]
@@ -69,8 +69,17 @@ class OperationReceipt:
         return line
 
 
-# What an operation applies to: an operation, or why there is none (target, outcome, errors).
-Target = OperationRequest | OperationReceipt
+@dataclass(frozen=True)
+class Planned:
+    """An operation to submit, and what it was asked for (a create ticket, a file's line)."""
+
+    target: str
+    operation: OperationRequest
+
+
+# What an operation applies to: an operation (planned for a target, or alone: its task), or
+# why there is none (a receipt: target, outcome, errors).
+Target = Planned | OperationRequest | OperationReceipt
 
 
 def _problem(target: str, outcome: Outcome, field_name: str, rule: str) -> OperationReceipt:
@@ -115,7 +124,7 @@ class Operations:
         ticket, outcome, state = self._record(op)
         if outcome == "conflict":
             raise TicketConflict(ticket, state)
-        return OperationReceipt(ticket, outcome, ticket, op)
+        return OperationReceipt(f"{op.instance_id}/{op.task_name}", outcome, ticket, op)
 
     def submit_all(self, targets: Iterable[Target]) -> Iterator[OperationReceipt]:
         """Queue each operation (a receipt passes through); conflicts come back as receipts."""
@@ -123,18 +132,21 @@ class Operations:
             if isinstance(target, OperationReceipt):
                 yield target
                 continue
-            ticket, outcome, state = self._record(target)
+            if isinstance(target, OperationRequest):
+                target = Planned(f"{target.instance_id}/{target.task_name}", target)
+            op = target.operation
+            ticket, outcome, state = self._record(op)
             if outcome == "conflict":
                 rule = f"another operation on this task is {state}"
                 yield OperationReceipt(
-                    ticket,
+                    target.target,
                     "conflict",
                     ticket,
-                    target,
+                    op,
                     [{"field": "task_name", "rule": rule, "message": f"task_name: {rule}"}],
                 )
             else:
-                yield OperationReceipt(ticket, outcome, ticket, target)
+                yield OperationReceipt(target.target, outcome, ticket, op)
 
     def _record(self, op: OperationRequest) -> tuple[str, Any, str]:
         """Record and queue one operation: ``(ticket, outcome, state)``."""
@@ -181,9 +193,10 @@ class Operations:
                 targets.append(_problem(ticket, "not_found", "ticket", "unknown or expired"))
             elif isinstance(status.request, OperationRequest):
                 data = status.request.model_dump(exclude_none=True, exclude={"change"})
-                targets.append(parse_operation({**data, "operation": operation}))
+                planned = parse_operation({**data, "operation": operation})
+                targets.append(Planned(ticket, planned))
             else:
-                targets.append(of_request(operation, status.request))
+                targets.append(Planned(ticket, of_request(operation, status.request)))
         return targets
 
     def of_results(self, operation: Operation, path: Path) -> list[Target]:
@@ -212,7 +225,7 @@ class Operations:
             except ValueError:
                 lookups.append(line["ticket"])
                 continue
-            targets.append(of_request(operation, created))
+            targets.append(Planned(line["ticket"], of_request(operation, created)))
         return targets + self.of_tickets(operation, lookups)
 
     def of_instance(
@@ -243,7 +256,10 @@ class Operations:
                 flush()
         flush()
         created.sort(key=lambda r: (r.project_id, r.task_name))
-        return [of_request(operation, r) for r in created]
+        return [
+            Planned(ticket_id(r.project_id, r.instance_id, r.task_name), of_request(operation, r))
+            for r in created
+        ]
 
     def modify(self, request: ReplicationRequest | Mapping[str, Any]) -> OperationReceipt:
         """Queue a modify of the task ``request`` names: its selection becomes the task's.
