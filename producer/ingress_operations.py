@@ -227,6 +227,13 @@ def add_operation_routes(
                 }
             },
         )
+    _add_modify(app, routes, deps, {**common, **auth})
+
+
+def _add_modify(
+    app: FastAPI, routes: OperationRoutes, deps: list[Any], shared: dict[int | str, dict[str, Any]]
+) -> None:
+    """POST /v1/operations/modify."""
     tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["orders"]}
     change = {**EXAMPLE, "table_repl_config": tables}
     app.add_api_route(
@@ -243,8 +250,7 @@ def add_operation_routes(
             202: answer("Accepted.", ModifyAccepted, "Location", links=TICKET_LINK),
             409: answer("Another operation on the task is in flight.", Conflict),
             422: answer("Invalid: each error names its field.", Errors),
-            **common,
-            **auth,
+            **shared,
         },
         openapi_extra={
             "requestBody": {
