@@ -24,14 +24,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from htap_sync.common.errors import RequestInvalid, TicketConflict
-from htap_sync.common.models import InstanceId, Operation, ProjectId, _field_error
+from htap_sync.common.models import (
+    SELECTION_FIELDS,
+    InstanceId,
+    Operation,
+    ProjectId,
+    _field_error,
+)
 from htap_sync.producer.api import Producer
 from htap_sync.producer.ingress_models import (
     EXAMPLE,
     TICKET_LINK,
+    TICKET_PATTERN,
     Conflict,
     Error,
     Errors,
+    NewReplication,
+    NewReplicationDefaulted,
     TicketId,
     answer,
     inlined,
@@ -193,10 +202,13 @@ def add_operation_routes(
     deps: list[Any],
     auth: dict[int | str, dict[str, Any]],
     common: dict[int | str, dict[str, Any]],
+    *,
+    defaulted: bool = False,
 ) -> None:
-    """The operation routes on ``app`` (``common``: the 413/415/400/500/503 answers)."""
+    """The operation routes on ``app`` (``common``: the 413/415/400/500/503 answers;
+    ``defaulted``: project_id defaults to HTAP_SYNC_PROJECT_ID)."""
     routes = OperationRoutes(producer, settings.max_body_bytes, settings.max_items)
-    targets = inlined(OperationTargets.model_json_schema())
+    targets = targets_schema(settings.max_items)
     for operation in ("pause", "resume", "delete"):
         app.add_api_route(
             f"/v1/operations/{operation}",
@@ -227,11 +239,62 @@ def add_operation_routes(
                 }
             },
         )
-    _add_modify(app, routes, deps, {**common, **auth})
+    _add_modify(app, routes, deps, {**common, **auth}, defaulted)
+
+
+def targets_schema(max_items: int) -> dict[str, Any]:
+    """The body of pause, resume and delete: tickets, or an instance with ``all`` true (what
+    :class:`OperationTargets` and the handler accept, written out as one of two shapes)."""
+    tickets = {
+        "type": "array",
+        "items": {"type": "string", "pattern": TICKET_PATTERN},
+        "minItems": 1,
+        "maxItems": max_items,
+        "description": "Create tickets (an operation ticket: its task).",
+    }
+    every = {
+        "instance_id": {"type": "string", "pattern": r"^[A-Za-z0-9]{36}$"},
+        "project_id": {"type": "string", "pattern": r"^[A-Za-z0-9]{32}$"},
+        "all": {"const": True, "description": "Every task created on instance_id."},
+    }
+    return {
+        "oneOf": [
+            {
+                "type": "object",
+                "title": "ByTickets",
+                "required": ["tickets"],
+                "additionalProperties": False,
+                "properties": {"tickets": tickets},
+            },
+            {
+                "type": "object",
+                "title": "EveryTaskOfAnInstance",
+                "required": ["instance_id", "all"],
+                "additionalProperties": False,
+                "properties": every,
+            },
+        ],
+        "examples": [{"tickets": ["tk_" + "3f" * 16]}],
+    }
+
+
+def modify_schema(defaulted: bool) -> dict[str, Any]:
+    """The body of modify: a creation request carrying at least one selection field."""
+    model = NewReplicationDefaulted if defaulted else NewReplication
+    schema = inlined(model.model_json_schema())
+    schema["anyOf"] = [
+        {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+        for name in SELECTION_FIELDS
+    ]
+    return schema
 
 
 def _add_modify(
-    app: FastAPI, routes: OperationRoutes, deps: list[Any], shared: dict[int | str, dict[str, Any]]
+    app: FastAPI,
+    routes: OperationRoutes,
+    deps: list[Any],
+    shared: dict[int | str, dict[str, Any]],
+    defaulted: bool,
 ) -> None:
     """POST /v1/operations/modify."""
     tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["orders"]}
@@ -255,7 +318,9 @@ def _add_modify(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"type": "object"}, "example": change}},
+                "content": {
+                    "application/json": {"schema": modify_schema(defaulted), "example": change}
+                },
             }
         },
     )

@@ -133,7 +133,8 @@ def add_routes(app: FastAPI, ingress: "Ingress", keyed: list[Any]) -> None:
         for code, entry in _post_answers(settings.max_body_bytes, settings.max_items).items()
         if code in (400, 413, 415, 500, 503)
     }
-    add_operation_routes(app, ingress.producer, settings, deps, auth, common)
+    defaulted = ingress.settings.cloud.project_id is not None
+    add_operation_routes(app, ingress.producer, settings, deps, auth, common, defaulted=defaulted)
     app.add_api_route(
         "/healthz",
         ingress.health,
