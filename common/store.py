@@ -96,6 +96,7 @@ class TicketStore:
         self.delayed_key = self.keys.delayed
         self._submit = script(client, "htap_sync.common", "submit.lua")
         self._submit_operation = script(client, "htap_sync.common", "operation_submit.lua")
+        self._recreate = script(client, "htap_sync.common", "recreate.lua")
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
@@ -234,6 +235,16 @@ class TicketStore:
         reply = self._submit_operation(keys=[*keys, queue_key], args=[*args, message, again])
         [(outcome, state)] = _answers(reply)
         return ticket, outcome, state
+
+    def make_recreatable(self, ticket: str, why: str) -> bool:
+        """Mark a succeeded ticket whose task failed to sync (deleted since) failed and not in
+        doubt, so that submitting its request again re-drives it (``recreate.lua``).
+
+        Returns:
+            False when the ticket is not succeeded with a failed sync (nothing changed).
+        """
+        error = ErrorPayload(error_code="HTAP_SYNC.RECREATE", error_msg=why).model_dump_json()
+        return bool(self._recreate(keys=[self.key(ticket)], args=[error, iso(self._clock())]))
 
     def get(self, ticket: str) -> TicketStatus:
         """The ticket's status.

@@ -23,10 +23,12 @@ from htap_sync.common.models import (
     OperationRequest,
     ReplicationRequest,
     TicketState,
+    TicketStatus,
 )
 from htap_sync.common.operations import as_message, modify_of, parse_operation, ticket_of
+from htap_sync.common.sync import SyncState
 from htap_sync.common.tickets import is_ticket_id, ticket_id
-from htap_sync.producer.api import Producer
+from htap_sync.producer.api import Producer, Receipt
 
 Outcome = Literal["queued", "duplicate", "redriven", "conflict", "not_found", "invalid"]
 
@@ -177,6 +179,38 @@ class Operations:
             OSError: the file cannot be read.
         """
         return list(self.submit_all(self.of_results("delete", results)))
+
+    def recreate(self, ticket: str, *, timeout_s: float) -> tuple[TicketStatus, Receipt | None]:
+        """Re-drive a create whose task failed to sync: delete the failed task (an operation
+        ticket, waited for up to ``timeout_s``), then submit the create again. Never automatic:
+        the user asks for it (``htap-sync retry --recreate``).
+
+        Returns:
+            the delete's last status, and the create's receipt (None when the delete did not
+            succeed in time: nothing was re-created).
+
+        Raises:
+            TicketNotFound: unknown ticket, or its result expired.
+            RequestInvalid: ``ticket`` is not a create whose task failed to sync (``ticket``).
+            TicketConflict: another operation on the task is in flight.
+        """
+        producer = self.producer
+        status = producer.store.get(ticket)
+        request = status.request
+        failed_sync = status.sync is not None and status.sync.state is SyncState.FAILED
+        if not isinstance(request, ReplicationRequest) or not failed_sync:
+            sync = status.sync.state.value if status.sync else "none"
+            rule = f"not a created task that failed to sync (state {status.state}, sync {sync})"
+            raise RequestInvalid([{"field": "ticket", "rule": rule, "message": f"ticket: {rule}"}])
+        deleting = self.submit(of_request("delete", request))
+        op_ticket = str(deleting.ticket)
+        deleted = producer.wait([op_ticket], timeout_s=timeout_s)[op_ticket]
+        if deleted.state is not TicketState.SUCCEEDED:
+            return deleted, None
+        why = f"its task failed to sync; deleted by {op_ticket} to be created again"
+        if not producer.store.make_recreatable(ticket, why):
+            return deleted, None  # re-driven meanwhile by someone else: leave it to them
+        return deleted, producer.enqueue(request)
 
     # -- what an operation applies to ------------------------------------------------------------
 

@@ -145,7 +145,7 @@ def _sent_job(claim: Claim, d: Delivery) -> str:
 
 
 def _look(op: OperationRequest, claim: Claim, d: Delivery) -> TaskRow | None:
-    """The task's live row in the list (None: not listed), through the gate."""
+    """The task's row in the list (a live one first; None: not listed), through the gate."""
     d.gate.before_call(op.project_id, "list")
     d.store.renew(claim, lease_s=d.settings.lease_s)
     rows = observed(
@@ -159,10 +159,13 @@ def _look(op: OperationRequest, claim: Claim, d: Delivery) -> TaskRow | None:
         d.gate,
         op.project_id,
     )
+    cancelled: TaskRow | None = None
     for row in rows:
-        if row.task_name == op.task_name and not row.cancelled:
-            return row
-    return None
+        if row.task_name == op.task_name:
+            if not row.cancelled:
+                return row
+            cancelled = cancelled or row
+    return cancelled  # still listed: a delete removes it (a failed task's recreate needs so)
 
 
 def _modify(op: OperationRequest, claim: Claim, job_id: str, d: Delivery) -> Outcome:

@@ -137,3 +137,52 @@ def test_a_delete_queued_before_its_create_ran_waits_for_it(
     assert {s.state for s in statuses.values()} == {TicketState.SUCCEEDED}
     assert not statuses[deleting.ticket or ""].reconciled  # it sent the DELETE
     assert "early_delete" not in stages(api)
+
+
+class TestRecreate:
+    """`retry --recreate`: a task that failed to sync is deleted and created again, on the
+    user's word only."""
+
+    @pytest.fixture
+    def sim_config(self) -> SimulatorConfig:
+        """Every created task fails to sync (until the test says otherwise)."""
+        return SimulatorConfig(token=TOKEN, seed=5, sync_fail_rate=1.0)
+
+    @pytest.mark.timeout(180)
+    def test_a_failed_task_is_deleted_and_created_again(
+        self,
+        settings: Settings,
+        producer: Producer,
+        simulator: SimulatorServer,
+        start_worker: WorkerFactory,
+    ) -> None:
+        """The ticket's task fails to sync; nothing re-creates it by itself. retry --recreate
+        deletes it (an operation ticket), re-drives the create, and the new task syncs; a
+        ticket whose task did not fail is refused (exit 2, naming the ticket field)."""
+        request = request_data(task_name="fails_once")
+        ticket = producer.enqueue(request).ticket
+        worker = start_worker(concurrency=2)
+        first = producer.wait([ticket], timeout_s=60, until="synced")[ticket]
+        assert first.sync is not None and first.sync.state.value == "failed", first
+        assert (
+            simulator.state.creates_for(VALID["project_id"], VALID["instance_id"], "fails_once")
+            == 1
+        )
+        simulator.state.lifecycle.fail_rate = 0.0  # the cause was fixed
+
+        again = htap_sync(settings, "retry", "--recreate", ticket, "--timeout-s", "60")
+        assert again.returncode == 0, again.stdout + again.stderr
+        [line] = lines(again)
+        assert line["outcome"] == "redriven" and line["delete"]["state"] == "succeeded"
+        second = wait_for(producer, [ticket], workers=[worker])[ticket]
+        assert second.state is TicketState.SUCCEEDED
+        synced = producer.wait([ticket], timeout_s=60, until="synced")[ticket]
+        assert synced.synced, synced
+        assert (
+            simulator.state.creates_for(VALID["project_id"], VALID["instance_id"], "fails_once")
+            == 2
+        )
+
+        refused = htap_sync(settings, "retry", "--recreate", ticket)
+        assert refused.returncode == 2
+        assert lines(refused)[0]["errors"][0]["field"] == "ticket"

@@ -8,7 +8,7 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -26,7 +26,7 @@ from htap_sync.cli.base import (
     settings_or_exit,
     timeout_option,
 )
-from htap_sync.common.errors import RequestInvalid
+from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
 from htap_sync.common.models import Operation, TicketState, TicketStatus
 from htap_sync.producer.api import Producer
 from htap_sync.producer.operations import OperationReceipt, Operations, Target
@@ -237,3 +237,32 @@ def undo(results_file: Path, wait: bool, timeout_s: float) -> None:
     err.print(f"undo: {summary}", highlight=False)
     code = exit_code(receipts, {t: s for t, s in statuses.items() if undo_result(s) != "not_ours"})
     sys.exit(_waited_exit(code, statuses, wait))
+
+
+def recreate_tickets(tickets: tuple[str, ...], timeout_s: float) -> NoReturn:
+    """``retry --recreate``: for each create ticket whose task failed to sync, delete the
+    task, then create it again; one JSON line each (``deleted``, ``outcome`` of the create)."""
+    settings = settings_or_exit()
+    code = EXIT_OK
+    with producer_or_exit(settings) as producer:
+        for ticket in tickets:
+            line: dict[str, Any] = {"ticket": ticket}
+            try:
+                deleted, receipt = producer.operations.recreate(ticket, timeout_s=timeout_s)
+            except TicketNotFound:
+                line["outcome"], code = "not_found", max(code, EXIT_NOT_FOUND)
+            except RequestInvalid as exc:
+                line.update(outcome="invalid", errors=exc.errors)
+                code = max(code, EXIT_USAGE)
+            except TicketConflict as exc:
+                line.update(outcome="conflict", errors=exc.errors)
+                code = max(code, EXIT_CONFLICT)
+            else:
+                line["delete"] = {"ticket": deleted.ticket, "state": deleted.state.value}
+                if deleted.error is not None:
+                    line["delete"]["error"] = deleted.error.model_dump(exclude_none=True)
+                line["outcome"] = receipt.outcome.value if receipt else "not_recreated"
+                if receipt is None:
+                    code = max(code, EXIT_FAILED)
+            emit_json(line)
+    sys.exit(code)
