@@ -253,3 +253,47 @@ def test_an_operation_ticket_is_apart_from_the_create_ticket() -> None:
         and ticket_of(op).startswith("tk_")
         and len(create) == len(ticket_of(op))
     )
+
+
+def test_another_operation_in_flight_is_a_conflict(rig: Rig) -> None:
+    """While a task's pause is in flight, a resume of it is a conflict and the same pause a
+    duplicate; once the pause ended, the resume replaces it."""
+    payload = created(rig)
+    ticket, run, _ = operate(rig, "pause", payload)
+    assert operate(rig, "resume", payload)[2] == "conflict"
+    assert operate(rig, "pause", payload)[2] == "duplicate"
+    deliver(rig, ticket, run)
+    deliver(rig, ticket, run)
+    assert operate(rig, "resume", payload)[2] == "redriven"
+
+
+def _job_answers(status: str) -> dict[tuple[str, str], httpx.Response]:
+    listed = httpx.Response(200, json={"total_count": "1", "replications": [ROW]})
+    job = {"job": {"id": "j1", "status": status, "fail_reason": "disk full"}}
+    return {
+        ("GET", "replication"): listed,
+        ("POST", "pause"): httpx.Response(200, json={"job_id": "j1"}),
+        ("GET", "jobs"): httpx.Response(200, json=job),
+    }
+
+
+def test_a_failed_job_fails_the_operation_with_its_reason(rig: Rig) -> None:
+    """A pause whose job ends Failed fails its ticket with the job's fail_reason."""
+    rig.client = scripted(_job_answers("Failed"))
+    ticket, run, _ = operate(rig, "pause", request_data())
+    assert deliver(rig, ticket, run).reason == "operation"
+    assert deliver(rig, ticket, run).reason == "HTAP_SYNC.JOB_FAILED"
+    error = rig.store.get(ticket).error
+    assert error is not None and "disk full" in error.error_msg
+
+
+def test_an_operation_not_done_by_the_deadline_fails(rig: Rig) -> None:
+    """A pause accepted whose task never shows Paused gives up at the delivery deadline,
+    having sent its call once."""
+    rig.client = scripted(_job_answers("Running"))
+    ticket, run, _ = operate(rig, "pause", request_data())
+    assert deliver(rig, ticket, run).reason == "operation"
+    assert deliver(rig, ticket, run).reason == "operation"  # still running: look later
+    rig.clock.advance(rig.settings.delivery.deadline_s + 1)
+    assert deliver(rig, ticket, run).reason == "HTAP_SYNC.EXHAUSTED"
+    assert rig.store.get(ticket).attempts == 1

@@ -49,7 +49,8 @@ def test_pause_by_tickets_then_resume_by_instance(
     client: httpx.Client, producer: Producer, start_worker: WorkerFactory
 ) -> None:
     """POST /v1/operations/pause with tickets: 202, one queued result each, tickets that end
-    succeeded; resume with instance_id and all: every task created there; unknown: 404."""
+    succeeded; resume with instance_id and all: every task created there; unknown: 404; some
+    unknown: 207; an instance where nothing was created: 200, no results."""
     tickets = _created(producer, start_worker, 2)
     paused = client.post("/v1/operations/pause", json={"tickets": tickets})
     assert paused.status_code == 202, paused.text
@@ -71,6 +72,10 @@ def test_pause_by_tickets_then_resume_by_instance(
 
     unknown = client.post("/v1/operations/delete", json={"tickets": ["tk_" + "0" * 32]})
     assert unknown.status_code == 404 and unknown.json()["results"][0]["outcome"] == "not_found"
+    mixed = client.post("/v1/operations/delete", json={"tickets": [tickets[0], "tk_" + "0" * 32]})
+    assert mixed.status_code == 207 and mixed.json()["accepted"] == 1
+    elsewhere = client.post("/v1/operations/pause", json={"instance_id": "f" * 36, "all": True})
+    assert elsewhere.status_code == 200 and elsewhere.json()["results"] == []
 
 
 def test_modify_and_bad_bodies(
