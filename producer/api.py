@@ -76,7 +76,7 @@ class Receipt:
 
     ticket: str
     outcome: Submitted
-    request: ReplicationRequest
+    request: ReplicationRequest | OperationRequest
 
 
 class Producer:
@@ -334,9 +334,9 @@ class Producer:
             TicketNotFound: unknown ticket, or its result expired.
         """
         request = self.store.get(ticket).request
-        if isinstance(request, OperationRequest):
-            rule = "an operation's ticket: submit the operation again (htap-sync pause, ...)"
-            raise RequestInvalid([{"field": "ticket", "rule": rule, "message": f"ticket: {rule}"}])
+        if isinstance(request, OperationRequest):  # an operation's ticket: its operation again
+            again = self.operations.submit(request)
+            return Receipt(str(again.ticket), Submitted(again.outcome), request)
         return self.enqueue(request)
 
     def wait(

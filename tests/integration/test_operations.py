@@ -186,3 +186,25 @@ class TestRecreate:
         refused = htap_sync(settings, "retry", "--recreate", ticket)
         assert refused.returncode == 2
         assert lines(refused)[0]["errors"][0]["field"] == "ticket"
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_operation_is_listed_and_retried_like_a_create(
+    settings: Settings, producer: Producer, start_worker: WorkerFactory
+) -> None:
+    """A pause of a task never created fails (HTAP_SYNC.NO_TASK); `failed` lists it and
+    `retry` re-drives it (its operation submitted again)."""
+    from htap_sync.common.models import parse_request
+    from htap_sync.producer.operations import of_request
+
+    request = parse_request(request_data(task_name="never_made"))
+    receipt = producer.operations.submit(of_request("pause", request))
+    worker = start_worker(concurrency=2)
+    ticket = str(receipt.ticket)
+    failed = wait_for(producer, [ticket], workers=[worker])[ticket]
+    assert failed.error is not None and failed.error.error_code == "HTAP_SYNC.NO_TASK"
+    listed = htap_sync(settings, "failed", "--json")
+    assert ticket in listed.stdout, listed.stderr
+    again = htap_sync(settings, "retry", ticket, "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["outcome"] == "redriven"
