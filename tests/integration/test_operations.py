@@ -75,8 +75,9 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     start_worker: WorkerFactory,
 ) -> None:
     """pause --instance --all --wait: every task Paused; again: nothing sent. resume TICKETs:
-    Incremental. modify: its job Completed, the configuration changed. undo --wait: none
-    listed, each reported removed; undo again: each not there, no DELETE sent."""
+    Incremental; again: nothing sent. modify: its job Completed, the configuration changed;
+    again: a duplicate, no PUT. undo --wait: none listed, each reported removed; undo again:
+    each not there, no DELETE sent."""
     start_worker(concurrency=4)
     rows = [{**request_data(task_name=f"ops_{i}"), **SELECTION} for i in range(COUNT)]
     source = tmp_path / "tasks.jsonl"
@@ -100,6 +101,10 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     resumed = htap_sync(settings, "resume", *tickets, "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert set(stages(api).values()) <= {"incremental", "full"}
+    assert calls(simulator, "resume") == COUNT
+    rerun = htap_sync(settings, "resume", *tickets, "--wait")
+    assert all(line["already"] for line in lines(rerun)), rerun.stdout
+    assert calls(simulator, "resume") == COUNT
 
     tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["tenant"]}
     change = tmp_path / "change.json"
@@ -108,8 +113,13 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     assert modified.returncode == 0, modified.stdout + modified.stderr
     [line] = lines(modified)
     assert line["state"] == "succeeded" and line["job_id"]
+    job = api.get_job(VALID["project_id"], line["job_id"])
+    assert job is not None and job.status == "Completed"
     config = api.get_configuration(VALID["project_id"], VALID["instance_id"], "ops_0")
     assert config is not None and config["table_repl_config"] == tables
+    same = htap_sync(settings, "modify", str(change), "--wait")
+    assert [line["outcome"] for line in lines(same)] == ["duplicate"]
+    assert calls(simulator, "modify") == 1
 
     undone = htap_sync(settings, "undo", str(results), "--wait")
     assert undone.returncode == 0, undone.stdout + undone.stderr
