@@ -30,6 +30,7 @@ from htap_sync.common.sync import SyncState
 from htap_sync.common.tickets import is_ticket_id, ticket_id
 from htap_sync.producer.api import Producer, Receipt
 
+_ACCEPTED = ("queued", "duplicate", "redriven")  # a results line's outcome, accepted
 Outcome = Literal["queued", "duplicate", "redriven", "conflict", "not_found", "invalid"]
 
 
@@ -235,7 +236,9 @@ class Operations:
 
     def of_results(self, operation: Operation, path: Path) -> list[Target]:
         """``operation`` on every task a bulk run's results file (JSON Lines) accepted: each
-        line with a ticket, the request it recorded (read from the line, else the ticket).
+        line whose outcome is queued, duplicate (the same request, submitted before) or
+        redriven, with the request it recorded (read from the line, else its ticket). A
+        conflict's line names another request's ticket: it is left out, as invalid lines are.
 
         Raises:
             OSError: the file cannot be read.
@@ -251,8 +254,11 @@ class Operations:
             except json.JSONDecodeError:
                 targets.append(_problem(where, "invalid", "line", "not JSON"))
                 continue
-            if not isinstance(line, dict) or not isinstance(line.get("ticket"), str):
-                continue  # a row that was never accepted: its run created nothing
+            accepted = isinstance(line, dict) and line.get("outcome") in _ACCEPTED
+            if not accepted or not isinstance(line.get("ticket"), str):
+                # Never accepted (invalid; a conflict's ticket is another request's): the run
+                # created nothing for it.
+                continue
             request = line.get("request")
             try:
                 created = ReplicationRequest.model_validate(request)

@@ -70,6 +70,7 @@ def calls(simulator: SimulatorServer, route: str) -> int:
 def test_pause_resume_modify_undo_each_rerun_a_no_op(
     tmp_path: Path,
     settings: Settings,
+    producer: Producer,
     simulator: SimulatorServer,
     api: TaurusClient,
     start_worker: WorkerFactory,
@@ -77,30 +78,41 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     """pause --instance --all --wait: every task Paused; again: nothing sent. resume TICKETs:
     Incremental; again: nothing sent. modify: its job Completed, the configuration changed;
     again: a duplicate, no PUT. undo --wait: none listed, each reported removed; undo again:
-    each not there, no DELETE sent."""
+    each not there, no DELETE sent. A row of the file in conflict with another's task leaves
+    that task alone."""
     start_worker(concurrency=4)
+    # Another's task under a name the file asks for too: the file's row is a conflict, and
+    # nothing below may touch that task.
+    other = request_data(task_name="ops_theirs", source_database="theirs")
+    producer.enqueue(other)
     rows = [{**request_data(task_name=f"ops_{i}"), **SELECTION} for i in range(COUNT)]
     source = tmp_path / "tasks.jsonl"
-    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    mine = {**request_data(task_name="ops_theirs"), **SELECTION}
+    source.write_text("".join(json.dumps(r) + "\n" for r in [*rows, mine]))
     results = tmp_path / "results.jsonl"
     bulk = htap_sync(settings, "bulk", str(source), "-o", str(results), "--wait", "--no-progress")
-    assert bulk.returncode == 0, bulk.stderr
-    tickets = [json.loads(line)["ticket"] for line in results.read_text().splitlines()]
+    assert bulk.returncode == 1, bulk.stderr  # the conflicting row
+    written = [json.loads(line) for line in results.read_text().splitlines()]
+    assert written[-1]["state"] == "conflict"
+    tickets = [line["ticket"] for line in written[:-1]]
 
     paused = htap_sync(settings, "pause", "--instance", VALID["instance_id"], "--all", "--wait")
     assert paused.returncode == 0, paused.stdout + paused.stderr
-    assert [line["state"] for line in lines(paused)] == ["succeeded"] * COUNT
-    assert set(stages(api).values()) == {"paused"}
+    # Every task this deployment created on the instance: the file's and the other one.
+    assert [line["state"] for line in lines(paused)] == ["succeeded"] * (COUNT + 1)
+    assert set(stages(api).values()) == {"paused"} and len(stages(api)) == COUNT + 1
     sent = calls(simulator, "pause")
-    assert sent == COUNT
+    assert sent == COUNT + 1
     again = htap_sync(settings, "pause", "--results", str(results), "--wait")
     assert again.returncode == 0, again.stderr
-    assert all(line["already"] for line in lines(again))
+    assert len(lines(again)) == COUNT and all(line["already"] for line in lines(again))
     assert calls(simulator, "pause") == sent
 
     resumed = htap_sync(settings, "resume", *tickets, "--wait")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert set(stages(api).values()) <= {"incremental", "full"}
+    resumed_stages = {t: s for t, s in stages(api).items() if t != "ops_theirs"}
+    assert set(resumed_stages.values()) <= {"incremental", "full"}
+    assert len(resumed_stages) == COUNT and stages(api)["ops_theirs"] == "paused"
     assert calls(simulator, "resume") == COUNT
     rerun = htap_sync(settings, "resume", *tickets, "--wait")
     assert all(line["already"] for line in lines(rerun)), rerun.stdout
@@ -125,7 +137,7 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     assert undone.returncode == 0, undone.stdout + undone.stderr
     assert [line["result"] for line in lines(undone)] == ["removed"] * COUNT
     assert f"{COUNT} removed" in undone.stderr
-    assert stages(api) == {}
+    assert list(stages(api)) == ["ops_theirs"]  # another's task, untouched
     deletes = calls(simulator, "delete")
     rerun = htap_sync(settings, "undo", str(results), "--wait")
     assert rerun.returncode == 0, rerun.stderr
