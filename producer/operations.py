@@ -319,8 +319,11 @@ class Operations:
         """
         if isinstance(request, ReplicationRequest):
             data = request.model_dump(exclude_none=True)
-        else:
+        elif isinstance(request, Mapping):
             data = dict(request)
+        else:
+            rule = {"field": "request", "rule": "must be an object", "message": ""}
+            raise RequestInvalid([{**rule, "message": "request: must be an object"}])
         if data.get("project_id") is None and self.producer.settings.cloud.project_id:
             data["project_id"] = self.producer.settings.cloud.project_id
         return modify_of(data)

@@ -230,3 +230,16 @@ def test_a_failed_operation_is_listed_and_retried_like_a_create(
     again = htap_sync(settings, "retry", ticket, "--json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["outcome"] == "redriven"
+
+
+def test_modify_refuses_bad_requests_naming_the_field(tmp_path: Path, settings: Settings) -> None:
+    """modify of a file (a JSON array here): a request without a selection, and one that is no
+    object, are invalid lines naming their field; nothing is queued; exit 2."""
+    change = tmp_path / "change.json"
+    change.write_text(json.dumps([request_data(task_name="plain"), "not an object"]))
+    refused = htap_sync(settings, "modify", str(change))
+    assert refused.returncode == 2, refused.stderr
+    found = lines(refused)
+    assert [line["outcome"] for line in found] == ["invalid", "invalid"]
+    assert [line["errors"][0]["field"] for line in found] == ["change", "request"]
+    assert [line["target"] for line in found] == ["change.json[0]", "change.json[1]"]

@@ -186,9 +186,13 @@ def _requests_of(path: Path) -> list[tuple[str, Any]]:
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"{path}: cannot read: {exc}", EXIT_USAGE)
     try:
-        return [(path.name, json.loads(text))]
+        whole = json.loads(text)
     except json.JSONDecodeError:
         pass
+    else:
+        if isinstance(whole, list):  # a JSON array of requests
+            return [(f"{path.name}[{i}]", item) for i, item in enumerate(whole)]
+        return [(path.name, whole)]
     found: list[tuple[str, Any]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
