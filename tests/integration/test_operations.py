@@ -66,6 +66,48 @@ def calls(simulator: SimulatorServer, route: str) -> int:
     return int(simulator.state.snapshot()["task_calls"].get(route, 0))
 
 
+def _migration(
+    tmp_path: Path, settings: Settings, producer: Producer
+) -> tuple[list[dict[str, Any]], Path, list[str]]:
+    """A bulk run of COUNT configured tasks, plus a row in conflict with another's task
+    (created first, another database pair): its rows, results file and accepted tickets."""
+    producer.enqueue(request_data(task_name="ops_theirs", source_database="theirs"))
+    rows = [{**request_data(task_name=f"ops_{i}"), **SELECTION} for i in range(COUNT)]
+    source = tmp_path / "tasks.jsonl"
+    mine = {**request_data(task_name="ops_theirs"), **SELECTION}
+    source.write_text("".join(json.dumps(r) + "\n" for r in [*rows, mine]))
+    results = tmp_path / "results.jsonl"
+    bulk = htap_sync(settings, "bulk", str(source), "-o", str(results), "--wait", "--no-progress")
+    assert bulk.returncode == 1, bulk.stderr  # the conflicting row
+    written = [json.loads(line) for line in results.read_text().splitlines()]
+    assert written[-1]["state"] == "conflict"
+    return rows, results, [line["ticket"] for line in written[:-1]]
+
+
+def _modify_once(
+    tmp_path: Path,
+    settings: Settings,
+    simulator: SimulatorServer,
+    api: TaurusClient,
+    row: dict[str, Any],
+) -> None:
+    """modify --wait: its job Completed, the configuration changed; again: a duplicate."""
+    tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["tenant"]}
+    change = tmp_path / "change.json"
+    change.write_text(json.dumps({**row, "table_repl_config": tables}))
+    modified = htap_sync(settings, "modify", str(change), "--wait")
+    assert modified.returncode == 0, modified.stdout + modified.stderr
+    [line] = lines(modified)
+    assert line["state"] == "succeeded" and line["job_id"]
+    job = api.get_job(VALID["project_id"], line["job_id"])
+    assert job is not None and job.status == "Completed"
+    config = api.get_configuration(VALID["project_id"], VALID["instance_id"], row["task_name"])
+    assert config is not None and config["table_repl_config"] == tables
+    same = htap_sync(settings, "modify", str(change), "--wait")
+    assert [line["outcome"] for line in lines(same)] == ["duplicate"]
+    assert calls(simulator, "modify") == 1
+
+
 @pytest.mark.timeout(240)
 def test_pause_resume_modify_undo_each_rerun_a_no_op(
     tmp_path: Path,
@@ -81,20 +123,7 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     each not there, no DELETE sent. A row of the file in conflict with another's task leaves
     that task alone."""
     start_worker(concurrency=4)
-    # Another's task under a name the file asks for too: the file's row is a conflict, and
-    # nothing below may touch that task.
-    other = request_data(task_name="ops_theirs", source_database="theirs")
-    producer.enqueue(other)
-    rows = [{**request_data(task_name=f"ops_{i}"), **SELECTION} for i in range(COUNT)]
-    source = tmp_path / "tasks.jsonl"
-    mine = {**request_data(task_name="ops_theirs"), **SELECTION}
-    source.write_text("".join(json.dumps(r) + "\n" for r in [*rows, mine]))
-    results = tmp_path / "results.jsonl"
-    bulk = htap_sync(settings, "bulk", str(source), "-o", str(results), "--wait", "--no-progress")
-    assert bulk.returncode == 1, bulk.stderr  # the conflicting row
-    written = [json.loads(line) for line in results.read_text().splitlines()]
-    assert written[-1]["state"] == "conflict"
-    tickets = [line["ticket"] for line in written[:-1]]
+    rows, results, tickets = _migration(tmp_path, settings, producer)
 
     paused = htap_sync(settings, "pause", "--instance", VALID["instance_id"], "--all", "--wait")
     assert paused.returncode == 0, paused.stdout + paused.stderr
@@ -118,20 +147,7 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
     assert all(line["already"] for line in lines(rerun)), rerun.stdout
     assert calls(simulator, "resume") == COUNT
 
-    tables = {"repl_type": "include_tables", "repl_scope": "part", "tables": ["tenant"]}
-    change = tmp_path / "change.json"
-    change.write_text(json.dumps({**rows[0], "table_repl_config": tables}))
-    modified = htap_sync(settings, "modify", str(change), "--wait")
-    assert modified.returncode == 0, modified.stdout + modified.stderr
-    [line] = lines(modified)
-    assert line["state"] == "succeeded" and line["job_id"]
-    job = api.get_job(VALID["project_id"], line["job_id"])
-    assert job is not None and job.status == "Completed"
-    config = api.get_configuration(VALID["project_id"], VALID["instance_id"], "ops_0")
-    assert config is not None and config["table_repl_config"] == tables
-    same = htap_sync(settings, "modify", str(change), "--wait")
-    assert [line["outcome"] for line in lines(same)] == ["duplicate"]
-    assert calls(simulator, "modify") == 1
+    _modify_once(tmp_path, settings, simulator, api, rows[0])
 
     undone = htap_sync(settings, "undo", str(results), "--wait")
     assert undone.returncode == 0, undone.stdout + undone.stderr

@@ -297,3 +297,20 @@ def test_an_operation_not_done_by_the_deadline_fails(rig: Rig) -> None:
     rig.clock.advance(rig.settings.delivery.deadline_s + 1)
     assert deliver(rig, ticket, run).reason == "HTAP_SYNC.EXHAUSTED"
     assert rig.store.get(ticket).attempts == 1
+
+
+def test_a_ticket_reads_back_its_kind() -> None:
+    """A creation's recorded text reads back as a creation, even with "operation" inside a
+    value; an operation's as an operation (with its change)."""
+    from htap_sync.common.store import _request_of
+
+    creation = parse_request({**request_data(), **SELECTION})
+    assert _request_of(creation.fingerprint()) == creation
+    sneaky = {"tables_configs": [{"table_name": "t", "table_config": '"operation":"pause"'}]}
+    tricky = parse_request({**request_data(), **sneaky})
+    assert _request_of(tricky.fingerprint()) == tricky
+    base = {k: request_data()[k] for k in ("project_id", "instance_id", "task_name")}
+    modify = parse_operation(
+        {**base, "operation": "modify", "change": {**request_data(), **SELECTION}}
+    )
+    assert _request_of(modify.fingerprint()) == modify
