@@ -314,3 +314,83 @@ def test_a_ticket_reads_back_its_kind() -> None:
         {**base, "operation": "modify", "change": {**request_data(), **SELECTION}}
     )
     assert _request_of(modify.fingerprint()) == modify
+
+
+class Closed:
+    """A gate that holds back every call of one API (``reason``: rate or breaker)."""
+
+    def __init__(self, api: str, reason: str) -> None:
+        self.api, self.reason = api, reason
+
+    def before_call(self, project_id: str, api: str) -> None:
+        from htap_sync.worker.gate import MustWait
+
+        if api == self.api:
+            raise MustWait(7.0, self.reason)  # type: ignore[arg-type]
+
+    def after_call(self, project_id: str, api: str, error: object) -> None:
+        """Nothing to record."""
+
+
+@pytest.mark.parametrize("reason", ["rate", "breaker"])
+def test_a_closed_gate_holds_the_operation_back_without_an_attempt(rig: Rig, reason: str) -> None:
+    """No token for pause calls (or an open breaker): the ticket waits, sends nothing, and no
+    attempt is counted."""
+    payload = created(rig)
+    rig.gate = Closed("pause", reason)  # type: ignore[assignment]
+    ticket, run, _ = operate(rig, "pause", payload)
+    assert deliver(rig, ticket, run) == Outcome("waiting", delay_s=7.0, reason=reason)
+    assert calls(rig, "POST", "/pause") == 0 and rig.store.get(ticket).attempts == 0
+
+
+def test_a_lost_answer_is_reconciled_by_the_list(rig: Rig) -> None:
+    """A pause whose answer was lost (read timeout after sending) retries in doubt; the next
+    delivery looks first, finds the task Paused, and succeeds without sending again."""
+    listings = [dict(ROW), {**ROW, "stage": "Paused"}]
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            sent.append(request.url.path)
+            raise httpx.ReadTimeout("lost", request=request)
+        row = listings.pop(0) if len(listings) > 1 else listings[0]
+        return httpx.Response(200, json={"total_count": "1", "replications": [row]})
+
+    rig.client = TaurusClient(
+        httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(handler))
+    )
+    ticket, run, _ = operate(rig, "pause", request_data())
+    end = deliver(rig, ticket, run)
+    assert (end.kind, end.reason, len(sent)) == ("retry", "Ambiguous", 1)
+    assert deliver(rig, ticket, run).reason == "created"
+    status = rig.store.get(ticket)
+    assert status.state is TicketState.SUCCEEDED and not status.reconciled and len(sent) == 1
+
+
+def test_any_input_is_an_operation_or_a_field_precise_refusal() -> None:
+    """Whatever JSON-like data comes in, parse_operation returns an operation or raises
+    RequestInvalid whose every error names a field (never another exception)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    base = {k: request_data()[k] for k in ("project_id", "instance_id", "task_name")}
+    leaves = st.none() | st.booleans() | st.integers() | st.text(max_size=40)
+    values = st.recursive(
+        leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    keys = st.sampled_from(["operation", "project_id", "instance_id", "task_name", "change", "x"])
+    ops = st.sampled_from(["pause", "resume", "delete", "modify", "stop"])
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.dictionaries(keys, values, max_size=4), ops)
+    def check(extra: dict[str, Any], operation: str) -> None:
+        try:
+            parse_operation({**base, "operation": operation, **extra})
+        except RequestInvalid as exc:
+            assert exc.errors and all(e["field"] and e["message"] for e in exc.errors)
+
+    check()
