@@ -119,8 +119,9 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
 ) -> None:
     """pause --instance --all --wait: every task Paused; again: nothing sent. resume TICKETs:
     Incremental; again: nothing sent. modify: its job Completed, the configuration changed;
-    again: a duplicate, no PUT. undo --wait: none listed, each reported removed; undo again:
-    each not there, no DELETE sent. A row of the file in conflict with another's task leaves
+    again: a duplicate, no PUT. delete TICKET --wait: gone. undo --wait: none listed, each
+    reported removed (the one deleted before: not there); undo again: each not there, no
+    DELETE sent. A row of the file in conflict with another's task leaves
     that task alone."""
     start_worker(concurrency=4)
     rows, results, tickets = _migration(tmp_path, settings, producer)
@@ -149,10 +150,13 @@ def test_pause_resume_modify_undo_each_rerun_a_no_op(
 
     _modify_once(tmp_path, settings, simulator, api, rows[0])
 
+    deleted = htap_sync(settings, "delete", tickets[0], "--wait")
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert [(line["state"], line["already"]) for line in lines(deleted)] == [("succeeded", False)]
     undone = htap_sync(settings, "undo", str(results), "--wait")
     assert undone.returncode == 0, undone.stdout + undone.stderr
-    assert [line["result"] for line in lines(undone)] == ["removed"] * COUNT
-    assert f"{COUNT} removed" in undone.stderr
+    assert [line["result"] for line in lines(undone)] == ["not_there"] + ["removed"] * (COUNT - 1)
+    assert f"{COUNT - 1} removed" in undone.stderr and "1 not_there" in undone.stderr
     assert list(stages(api)) == ["ops_theirs"]  # another's task, untouched
     deletes = calls(simulator, "delete")
     rerun = htap_sync(settings, "undo", str(results), "--wait")
