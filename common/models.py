@@ -361,6 +361,8 @@ class TicketStatus(BaseModel):
         """
         if until == "created" or self.state is TicketState.FAILED:
             return self.state.terminal
+        if isinstance(self.request, OperationRequest):  # no task to follow: its end is all
+            return self.state.terminal
         return self.state is TicketState.SUCCEEDED and bool(self.sync and self.sync.state.final)
 
     def to_json(self) -> dict[str, Any]:

@@ -48,3 +48,16 @@ def test_exit_codes() -> None:
     running = {"t": status(TicketState.RUNNING)}
     assert _waited_exit(exit_code([ok], running), running, True) == 5
     assert _waited_exit(exit_code([ok], running), running, False) == 0
+
+
+def test_an_operation_ticket_is_done_at_its_end_whatever_the_milestone() -> None:
+    """Waiting until synced on an operation's ticket ends when the ticket ends (it starts no
+    following), where a creation's waits for its task."""
+    from htap_sync.common.operations import parse_operation
+
+    base = {k: request_data()[k] for k in ("project_id", "instance_id", "task_name")}
+    creation = status(TicketState.SUCCEEDED)
+    operation = creation.model_copy(
+        update={"request": parse_operation({**base, "operation": "pause"})}
+    )
+    assert not creation.done("synced") and operation.done("synced")
