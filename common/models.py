@@ -230,6 +230,35 @@ def parse_request(data: Any) -> ReplicationRequest:
         raise RequestInvalid([_field_error(e) for e in exc.errors()]) from None
 
 
+Operation = Literal["pause", "resume", "delete", "modify"]
+OPERATIONS: tuple[Operation, ...] = ("pause", "resume", "delete", "modify")
+
+
+class OperationRequest(BaseModel):
+    """An operation on a created task (taurus-api.md section 8), queued as a ticket of its own.
+
+    ``change`` (modify only) is the task's new configuration: a request of the same project,
+    instance and task name carrying a selection. Build it with
+    :func:`htap_sync.common.operations.parse_operation` for readable errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    operation: Operation
+    project_id: ProjectId
+    instance_id: InstanceId
+    task_name: ShortName
+    # The databases of the task this tool created under the name (when known): a task of
+    # another pair under the same name is someone else's, and is left alone.
+    source_database: SourceDatabase | None = _selection()
+    target_database: ShortName | None = _selection()
+    change: ReplicationRequest | None = _selection()
+
+    def fingerprint(self) -> str:
+        """A canonical JSON text of the whole operation (as ``ReplicationRequest``'s)."""
+        return json.dumps(self.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+
+
 # What a caller waits for: the ticket's end ("created"), or its task's end ("synced").
 Until = Literal["created", "synced"]
 
@@ -266,8 +295,18 @@ class Attempt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     at: datetime
-    call: Literal["create", "list", "jobs", "configuration", "configure", "delete"]
-    outcome: Literal["created", "error", "found", "absent"]
+    call: Literal[
+        "create",
+        "list",
+        "jobs",
+        "configuration",
+        "configure",
+        "delete",
+        "pause",
+        "resume",
+        "modify",
+    ]
+    outcome: Literal["created", "error", "found", "absent", "sent", "holds"]
     http_status: int | None = None
     error_code: str | None = None
     request_id: str | None = None
@@ -296,7 +335,7 @@ class TicketStatus(BaseModel):
     sync: SyncInfo | None = Field(
         default=None, description="Where the created task stands; None until it is followed."
     )
-    request: ReplicationRequest
+    request: ReplicationRequest | OperationRequest
     history: list[Attempt] = Field(
         default_factory=list, description="The last calls made for this ticket, oldest first."
     )
@@ -329,6 +368,8 @@ class TicketStatus(BaseModel):
         stopped following its task (syncing, failed to sync, or unknown past the deadline).
         """
         if until == "created" or self.state is TicketState.FAILED:
+            return self.state.terminal
+        if isinstance(self.request, OperationRequest):  # no task to follow: its end is all
             return self.state.terminal
         return self.state is TicketState.SUCCEEDED and bool(self.sync and self.sync.state.final)
 

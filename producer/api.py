@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import redis
 from celery import Celery
@@ -16,10 +16,19 @@ from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.keys import Keys
-from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
+from htap_sync.common.models import (
+    OperationRequest,
+    ReplicationRequest,
+    TicketStatus,
+    Until,
+    parse_request,
+)
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.store import Submitted
 from htap_sync.producer.messages import batch_frame, batch_item, create_message
+
+if TYPE_CHECKING:
+    from htap_sync.producer.operations import Operations
 
 T = TypeVar("T")
 
@@ -66,7 +75,7 @@ class Receipt:
 
     ticket: str
     outcome: Submitted
-    request: ReplicationRequest
+    request: ReplicationRequest | OperationRequest
 
 
 class Producer:
@@ -141,6 +150,22 @@ class Producer:
     def _message(self, request: ReplicationRequest, run: str) -> str:
         ticket = request.ticket
         data = request.model_dump(exclude_none=True)
+        return create_message(self._celery, self.settings.queue, ticket, run, data)
+
+    @property
+    def operations(self) -> Operations:
+        """Pause, resume, delete, modify and undo (:mod:`htap_sync.producer.operations`)."""
+        from htap_sync.producer.operations import Operations  # it builds on this module
+
+        return Operations(self)
+
+    @property
+    def queue_key(self) -> str:
+        """The broker list this producer's messages go onto."""
+        return self._queue_key
+
+    def message(self, ticket: str, run: str, data: dict[str, Any]) -> str:
+        """The broker message of one ticket's delivery (``data``: its request, JSON-ready)."""
         return create_message(self._celery, self.settings.queue, ticket, run, data)
 
     def enqueue_many(
@@ -307,7 +332,11 @@ class Producer:
         Raises:
             TicketNotFound: unknown ticket, or its result expired.
         """
-        return self.enqueue(self.store.get(ticket).request)
+        request = self.store.get(ticket).request
+        if isinstance(request, OperationRequest):  # an operation's ticket: its operation again
+            again = self.operations.submit(request)
+            return Receipt(str(again.ticket), Submitted(again.outcome), request)
+        return self.enqueue(request)
 
     def wait(
         self,

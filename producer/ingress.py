@@ -3,6 +3,7 @@
 ```
 POST /v1/replications           one request object, or a list of 1..API_MAX_ITEMS of them
 GET  /v1/replications/{ticket}  the ticket's status (?wait_s=&until= for a long poll)
+POST /v1/operations/{pause,resume,delete,modify}  operations on created tasks (.ingress_operations)
 GET  /healthz                   200 when Redis answers PING, else 503      (no key needed)
 GET  /openapi.json              the OpenAPI 3.1 document, FastAPI's own    (no key needed)
 GET  /docs                      Swagger UI on that document, try-it-out on (no key needed)

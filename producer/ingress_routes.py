@@ -24,6 +24,7 @@ from htap_sync.producer.ingress_models import (
     answer,
     request_body,
 )
+from htap_sync.producer.ingress_operations import add_operation_routes
 
 if TYPE_CHECKING:
     from htap_sync.producer.ingress import Ingress
@@ -127,6 +128,13 @@ def add_routes(app: FastAPI, ingress: "Ingress", keyed: list[Any]) -> None:
         },
     )
     _add_lookup(app, ingress, deps, auth)
+    common: dict[int | str, dict[str, Any]] = {
+        code: entry
+        for code, entry in _post_answers(settings.max_body_bytes, settings.max_items).items()
+        if code in (400, 413, 415, 500, 503)
+    }
+    defaulted = ingress.settings.cloud.project_id is not None
+    add_operation_routes(app, ingress.producer, settings, deps, auth, common, defaulted=defaulted)
     app.add_api_route(
         "/healthz",
         ingress.health,

@@ -14,6 +14,7 @@ from htap_sync.common.models import ErrorPayload, TicketStatus
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.claim_types import PROBE_S
 from htap_sync.common.tickets.claims import Claim, NotReplicated
+from htap_sync.worker.delivery.operations import is_operation, process_operation_ticket
 from htap_sync.worker.delivery.ticket import Outcome, process_ticket
 from htap_sync.worker.metrics import observe_delivery
 from htap_sync.worker.runtime import Collaborators, Runtime
@@ -65,7 +66,9 @@ def deliver(
     """One delivery of one ticket through :func:`process_ticket`, with the process's
     collaborators ``parts`` (taken once per task); acts on its verdict (:func:`settle`)."""
     try:
-        end: Outcome | Exception = process_ticket(
+        # An operation's message comes by the same task (the mover sends every ticket so).
+        handle = process_operation_ticket if is_operation(request) else process_ticket
+        end: Outcome | Exception = handle(
             ticket,
             run,
             request,

@@ -22,8 +22,11 @@ from htap_sync.common.limits.bucket import BucketPolicy, BucketState, Grant, Red
 from htap_sync.common.settings import Settings
 
 # The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
-# "configure": the configuration call (a check that creates the task); "delete": a task's DELETE.
-Api = Literal["create", "list", "jobs", "configuration", "configure", "delete"]
+# "configure": the configuration call (a check that creates the task); "delete": a task's DELETE;
+# "pause", "resume", "modify": the operations on a task (worker/operations.py).
+Api = Literal[
+    "create", "list", "jobs", "configuration", "configure", "delete", "pause", "resume", "modify"
+]
 
 
 class BucketStore(Protocol):

@@ -281,6 +281,22 @@ class ClaimStore(ABC):
             lease_until=0,
         )
 
+    def operation_sent(
+        self, claim: Claim, job_id: str, *, due_at: float, note: Attempt | None = None
+    ) -> bool:
+        """An operation's call was accepted with its job ``job_id``: the ticket stays running
+        and in doubt (sent: the next delivery looks before sending again), keeps the job, and
+        waits until ``due_at`` to look whether the operation is done."""
+        return self._write(
+            claim,
+            due_at=due_at,
+            note=note,
+            state=TicketState.RUNNING.value,
+            job_id=job_id,
+            in_doubt=1,
+            lease_until=0,
+        )
+
     def succeed(
         self,
         claim: Claim,

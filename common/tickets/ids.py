@@ -21,3 +21,9 @@ def ticket_id(project_id: str, instance_id: str, task_name: str) -> str:
 def is_ticket_id(text: str) -> bool:
     """True when ``text`` has the shape of a ticket id (it may still be unknown)."""
     return bool(_TICKET.match(text))
+
+
+def operation_ticket(project_id: str, instance_id: str, task_name: str) -> str:
+    """The ticket of the operations on one task (one at a time; apart from its create's)."""
+    identity = f"operation/{project_id}/{instance_id}/{task_name}".encode()
+    return "tk_" + hashlib.sha256(identity).hexdigest()[:32]

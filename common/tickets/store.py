@@ -49,12 +49,14 @@ from htap_sync.common.keys import Keys
 from htap_sync.common.models import (
     Attempt,
     ErrorPayload,
+    OperationRequest,
     ReplicationRequest,
     TicketState,
     TicketStatus,
 )
 from htap_sync.common.scripts import script
 from htap_sync.common.sync_info import SyncInfo
+from htap_sync.common.tickets.ids import operation_ticket
 
 Clock = Callable[[], float]
 HISTORY_LIMIT = 20
@@ -124,6 +126,8 @@ class TicketStore:
         self.failed_key = self.keys.failed
         self.delayed_key = self.keys.delayed
         self._submit = script(client, __name__, "submit.lua")
+        self._submit_operation = script(client, __name__, "operation_submit.lua")
+        self._recreate = script(client, __name__, "recreate.lua")
 
     def key(self, ticket: str) -> str:
         """The Redis key of a ticket."""
@@ -247,6 +251,35 @@ class TicketStore:
             for ticket, (outcome, state) in zip(tickets, replies, strict=True)
         ]
 
+    def submit_operation(
+        self, operation: OperationRequest, *, run: str, queue_key: str, message: str
+    ) -> tuple[str, str, str]:
+        """Record an operation's ticket as queued and push its message, unless its ticket is
+        taken (``operation_submit.lua``; see :mod:`htap_sync.common.operations`).
+
+        Returns:
+            ``(ticket, outcome, state)``, outcome ``queued``, ``duplicate``, ``redriven`` or
+            ``conflict`` (nothing queued for the last two but re-drives).
+        """
+        ticket = operation_ticket(operation.project_id, operation.instance_id, operation.task_name)
+        now = self._clock()
+        keys = [self.key(ticket), self.history_key(ticket), self.failed_key, self.delayed_key]
+        again = "0" if operation.operation == "modify" else "1"
+        args = [iso(now), repr(now + self._watch_s), operation.fingerprint(), run, ticket]
+        reply = self._submit_operation(keys=[*keys, queue_key], args=[*args, message, again])
+        [(outcome, state)] = _answers(reply)
+        return ticket, outcome, state
+
+    def make_recreatable(self, ticket: str, why: str) -> bool:
+        """Mark a succeeded ticket whose task failed to sync (deleted since) failed and not in
+        doubt, so that submitting its request again re-drives it (``recreate.lua``).
+
+        Returns:
+            False when the ticket is not succeeded with a failed sync (nothing changed).
+        """
+        error = ErrorPayload(error_code="HTAP_SYNC.RECREATE", error_msg=why).model_dump_json()
+        return bool(self._recreate(keys=[self.key(ticket)], args=[error, iso(self._clock())]))
+
     def get(self, ticket: str) -> TicketStatus:
         """The ticket's status.
 
@@ -326,6 +359,15 @@ def _answers(reply: object) -> list[tuple[str, str]]:
     return [(outcome, state) for outcome, state in pairs]
 
 
+def _request_of(text: str) -> ReplicationRequest | OperationRequest:
+    """A ticket's recorded request: a creation's, or an operation's (it names its operation)."""
+    # A creation's text never holds this key (a quote inside a value is escaped): no parse
+    # more for the common case, which bulk waits read by the thousand.
+    if '"operation":' in text:
+        return OperationRequest.model_validate_json(text)
+    return ReplicationRequest.model_validate_json(text)
+
+
 def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
     """A ticket's status from its hash and its history notes, as the stores keep them."""
     error = raw.get("error")
@@ -339,7 +381,7 @@ def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketSta
         job_id_reason=raw.get("job_id_reason") or None,
         found=json.loads(raw["found"]) if raw.get("found") else None,
         sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
-        request=ReplicationRequest.model_validate_json(raw["request"]),
+        request=_request_of(raw["request"]),
         history=[Attempt.model_validate_json(item) for item in history],
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),

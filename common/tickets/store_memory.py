@@ -16,7 +16,13 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from htap_sync.common.errors import TicketConflict, TicketNotFound
-from htap_sync.common.models import ReplicationRequest, TicketState, TicketStatus
+from htap_sync.common.models import (
+    OperationRequest,
+    ReplicationRequest,
+    TicketState,
+    TicketStatus,
+)
+from htap_sync.common.tickets.ids import operation_ticket
 from htap_sync.common.tickets.store import Submitted, iso, status_of
 
 
@@ -81,6 +87,27 @@ class MemoryTicketStore:
         if outcome == "conflict":
             raise TicketConflict(ticket, state)
         return ticket, run, Submitted(outcome)
+
+    def submit_operation(
+        self, operation: OperationRequest, *, run: str | None = None
+    ) -> tuple[str, str, str]:
+        """Record an operation's ticket as queued (as ``TicketStore.submit_operation``, with
+        no broker message): ``(ticket, outcome, state)``."""
+        run = run or uuid.uuid4().hex
+        ticket = operation_ticket(operation.project_id, operation.instance_id, operation.task_name)
+        fingerprint = operation.fingerprint()
+        with self._lock:
+            found = self._live(ticket)
+            state = found.get("state") if found else None
+            same = found is not None and found.get("request") == fingerprint
+            ended = state in (TicketState.FAILED, TicketState.SUCCEEDED)
+            if state and not ended:
+                return ticket, "duplicate" if same else "conflict", state
+            if state == TicketState.SUCCEEDED and same and operation.operation == "modify":
+                return ticket, "duplicate", state
+            self._hashes.pop(ticket, None)  # replaced: a fresh run, no doubt (it looks first)
+            self._submit(ticket, fingerprint, run, self._clock())
+        return ticket, "redriven" if state else "queued", TicketState.QUEUED.value
 
     def _submit(self, ticket: str, fingerprint: str, run: str, now: float) -> tuple[str, str]:
         found = self._live(ticket)

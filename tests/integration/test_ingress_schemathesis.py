@@ -36,6 +36,10 @@ RUNS = [
     ("/v1/replications/{ticket}", "GET", POSITIVE),
     ("/v1/replications/{ticket}", "GET", NEGATIVE),
     ("/healthz", "GET", POSITIVE),
+    ("/v1/operations/pause", "POST", POSITIVE),
+    ("/v1/operations/pause", "POST", NEGATIVE),
+    ("/v1/operations/modify", "POST", POSITIVE),
+    ("/v1/operations/modify", "POST", NEGATIVE),
 ]
 
 

@@ -1,15 +1,16 @@
 """The ``htap-sync`` command line, the product's composition root.
 
 Each module holds one group of commands: ``tickets`` (enqueue, status, wait, failed, retry,
-inspect), ``bulk``, ``report``, ``services`` (worker, api, simulator) and ``demo``. Exit codes
-are listed in :mod:`htap_sync.cli.base`.
+inspect), ``bulk``, ``operations`` (pause, resume, delete, modify, undo), ``report``,
+``services`` (worker, api, simulator) and ``demo``. Exit codes are listed in
+:mod:`htap_sync.cli.base`.
 """
 
 from __future__ import annotations
 
 import click
 
-from htap_sync.cli import bulk, demo, flower, report, services, tickets
+from htap_sync.cli import bulk, demo, flower, operations, report, services, tickets
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +30,11 @@ for _command in (
     tickets.retry,
     tickets.inspect,
     bulk.bulk,
+    operations.pause,
+    operations.resume,
+    operations.delete,
+    operations.modify,
+    operations.undo,
     report.report,
     services.worker,
     services.api,

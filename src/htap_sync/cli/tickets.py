@@ -25,6 +25,7 @@ from htap_sync.cli.base import (
     until_option,
     wait_exit,
 )
+from htap_sync.cli.operations import recreate_tickets
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
 from htap_sync.common.models import SELECTION_FIELDS, Until
 from htap_sync.worker.fleet import fleet_view
@@ -157,11 +158,23 @@ def failed(limit: int, as_json: bool) -> None:
 @click.command()
 @click.argument("tickets", nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Re-drive every failed ticket.")
+@click.option(
+    "--recreate",
+    is_flag=True,
+    help="For created tasks that failed to sync: delete each failed task, then create it again.",
+)
+@timeout_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def retry(tickets: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
+def retry(
+    tickets: tuple[str, ...], all_failed: bool, recreate: bool, timeout_s: float, as_json: bool
+) -> None:
     """Send failed tickets again (their recorded requests); in-flight ones are left alone."""
     if bool(tickets) == all_failed:
         raise click.UsageError("name TICKETs or give --all-failed (not both)")
+    if recreate:
+        if all_failed:
+            raise click.UsageError("--recreate takes TICKETs, not --all-failed")
+        recreate_tickets(tickets, timeout_s)
     settings = settings_or_exit()
     code = EXIT_OK
     with producer_or_exit(settings) as producer:
