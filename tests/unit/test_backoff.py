@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from htap_sync.common.errors import InProgress, ServerError
 from htap_sync.common.settings import load_settings
 from htap_sync.worker.delivery.backoff import backoff_s
-from htap_sync.worker.delivery.ticket import backoff_cap_s
+from htap_sync.worker.delivery.recovery import backoff_cap_s
 
 attempts = st.integers(min_value=1, max_value=10_000)
 bases = st.floats(min_value=0.001, max_value=60)

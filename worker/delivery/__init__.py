@@ -5,6 +5,8 @@ top-down. Beside it:
 
 * :mod:`~htap_sync.worker.delivery.start`: the first steps (check the message, claim, gate,
   the in-doubt mark) and the collaborators a delivery holds.
+* :mod:`~htap_sync.worker.delivery.recovery`: when an answer leaves doubt or a refusal may be
+  our own task's: the list looks first, a retry or a failure only after.
 * :mod:`~htap_sync.worker.delivery.record`: recording the tasks the create calls made.
 * :mod:`~htap_sync.worker.delivery.settle`: what a delivery reports, and how each call is noted.
 * :mod:`~htap_sync.worker.delivery.backoff`: how long until the next attempt.

@@ -32,16 +32,15 @@ from htap_sync.worker.api.classify import says_name_exists
 from htap_sync.worker.api.client import UNKNOWN_TASK_CODE, TaskRow
 from htap_sync.worker.api.configure_calls import alter_error, configure, delete_task
 from htap_sync.worker.delivery.record import record_created
-from htap_sync.worker.delivery.settle import Outcome, finished, note, observed
-from htap_sync.worker.delivery.start import Delivery, follow_created, marked
-from htap_sync.worker.delivery.ticket import (
+from htap_sync.worker.delivery.recovery import (
     after_error,
     find_ours,
     out_of_budget,
     settle_found,
-    step_by_step,
-    wait_later,
 )
+from htap_sync.worker.delivery.settle import Outcome, finished, note, observed
+from htap_sync.worker.delivery.start import Delivery, follow_created, marked
+from htap_sync.worker.delivery.ticket import step_by_step, wait_later
 
 log = logging.getLogger("htap_sync.worker")
 # Where a listed task of ours stands: configured (perhaps started, its stage not moved yet).

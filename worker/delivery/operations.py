@@ -35,6 +35,7 @@ from htap_sync.common.tickets.claims import Claim, ClaimStore
 from htap_sync.common.tickets.ids import ticket_id
 from htap_sync.worker.api.client import TaskRow, TaurusClient, replication_path
 from htap_sync.worker.api.configure_calls import ALREADY_DELETED, check_body
+from htap_sync.worker.delivery.recovery import after_error, out_of_budget
 from htap_sync.worker.delivery.settle import Outcome, finished, note, observed
 from htap_sync.worker.delivery.start import (
     Delivery,
@@ -43,7 +44,7 @@ from htap_sync.worker.delivery.start import (
     no_enroll,
     start_attempt_or_wait,
 )
-from htap_sync.worker.delivery.ticket import after_error, out_of_budget, wait_later
+from htap_sync.worker.delivery.ticket import wait_later
 
 log = logging.getLogger("htap_sync.worker")
 
