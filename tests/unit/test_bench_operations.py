@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bench.operations import Phase, calls, calls_between, rows_of, stage_of, unseen
 
 
@@ -18,7 +20,10 @@ def test_calls_between_counts_each_api_from_zero_when_new() -> None:
 
 
 def test_stage_of_finds_the_task_row_or_none() -> None:
-    rows = [{"task_name": "a", "stage": "Paused"}, {"task_name": "b", "stage": None}]
+    rows: list[dict[str, Any]] = [
+        {"task_name": "a", "stage": "Paused"},
+        {"task_name": "b", "stage": None},
+    ]
     assert stage_of(rows, "a") == "Paused"
     assert stage_of(rows, "b") == ""
     assert stage_of(rows, "c") is None
