@@ -7,7 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import commands, enqueue, follow, ingress, latency, precision, scripts, throughput
+from bench import (
+    commands,
+    enqueue,
+    follow,
+    ingress,
+    latency,
+    operations,
+    precision,
+    scripts,
+    throughput,
+)
 from bench.report import Benchmark, Table, as_text, document, on_fresh_redis, progress
 
 # Each gets a redis-server of its own, so no run sees another's keys or queue.
@@ -18,6 +28,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "precision": lambda url, logs: precision.run(url, logs),
     "latency": lambda url, logs: latency.run(url, logs),
     "follow": lambda url, logs: follow.run(url, logs),
+    "operations": lambda url, logs: operations.run(url, logs),
     "scripts": lambda url, logs: scripts.run(url, logs),
     "ingress": lambda url, logs: ingress.run(url, logs),
 }
