@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 
 from bench.fixtures import PROJECT, SOURCE, TOKEN, our_env, settings_from_env, tag
-from bench.procs import our_worker
 from bench.report import Row, Table, print_alone, progress
 from htap_sync.common.models import Operation, TicketState
 from htap_sync.common.operations import holds
@@ -122,6 +121,8 @@ def ours(redis_url: str, logs: Path, sim: SimulatorServer, on: list[str], per: i
     env = our_env(redis_url, sim.url, prefix, rate_per_s=100_000.0, burst=10_000)
     env |= {"HTAP_SYNC_FOLLOW_INTERVAL_S": f"{INTERVAL_S:g}", "HTAP_SYNC_FOLLOW_FIRST_S": "0"}
     producer = Producer(settings_from_env(env))
+    from bench.procs import our_worker  # psutil: the bench extra (the unit tests lack it)
+
     worker = our_worker(prefix, env, logs, concurrency=8)
     try:
         made = [r.ticket for r in producer.enqueue_many(requests(on, per)) if r.ticket]
