@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+# The field of a list snapshot hash holding its number (no task name of ours has a "#").
+LIST_EPOCH_FIELD = "#epoch"
+
 
 class Keys:
     """Key names of one deployment (``HTAP_SYNC_KEY_PREFIX``).
@@ -84,3 +87,17 @@ class Keys:
     def follow_tasks(self, instance_ref: str) -> str:
         """The tickets followed on one instance (a hash: ticket -> what following needs)."""
         return f"{self.prefix}:follow:tasks:{instance_ref}"
+
+    def list_epoch(self, instance_ref: str) -> str:
+        """The instance's list call counter for operations: each shared list call takes the
+        next number before it is sent (no expiry: it must never go back)."""
+        return f"{self.prefix}:oplist:epoch:{instance_ref}"
+
+    def list_rows(self, instance_ref: str) -> str:
+        """The instance's last shared list snapshot (a hash: task name -> row JSON, and the
+        snapshot's number under :data:`LIST_EPOCH_FIELD`)."""
+        return f"{self.prefix}:oplist:rows:{instance_ref}"
+
+    def list_lister(self, instance_ref: str) -> str:
+        """Who makes the instance's shared list call now (a short claim: SET NX PX)."""
+        return f"{self.prefix}:oplist:lister:{instance_ref}"

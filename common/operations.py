@@ -114,3 +114,8 @@ def as_message(operation: OperationRequest) -> dict[str, Any]:
     """The operation as JSON-ready data (what its message and its ticket carry)."""
     data: dict[str, Any] = json.loads(operation.fingerprint())
     return data
+
+
+def instance_of(operation: OperationRequest) -> str:
+    """The operation's instance as the shared list snapshots name it (``project/instance``)."""
+    return f"{operation.project_id}/{operation.instance_id}"

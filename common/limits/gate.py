@@ -69,7 +69,7 @@ class LimitedGate(CallGate, Protocol):
 class MustWait(Exception):
     """The call may not go out now; try again in ``wait_s`` seconds."""
 
-    def __init__(self, wait_s: float, reason: Literal["rate", "breaker", "lease"]) -> None:
+    def __init__(self, wait_s: float, reason: Literal["rate", "breaker", "lease", "list"]) -> None:
         self.wait_s = wait_s
         self.reason = reason
         super().__init__(f"wait {wait_s:.2f} s ({reason})")

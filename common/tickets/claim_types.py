@@ -105,3 +105,12 @@ class FinishCall:
     note: Attempt | None
     limits: Limits | None
     follow: Following | None = None
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What an instance's shared list snapshot says of one task: the number its list call
+    took (see ``ClaimStore.claim_list``) and the task's row as JSON (None: not listed)."""
+
+    epoch: int
+    row: str | None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from htap_sync.common.models import Attempt, ErrorPayload, TicketState, TicketStatus
@@ -33,6 +33,7 @@ from htap_sync.common.tickets.claim_types import (
     FinishCall,
     Following,
     Limits,
+    Listed,
     NotReplicated,
     ScriptedLimits,
     StartCall,
@@ -46,6 +47,7 @@ __all__ = [
     "FinishCall",
     "Following",
     "Limits",
+    "Listed",
     "NotReplicated",
     "ScriptedLimits",
     "StartCall",
@@ -141,6 +143,41 @@ class ClaimStore(ABC):
             NotReplicated: written, but fewer replicas acknowledged it.
         """
 
+    # Shared list snapshots of operation tickets (worker/delivery/shared_look.py): per instance
+    # (``ref``: ``project_id/instance_id``), a counter numbers each list call before it is
+    # sent, and the last call's rows are kept with its number.
+
+    @abstractmethod
+    def list_epoch(self, ref: str) -> int:
+        """The number the instance's last shared list call took (0: none yet)."""
+
+    @abstractmethod
+    def claim_list(self, ref: str, *, hold_s: float) -> tuple[int, str] | None:
+        """Become the instance's lister for ``hold_s`` at most: ``(number, token)``, the
+        number taken now, before the call is sent; None while another lister holds it."""
+
+    @abstractmethod
+    def record_list(
+        self, ref: str, epoch: int, token: str, rows: Mapping[str, str], *, ttl_s: float
+    ) -> bool:
+        """Keep ``rows`` (task name -> row JSON) of list call ``epoch`` as the instance's
+        snapshot for ``ttl_s``, unless a later call's are kept already (False); release the
+        lister's claim ``token``."""
+
+    @abstractmethod
+    def release_list(self, ref: str, token: str) -> None:
+        """Give up the lister's claim ``token`` (its call kept nothing), if still held."""
+
+    @abstractmethod
+    def listed(self, ref: str, task_name: str, *, after: int) -> Listed | None:
+        """The task's row in the instance's snapshot, if that snapshot's call took a number
+        above ``after`` (None: no snapshot that fresh)."""
+
+    @abstractmethod
+    def look_after(self, ticket: str) -> int:
+        """The ticket's ``look_after``: its next look may only use a list call numbered above
+        it (0 when unset)."""
+
     def defer(self, ticket: str, run: str, *, due_at: float) -> bool:
         """Look at an unfinished ticket again at ``due_at`` (a delivery found it held)."""
         return self._write(Claim(ticket, run), due_at=due_at)
@@ -150,13 +187,19 @@ class ClaimStore(ABC):
         ``due_at``; its in-doubt mark stays, so the next delivery reconciles first."""
         return self._write(Claim(ticket, run), lease_until=0, due_at=due_at)
 
-    def postpone(self, claim: Claim, *, due_at: float) -> bool:
-        """Release the hold without an attempt; the ticket waits in the delayed set."""
+    def postpone(self, claim: Claim, *, due_at: float, look_after: int | None = None) -> bool:
+        """Release the hold without an attempt; the ticket waits in the delayed set.
+
+        ``look_after``: the number of the list call its look just used (its next look needs a
+        later one; None: unchanged)."""
         # Back to what it was: a ticket that has been tried stays "retrying" while it waits.
         state = TicketState.QUEUED if claim.prior is TicketState.QUEUED else TicketState.RETRYING
         # ``waiting``: when due, the mover sends it at once (a queued ticket without it is a
         # watchdog's wake-up, whose message may still be in the queue).
-        return self._write(claim, due_at=due_at, state=state.value, lease_until=0, waiting=1)
+        more: dict[str, Any] = {} if look_after is None else {"look_after": look_after}
+        return self._write(
+            claim, due_at=due_at, state=state.value, lease_until=0, waiting=1, **more
+        )
 
     def start_attempt(
         self, claim: Claim, *, lease_s: float, replicas: int = 0, wait_s: float = 1.0
@@ -282,11 +325,18 @@ class ClaimStore(ABC):
         )
 
     def operation_sent(
-        self, claim: Claim, job_id: str, *, due_at: float, note: Attempt | None = None
+        self,
+        claim: Claim,
+        job_id: str,
+        *,
+        due_at: float,
+        note: Attempt | None = None,
+        look_after: int = 0,
     ) -> bool:
         """An operation's call was accepted with its job ``job_id``: the ticket stays running
         and in doubt (sent: the next delivery looks before sending again), keeps the job, and
-        waits until ``due_at`` to look whether the operation is done."""
+        waits until ``due_at`` to look whether the operation is done, with a list call
+        numbered above ``look_after`` (read after the answer came)."""
         return self._write(
             claim,
             due_at=due_at,
@@ -295,6 +345,7 @@ class ClaimStore(ABC):
             job_id=job_id,
             in_doubt=1,
             lease_until=0,
+            look_after=look_after,
         )
 
     def succeed(

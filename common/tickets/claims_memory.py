@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from htap_sync.common.tickets.claims import (
     Claim,
     ClaimStore,
     FinishCall,
+    Listed,
     NotReplicated,
     StartCall,
     Started,
@@ -150,3 +153,62 @@ class MemoryClaimStore(MemoryTicketStore, ClaimStore):
     def connected_replicas(self) -> int:
         """Always 0: one process has no replicas."""
         return 0
+
+    # Shared list snapshots, as ``list_*.lua`` keep them: instance -> (number, rows, until).
+
+    def list_epoch(self, ref: str) -> int:
+        """See :meth:`ClaimStore.list_epoch`."""
+        with self._lock:
+            return self._list_epochs.get(ref, 0)
+
+    def claim_list(self, ref: str, *, hold_s: float) -> tuple[int, str] | None:
+        """See :meth:`ClaimStore.claim_list`."""
+        now = self._clock()
+        with self._lock:
+            held = self._listers.get(ref)
+            if held is not None and held[1] > now:
+                return None
+            token = uuid.uuid4().hex
+            self._listers[ref] = (token, now + hold_s)
+            epoch = self._list_epochs[ref] = self._list_epochs.get(ref, 0) + 1
+            return epoch, token
+
+    def record_list(
+        self, ref: str, epoch: int, token: str, rows: Mapping[str, str], *, ttl_s: float
+    ) -> bool:
+        """See :meth:`ClaimStore.record_list`."""
+        with self._lock:
+            self.release_list(ref, token)
+            kept = self._snapshot(ref)
+            if kept is not None and kept[0] >= epoch:
+                return False
+            self._snapshots[ref] = (epoch, dict(rows), self._clock() + max(1, int(ttl_s)))
+            return True
+
+    def release_list(self, ref: str, token: str) -> None:
+        """See :meth:`ClaimStore.release_list`."""
+        with self._lock:
+            if ref in self._listers and self._listers[ref][0] == token:
+                del self._listers[ref]
+
+    def listed(self, ref: str, task_name: str, *, after: int) -> Listed | None:
+        """See :meth:`ClaimStore.listed`."""
+        with self._lock:
+            kept = self._snapshot(ref)
+            if kept is None or kept[0] <= after:
+                return None
+            return Listed(kept[0], kept[1].get(task_name))
+
+    def _snapshot(self, ref: str) -> tuple[int, dict[str, str], float] | None:
+        """The instance's snapshot unless expired (call with the lock held)."""
+        kept = self._snapshots.get(ref)
+        if kept is not None and kept[2] <= self._clock():
+            del self._snapshots[ref]
+            return None
+        return kept
+
+    def look_after(self, ticket: str) -> int:
+        """See :meth:`ClaimStore.look_after`."""
+        with self._lock:
+            found = self._live(ticket)
+            return int((found or {}).get("look_after") or 0)

@@ -34,13 +34,14 @@ from htap_sync.common.tickets.claims import (
     Started,
     succeeded_fields,
 )
+from htap_sync.common.tickets.lists_redis import RedisListSnapshots
 from htap_sync.common.tickets.store import HISTORY_LIMIT, TicketStore, iso
 
 _BLANK_BUCKET = [""] * 11  # bucket.lua's ARGV when start.lua does not check the gate
 _BLANK_BREAKER = [""] * 6
 
 
-class RedisClaimStore(TicketStore, ClaimStore):
+class RedisClaimStore(RedisListSnapshots, TicketStore, ClaimStore):
     """The ticket store with the worker's lease protocol (same arguments as TicketStore)."""
 
     def __init__(self, client: redis.Redis, **options: Any) -> None:
@@ -207,6 +208,10 @@ class RedisClaimStore(TicketStore, ClaimStore):
     def _runs(self, limits: Limits) -> bool:
         """Whether this store's scripts can run the gate's checks (their state is here)."""
         return limits.scripted is not None and limits.scripted.where is self.redis
+
+    def look_after(self, ticket: str) -> int:
+        """See :meth:`ClaimStore.look_after`."""
+        return int(cast(str | None, self.redis.hget(self.key(ticket), "look_after")) or 0)
 
     def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]] | None:
         """See :meth:`ClaimStore.pending_request`."""

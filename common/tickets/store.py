@@ -255,7 +255,9 @@ class TicketStore:
         self, operation: OperationRequest, *, run: str, queue_key: str, message: str
     ) -> tuple[str, str, str]:
         """Record an operation's ticket as queued and push its message, unless its ticket is
-        taken (``operation_submit.lua``; see :mod:`htap_sync.common.operations`).
+        taken (``operation_submit.lua``; see :mod:`htap_sync.common.operations`). The ticket
+        notes the number of its instance's last shared list call (``look_after``): its first
+        look uses a list call made after it was submitted.
 
         Returns:
             ``(ticket, outcome, state)``, outcome ``queued``, ``duplicate``, ``redriven`` or
@@ -266,7 +268,8 @@ class TicketStore:
         keys = [self.key(ticket), self.history_key(ticket), self.failed_key, self.delayed_key]
         again = "0" if operation.operation == "modify" else "1"
         args = [iso(now), repr(now + self._watch_s), operation.fingerprint(), run, ticket]
-        reply = self._submit_operation(keys=[*keys, queue_key], args=[*args, message, again])
+        epoch = self.keys.list_epoch(f"{operation.project_id}/{operation.instance_id}")
+        reply = self._submit_operation(keys=[*keys, queue_key, epoch], args=[*args, message, again])
         [(outcome, state)] = _answers(reply)
         return ticket, outcome, state
 

@@ -62,6 +62,11 @@ class MemoryTicketStore:
         self._failed: dict[str, float] = {}  # the failed index: ticket -> when it failed
         self._delayed: dict[str, float] = {}  # wake-ups: "ticket:run" -> when due
         self._beats: dict[str, float] = {}  # worker processes: node -> alive until
+        self._list_epochs: dict[str, int] = {}  # instance -> its last shared list call's number
+        # The lease store's shared list snapshots: instance -> (lister's token, held until),
+        # and instance -> (number, task name -> row JSON, kept until).
+        self._listers: dict[str, tuple[str, float]] = {}
+        self._snapshots: dict[str, tuple[int, dict[str, str], float]] = {}
 
     def _live(self, ticket: str) -> dict[str, str] | None:
         """The ticket's hash, None when unknown or expired (call with the lock held)."""
@@ -107,6 +112,8 @@ class MemoryTicketStore:
                 return ticket, "duplicate", state
             self._hashes.pop(ticket, None)  # replaced: a fresh run, no doubt (it looks first)
             self._submit(ticket, fingerprint, run, self._clock())
+            ref = f"{operation.project_id}/{operation.instance_id}"
+            self._hashes[ticket]["look_after"] = str(self._list_epochs.get(ref, 0))
         return ticket, "redriven" if state else "queued", TicketState.QUEUED.value
 
     def _submit(self, ticket: str, fingerprint: str, run: str, now: float) -> tuple[str, str]:

@@ -5,9 +5,10 @@ shared breaker), retries with backoff (409 "in progress" included), and a look b
 1. validate the message, claim the ticket (a stale run, a finished ticket, a live holder: do
    nothing);
 2. the task's create ticket still on its way (queued, running, retrying): wait for it;
-3. look (the list call): the predicate already holds (paused, running again, absent) means
-   done, nothing sent: a rerun is a no-op; a pause or resume of a task the list does not show
-   fails (``HTAP_SYNC.NO_TASK``);
+3. look (a list call, shared by the instance's tickets: see
+   :mod:`~htap_sync.worker.delivery.shared_look`): the predicate already holds (paused,
+   running again, absent) means done, nothing sent: a rerun is a no-op; a pause or resume of
+   a task the list does not show fails (``HTAP_SYNC.NO_TASK``);
 4. a call this run already sent (its job kept on the ticket) is not sent again: its job is
    read (``Failed`` fails the ticket with its reason) and the ticket looks again later;
 5. otherwise count the attempt, mark the ticket in doubt, send the call, keep its job, and
@@ -29,7 +30,7 @@ from typing import Any
 from htap_sync.common.errors import ApiError, RequestInvalid, TicketNotFound
 from htap_sync.common.limits.gate import OPEN_GATE, CallGate, MustWait
 from htap_sync.common.models import ErrorPayload, OperationRequest, TicketState
-from htap_sync.common.operations import holds, parse_operation, ticket_of
+from htap_sync.common.operations import holds, instance_of, parse_operation, ticket_of
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.claims import Claim, ClaimStore
 from htap_sync.common.tickets.ids import ticket_id
@@ -37,6 +38,7 @@ from htap_sync.worker.api.client import TaskRow, TaurusClient, replication_path
 from htap_sync.worker.api.configure_calls import ALREADY_DELETED, check_body
 from htap_sync.worker.delivery.recovery import after_error, out_of_budget
 from htap_sync.worker.delivery.settle import Outcome, finished, note, observed
+from htap_sync.worker.delivery.shared_look import look, look_after
 from htap_sync.worker.delivery.start import (
     Delivery,
     Enroll,
@@ -102,7 +104,8 @@ def _carry_on(op: OperationRequest, claim: Claim, d: Delivery) -> Outcome:
     job_id = _sent_job(claim, d)
     if op.operation == "modify":
         return _modify(op, claim, job_id, d)
-    row = _look(op, claim, d)
+    seen = look(op, claim, d, after=look_after(op, claim, job_id, d))
+    row = seen.row
     if row is not None and not _ours(op, row):
         why = f"the task {op.task_name} copies other databases than ours: left alone"
         return _fail(claim, d, "HTAP_SYNC.NAME_TAKEN", why)
@@ -113,7 +116,7 @@ def _carry_on(op: OperationRequest, claim: Claim, d: Delivery) -> Outcome:
         why = f"the list does not show the task {op.task_name}"
         return _fail(claim, d, "HTAP_SYNC.NO_TASK", why)
     if job_id:
-        return _watch_job(op, claim, job_id, d, f"stage {stage}")
+        return _watch_job(op, claim, job_id, d, f"stage {stage}", seen.epoch)
     return _send(op, claim, d)
 
 
@@ -145,30 +148,6 @@ def _sent_job(claim: Claim, d: Delivery) -> str:
     return d.store.get(claim.ticket).job_id or ""
 
 
-def _look(op: OperationRequest, claim: Claim, d: Delivery) -> TaskRow | None:
-    """The task's row in the list (a live one first; None: not listed), through the gate."""
-    d.gate.before_call(op.project_id, "list")
-    d.store.renew(claim, lease_s=d.settings.lease_s)
-    rows = observed(
-        claim,
-        "list",
-        lambda: d.client.iter_replications(
-            op.project_id,
-            op.instance_id,
-            before_page=lambda: d.gate.before_call(op.project_id, "list"),
-        ),
-        d.gate,
-        op.project_id,
-    )
-    cancelled: TaskRow | None = None
-    for row in rows:
-        if row.task_name == op.task_name:
-            if not row.cancelled:
-                return row
-            cancelled = cancelled or row
-    return cancelled  # still listed: a delete removes it (a failed task's recreate needs so)
-
-
 def _modify(op: OperationRequest, claim: Claim, job_id: str, d: Delivery) -> Outcome:
     """A modify is done when its job is Completed: send the PUT once, then read the job."""
     if job_id:
@@ -176,9 +155,17 @@ def _modify(op: OperationRequest, claim: Claim, job_id: str, d: Delivery) -> Out
     return _send(op, claim, d)
 
 
-def _watch_job(op: OperationRequest, claim: Claim, job_id: str, d: Delivery, why: str) -> Outcome:
+def _watch_job(
+    op: OperationRequest,
+    claim: Claim,
+    job_id: str,
+    d: Delivery,
+    why: str,
+    looked: int | None = None,
+) -> Outcome:
     """The call was accepted: its job Failed fails the ticket; a modify's Completed ends it;
-    otherwise look again later (until the deadline)."""
+    otherwise look again later (until the deadline), with a list call after ``looked`` (the
+    number of the one this look used)."""
     d.gate.before_call(op.project_id, "jobs")
     job = observed(
         claim, "jobs", lambda: d.client.get_job(op.project_id, job_id), d.gate, op.project_id
@@ -191,7 +178,7 @@ def _watch_job(op: OperationRequest, claim: Claim, job_id: str, d: Delivery, why
     if out_of_budget(claim, d.settings, d.clock):
         done = f"{op.operation} job {job_id} accepted, but not done in time: {why}"
         return _fail(claim, d, "HTAP_SYNC.EXHAUSTED", done)
-    return _later(claim, d, "operation")
+    return _later(claim, d, "operation", look_after=looked)
 
 
 def _send(op: OperationRequest, claim: Claim, d: Delivery) -> Outcome:
@@ -211,7 +198,9 @@ def _send(op: OperationRequest, claim: Claim, d: Delivery) -> Outcome:
     job_id = str(answer.get("job_id") or "")
     sent = note(op.operation, "sent")
     delay_s = d.settings.following.interval_s
-    if not d.store.operation_sent(claim, job_id, due_at=d.clock() + delay_s, note=sent):
+    answered = d.store.list_epoch(instance_of(op))  # its next look: a list call started later
+    due_at = d.clock() + delay_s
+    if not d.store.operation_sent(claim, job_id, due_at=due_at, note=sent, look_after=answered):
         return Outcome("skipped", reason="lost the ticket")
     log.info("ticket %s: %s sent (job %s)", claim.ticket, op.operation, job_id)
     return Outcome("waiting", delay_s=delay_s, reason="operation")
@@ -250,10 +239,10 @@ def _done(
     return Outcome("finished", reason="reconciled" if already else "created")
 
 
-def _later(claim: Claim, d: Delivery, reason: str) -> Outcome:
+def _later(claim: Claim, d: Delivery, reason: str, look_after: int | None = None) -> Outcome:
     """Look again after the follow interval; costs no attempt."""
     delay_s = d.settings.following.interval_s
-    d.store.postpone(claim, due_at=d.clock() + delay_s)
+    d.store.postpone(claim, due_at=d.clock() + delay_s, look_after=look_after)
     return Outcome("waiting", delay_s=delay_s, reason=reason)
 
 
