@@ -373,3 +373,82 @@ def test_a_holder_that_names_no_process_keeps_its_lease(store: Store, clock: Fak
     assert store.begin(held.ticket, held.run, lease_s=LEASE_S) == "busy"
     clock.advance(2)
     assert claim(store, held.ticket, held.run).not_before == 0.0
+
+
+REF = "p1/i1"
+
+
+def row(stage: str) -> str:
+    return '{"task_name":"a","stage":"' + stage + '"}'
+
+
+def test_a_shared_list_has_one_lister_at_a_time_and_numbers_each_call(store: Store) -> None:
+    """claim_list numbers each list call before it is sent and refuses a second lister while
+    one holds the claim; record_list keeps its rows and frees the claim; listed answers only
+    from a snapshot numbered above ``after`` (its row, or None for a task not listed)."""
+    assert store.list_epoch(REF) == 0 and store.listed(REF, "a", after=0) is None
+    first = store.claim_list(REF, hold_s=LEASE_S)
+    assert first is not None and first[0] == 1
+    assert store.claim_list(REF, hold_s=LEASE_S) is None  # one lister at a time
+    assert store.claim_list("p1/other", hold_s=LEASE_S) is not None  # per instance
+    assert store.record_list(REF, first[0], first[1], {"a": row("Full")}, ttl_s=60)
+    found = store.listed(REF, "a", after=0)
+    assert found is not None and (found.epoch, found.row) == (1, row("Full"))
+    missing = store.listed(REF, "b", after=0)
+    assert missing is not None and (missing.epoch, missing.row) == (1, None)
+    assert store.listed(REF, "a", after=1) is None  # not fresh enough for a ticket at 1
+    second = store.claim_list(REF, hold_s=LEASE_S)
+    assert second is not None and second[0] == 2 and store.list_epoch(REF) == 2
+    store.release_list(REF, second[1])  # its call kept nothing
+    third = store.claim_list(REF, hold_s=LEASE_S)
+    assert third is not None and third[0] == 3
+
+
+def test_a_slower_older_list_never_replaces_a_newer_snapshot(store: Store) -> None:
+    """A list call numbered before the kept snapshot's is not kept (its lister's claim is
+    freed all the same); a later one replaces the rows entirely."""
+    old = store.claim_list(REF, hold_s=LEASE_S)
+    assert old is not None
+    store.release_list(REF, "another lister's token")  # not its: the claim stays
+    assert store.claim_list(REF, hold_s=LEASE_S) is None
+    store.release_list(REF, old[1])
+    new = store.claim_list(REF, hold_s=LEASE_S)
+    assert new is not None and new[0] > old[0]
+    assert store.record_list(REF, new[0], new[1], {"a": row("Paused")}, ttl_s=60)
+    assert not store.record_list(REF, old[0], old[1], {"a": row("Full")}, ttl_s=60)
+    found = store.listed(REF, "a", after=0)
+    assert found is not None and (found.epoch, found.row) == (new[0], row("Paused"))
+    later = store.claim_list(REF, hold_s=LEASE_S)
+    assert later is not None
+    assert store.record_list(REF, later[0], later[1], {"b": row("Full")}, ttl_s=60)
+    gone = store.listed(REF, "a", after=0)
+    assert gone is not None and gone.row is None  # the later call did not list it
+
+
+def test_an_operation_ticket_notes_the_list_counter_at_each_moment(store: Store) -> None:
+    """Submitted, an operation ticket notes the instance's counter (its first look needs a
+    later call); operation_sent and postpone note the numbers they are given."""
+    from htap_sync.common.operations import parse_operation
+
+    data = request_data(task_name="contract_op")
+    ref = f"{data['project_id']}/{data['instance_id']}"
+    for _ in range(2):
+        lister = store.claim_list(ref, hold_s=LEASE_S)
+        assert lister is not None
+        store.release_list(ref, lister[1])
+    op = parse_operation(
+        {"operation": "pause", **{k: data[k] for k in ("project_id", "instance_id", "task_name")}}
+    )
+    if isinstance(store, RedisClaimStore):
+        queue = store.keys.queue("contract-queue")
+        ticket, outcome, _ = store.submit_operation(op, run="r1", queue_key=queue, message="{}")
+    else:
+        ticket, outcome, _ = store.submit_operation(op, run="r1")
+    assert outcome == "queued" and store.look_after(ticket) == 2
+    held = claim(store, ticket, "r1")
+    assert store.operation_sent(held, "job-1", due_at=1.0, look_after=5)
+    assert store.look_after(ticket) == 5
+    again = claim(store, ticket, "r1")
+    assert store.postpone(again, due_at=2.0, look_after=7) and store.look_after(ticket) == 7
+    third = claim(store, ticket, "r1")
+    assert store.postpone(third, due_at=3.0) and store.look_after(ticket) == 7  # unchanged
