@@ -4,6 +4,7 @@ call started before a ticket's moment (its submission, its call's answer) never 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,12 +91,12 @@ def test_a_snapshot_from_a_call_started_before_the_answer_never_ends_the_ticket(
     payload = request_data()
     ref, name = ref_of(payload), ROW["task_name"]
     ticket, run, _ = operate(rig, "pause", payload)
-    plant(rig, ref, {name: '{"task_name":"%s","stage":"Full"}' % name})
+    plant(rig, ref, {name: json.dumps({"task_name": name, "stage": "Full"})})
     in_flight = rig.store.claim_list(ref, hold_s=10.0)  # starts before the pause's answer
     assert in_flight is not None
     assert deliver(rig, ticket, run).reason == "operation"
     assert api.lists == 0 and rig.store.look_after(ticket) == in_flight[0]
-    paused = {name: '{"task_name":"%s","stage":"Paused"}' % name}
+    paused = {name: json.dumps({"task_name": name, "stage": "Paused"})}
     assert rig.store.record_list(ref, in_flight[0], in_flight[1], paused, ttl_s=60)
     assert deliver(rig, ticket, run).reason == "operation"  # not "created"
     assert api.lists == 1 and rig.store.get(ticket).state is not TicketState.SUCCEEDED
