@@ -233,16 +233,20 @@ def _notes(mine: list[Phase], theirs: list[Phase], per_instance: int) -> list[st
         for m, t in zip(mine, theirs, strict=True)
     ]
     notes += [
-        "Ours, per task: one list call to look before acting (a rerun sends nothing), the"
-        " action, then a look when the ticket comes back from the delayed set (due"
+        "Ours: each ticket looks before acting (a rerun sends nothing), sends its action, then"
+        " looks again when it comes back from the delayed set (due"
         f" {INTERVAL_S:g} s later, moved back by a mover that looks every 0.5 s); a jobs call"
-        " only when that look finds the operation not yet shown. The provider's way polls from"
-        " half an interval after its action (its 5 s delay before polls 10 s apart) until the"
-        " row shows it done, so its list calls grow with the job's time over the interval.",
+        " only when a look finds the operation not yet shown. The looks share list calls per"
+        " instance (`worker/delivery/shared_look.py`): one worker lists, the others read its"
+        " snapshot, each only a snapshot whose call started after its own moment (submitted,"
+        " answered, last look), so a look round costs about one list call per instance. The"
+        " provider's way polls from half an interval after its action (its 5 s delay before"
+        " polls 10 s apart) until the row shows it done, so its list calls grow with the job's"
+        " time over the interval.",
         f"{per_instance} tasks per instance fit one page ({PAGE} rows): a full scan is one list"
-        " call here; past a page the provider's way pays every page per poll, ours stops at the"
-        " page that shows the task. Both stop at the same predicate (stage Paused; Full or"
-        " Incremental), `common/operations.py`'s.",
+        " call here; past a page both ways pay every page of a scan, the provider's way per task"
+        " per poll, ours per instance per look round. Both stop at the same predicate (stage"
+        " Paused; Full or Incremental), `common/operations.py`'s.",
     ]
     return notes
 
