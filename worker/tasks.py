@@ -27,6 +27,7 @@ from htap_sync.common.celery_app import CREATE_REPLICATION, CREATE_REPLICATIONS,
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.delayed import DelayedSet
 from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import queue_name, queue_names
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.worker.batch import batch_task
@@ -131,10 +132,12 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
     """The threads every worker process's main process runs: the mover and the follower."""
 
     def queue(ticket: str, run: str, request: dict[str, Any]) -> None:
+        # Back into its own lane's queue (a retry or a wait keeps its lane).
+        lane = request.get("lane") if isinstance(request, dict) else None
         app.send_task(
             CREATE_REPLICATION,
             kwargs={"ticket": ticket, "run": run, "request": request},
-            queue=settings.queue,
+            queue=queue_name(settings, "bulk" if lane == "bulk" else "interactive"),
         )
 
     client = make_redis(settings)
@@ -170,7 +173,10 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
         store,
         queue,
         on_recovery=recover,
-        queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
+        queue_depth=lambda: sum(
+            int(client.llen(Keys(settings.key_prefix).queue(name)))
+            for name in queue_names(settings)
+        ),
         watch_s=settings.delivery.visibility_timeout_s,
     )
     threads: list[DelayedMover | Follower] = [mover]

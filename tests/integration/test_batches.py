@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import queue_name
 from htap_sync.common.models import TicketState
 from htap_sync.common.settings import Settings
 from htap_sync.devstack import wait_until
@@ -23,7 +24,8 @@ from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
 def _queued_items(producer: Producer, settings: Settings) -> list[list[Any]]:
     """The items of every batch message waiting in the queue, as a worker would read them."""
-    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(settings.queue), 0, -1)
+    bulk = queue_name(settings, "bulk")  # bulk work waits in the bulk lane's queue
+    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(bulk), 0, -1)
     items: list[list[Any]] = []
     for text in reversed(raw):  # LPUSH: the oldest is last
         envelope = json.loads(text)
