@@ -7,6 +7,7 @@ back when told. The shares are counted in grants and held against the configured
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -52,22 +53,20 @@ class Callers:
 def drive(buckets: Any, groups: list[Callers], seconds: float) -> list[list[float]]:
     """Run the callers for ``seconds``; the times (s) of each group's tokens."""
     key = f"lanes:{uuid.uuid4().hex}"
-    due = [[g.start_s, i] for i, g in enumerate(groups) for _ in range(g.count)]
+    due = sorted((g.start_s, i) for i, g in enumerate(groups) for _ in range(g.count))
     tokens: list[list[float]] = [[] for _ in groups]
-    while True:
-        due.sort()
-        at, i = due[0]
-        if at > seconds:
-            return tokens
-        if at > groups[i].stop_s:
-            due[0][0] = seconds + 1
-            continue
+    while due:
+        at, i = due.pop(0)
+        if at > min(seconds, groups[i].stop_s):
+            continue  # this caller is done
         grant = buckets.acquire(key, POLICY, T0 + at, groups[i].ask)
         if grant.granted:
             tokens[i].append(at + grant.wait_s)
-            due[0][0] = at + grant.wait_s + 0.001  # calls, then asks for its next ticket
+            again = at + grant.wait_s + 0.001  # calls, then asks for its next ticket
         else:
-            due[0][0] = at + grant.wait_s + 0.05  # back from the delayed set
+            again = at + grant.wait_s + 0.05  # back from the delayed set
+        bisect.insort(due, (again, i))
+    return tokens
 
 
 def _within(tokens: list[float], start: float, stop: float) -> int:
