@@ -19,7 +19,7 @@ from htap_sync.common.lease import (
 from htap_sync.common.lease_types import PROBE_S
 from htap_sync.common.memory_tickets import MemoryTicketStore, as_text
 from htap_sync.common.models import Attempt, TicketState
-from htap_sync.common.store import HISTORY_LIMIT, iso
+from htap_sync.common.store import HISTORY_LIMIT, iso, with_route
 
 _FINISHED = (TicketState.SUCCEEDED.value, TicketState.FAILED.value)
 _UNFINISHED = (TicketState.QUEUED.value, TicketState.RUNNING.value, TicketState.RETRYING.value)
@@ -84,7 +84,7 @@ class MemoryLeaseStore(MemoryTicketStore, LeaseStore):
             found = self._live(ticket)
             if found is None or found.get("run") != run or found["state"] not in _UNFINISHED:
                 return None
-            request: dict[str, Any] = json.loads(found["request"])
+            request: dict[str, Any] = json.loads(with_route(found["request"], found))
             state = found["state"]
             now = self._clock()
             lease_runs = float(found["lease_until"]) > now

@@ -33,7 +33,7 @@ from htap_sync.common.lease import (
 from htap_sync.common.lease_types import PROBE_S
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.scripts import script
-from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso
+from htap_sync.common.store import HISTORY_LIMIT, TicketStore, iso, with_route
 
 _PACKAGE = "htap_sync.common"
 _LIMITS = "htap_sync.worker"  # where bucket.lua and breaker.lua ship
@@ -215,7 +215,8 @@ class RedisLeaseStore(TicketStore, LeaseStore):
         )
         if not found:
             return None
-        return found[0], cast(dict[str, Any], json.loads(found[1]))
+        route = {"route": found[2]} if len(found) > 2 else {}
+        return found[0], cast(dict[str, Any], json.loads(with_route(found[1], route)))
 
     def _update_call(
         self,

@@ -78,6 +78,8 @@ class MemoryTicketStore:
         ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
         with self._lock:
             outcome, state = self._submit(ticket, request.fingerprint(), run, self._clock())
+            if outcome in ("queued", "redriven"):
+                self._hashes[ticket]["route"] = request.route()
         if outcome == "conflict":
             raise TicketConflict(ticket, state)
         return ticket, run, Submitted(outcome)

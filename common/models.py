@@ -188,6 +188,12 @@ class ReplicationRequest(BaseModel):
         data = self.model_dump(exclude_none=True, exclude=set(ROUTING_FIELDS))
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
+    def route(self) -> str:
+        """The lane and tenant as the ticket store keeps them beside the fingerprint (JSON
+        text; "" for none)."""
+        data = self.model_dump(include=set(ROUTING_FIELDS), exclude_none=True)
+        return json.dumps(data, separators=(",", ":")) if data else ""
+
     def routed(self, lane: str | None = None, tenant: str | None = None) -> ReplicationRequest:
         """This request with a lane and a tenant where it has none (its own stay); both
         checked first by :func:`check_routing`."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -155,7 +155,7 @@ class TicketStore:
         for request, run, message, item in items:
             ticket = ticket_id(request.project_id, request.instance_id, request.task_name)
             keys += [self.key(ticket), self.history_key(ticket)]
-            args += [request.fingerprint(), run, ticket, message, item]
+            args += [request.fingerprint(), run, ticket, message, item, request.route()]
         return keys, args
 
     def submit_many(
@@ -207,7 +207,7 @@ class TicketStore:
                 [(request, run, "", item) for request, run, item in items], queue_key, frame
             )
             self._submit(keys=keys, args=args, client=pipe)
-            tickets += args[8::5]
+            tickets += args[8::6]
         replies = [reply for answers in pipe.execute() for reply in _answers(answers)]
         return [
             (ticket, str(outcome), str(state))
@@ -284,6 +284,12 @@ def _answers(reply: object) -> list[tuple[str, str]]:
     return [(outcome, state) for outcome, state in pairs]
 
 
+def with_route(request: str, raw: Mapping[str, str]) -> str:
+    """A stored request (its fingerprint) with the lane and tenant it was submitted with."""
+    route = raw.get("route")
+    return request if not route else request[:-1] + "," + route[1:]
+
+
 def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
     """A ticket's status from its hash and its history notes, as the stores keep them."""
     error = raw.get("error")
@@ -297,7 +303,7 @@ def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketSta
         job_id_reason=raw.get("job_id_reason") or None,
         found=json.loads(raw["found"]) if raw.get("found") else None,
         sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
-        request=ReplicationRequest.model_validate_json(raw["request"]),
+        request=ReplicationRequest.model_validate_json(with_route(raw["request"], raw)),
         history=[Attempt.model_validate_json(item) for item in history],
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),
