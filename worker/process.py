@@ -52,6 +52,7 @@ from htap_sync.worker.delivery import (
     start_attempt_or_wait,
 )
 from htap_sync.worker.gate import OPEN_GATE, Api, CallGate, MustWait
+from htap_sync.worker.lane_gate import pass_gate, wait_first
 from htap_sync.worker.outcome import Outcome, finished, note, observed
 from htap_sync.worker.record import record_created
 
@@ -172,10 +173,7 @@ def step_by_step(
             dead holder's lease to wait out.
     """
     claim = started.claim
-    if started.verdict in ("rate", "breaker"):
-        short = limits is not None and started.wait_s <= limits.max_sleep_s
-        if started.verdict == "breaker" or not short:
-            raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
+    wait_first(started, limits, request, d.settings)
     if claim.in_doubt:
         looked = look(request, claim, d)
         if looked is None and claim.not_before > d.clock():
@@ -185,7 +183,7 @@ def step_by_step(
         found = looked if looked is not None else exhausted_in_doubt(claim, d)
         if found is not None:
             return found
-    d.gate.before_call(request.project_id, api)  # sleeps for a short wait
+    pass_gate(request, d.gate, limits, api, d.settings)  # sleeps for a short wait
     return start_attempt_or_wait(claim, d)
 
 
