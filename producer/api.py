@@ -15,7 +15,8 @@ from celery import Celery
 from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
-from htap_sync.common.lanes import LANES, Lane, check_routing, queue_keys, queue_name
+from htap_sync.common.fair_feed import announce, submit_queue, waiting_depth
+from htap_sync.common.lanes import Lane, check_routing, queue_keys, queue_name
 from htap_sync.common.models import ReplicationRequest, TicketStatus, Until, parse_request
 from htap_sync.common.settings import Settings
 from htap_sync.common.store import Submitted
@@ -147,6 +148,7 @@ class Producer:
         ticket, run, outcome = self.store.submit(
             valid, run=run, queue_key=self._lane_key(valid), message=self._message(valid, run)
         )
+        self._announce([valid])
         return Receipt(ticket=ticket, outcome=outcome, request=valid)
 
     def _message(self, request: ReplicationRequest, run: str) -> str:
@@ -155,9 +157,12 @@ class Producer:
         queue = queue_name(self.settings, request.lane)
         return create_message(self._celery, queue, ticket, run, data)
 
+    def _announce(self, requests: Iterable[ReplicationRequest]) -> None:
+        announce(self._redis, self.settings, requests)  # bulk tenants: messages to feed
+
     def _lane_key(self, request: ReplicationRequest) -> str:
-        """The broker list of the request's lane."""
-        return self._queue_keys[request.lane or "interactive"]
+        """The broker list of the request's lane (bulk: its tenant's, common/fair_feed.py)."""
+        return submit_queue(self.settings, request.lane, request.tenant or request.project_id)
 
     def enqueue_many(
         self,
@@ -180,9 +185,8 @@ class Producer:
         Args:
             requests: the requests; a :class:`RequestInvalid` stands for one already known bad.
             batch_size: requests per round trip to Redis (rounded up to whole messages).
-            lane: ``bulk`` (the default) or ``interactive``, for requests that name none.
-            tenant: whose fair share of the bulk lane they take, for requests that name none
-                (default: each request's project).
+            lane, tenant: for requests that name none: ``bulk`` (default) or ``interactive``;
+                whose fair share of the bulk lane they take (default: their project).
 
         Yields:
             one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
@@ -213,12 +217,11 @@ class Producer:
     ) -> Iterator[ItemResult]:
         valid = [(i, r) for i, r in batch if isinstance(r, ReplicationRequest)]
         submitted: dict[int, tuple[str, str, str]] = {}
-        for lane in LANES:  # a message carries tickets of one lane (one queue)
-            ours = [(i, r) for i, r in valid if (r.lane or "interactive") == lane]
-            if not ours:
-                continue
+        by_key: dict[str, list[tuple[int, ReplicationRequest]]] = {}
+        for i, r in valid:  # a message carries tickets of one queue (lane and tenant)
+            by_key.setdefault(self._lane_key(r), []).append((i, r))
+        for key, ours in by_key.items():
             requests = [request for _, request in ours]
-            key = self._queue_keys[lane]
             if self._per_message > 1:
                 answers = self._submit_batched(requests, key)
             else:
@@ -227,6 +230,7 @@ class Producer:
                     [(r, run, key, self._message(r, run)) for r, run in _runs(requests)]
                 )
             submitted |= {i: answer for (i, _), answer in zip(ours, answers, strict=True)}
+        self._announce(r for _, r in valid)
         for index, entry in batch:
             if isinstance(entry, RequestInvalid):
                 yield ItemResult(index, "invalid", None, entry.errors)
@@ -263,7 +267,8 @@ class Producer:
 
     def queue_depth(self) -> int:
         """Messages waiting in the queue, every lane's (not yet taken by a worker)."""
-        return sum(int(self._redis.llen(key)) for key in set(self._queue_keys.values()))
+        queued = sum(int(self._redis.llen(key)) for key in set(self._queue_keys.values()))
+        return queued + waiting_depth(self._redis, self.settings)  # and the tenants' queues
 
     def has_room(self, count: int) -> bool:
         """True when ``count`` more messages fit under ``HTAP_SYNC_MAX_QUEUE_DEPTH``."""

@@ -26,8 +26,7 @@ from celery.worker import state
 from htap_sync.common.celery_app import CREATE_REPLICATION, CREATE_REPLICATIONS, make_celery
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.delayed import DelayedSet
-from htap_sync.common.keys import Keys
-from htap_sync.common.lanes import queue_name, queue_names
+from htap_sync.common.fair_feed import BulkFeeder, feed_target, queued_depth, requeue
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.worker.batch import batch_task
@@ -131,15 +130,6 @@ def _create_task(settings: Settings, runtime: Runtime) -> Callable[[str, str, An
 def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[DelayedMover | Follower]:
     """The threads every worker process's main process runs: the mover and the follower."""
 
-    def queue(ticket: str, run: str, request: dict[str, Any]) -> None:
-        # Back into its own lane's queue (a retry or a wait keeps its lane).
-        lane = request.get("lane") if isinstance(request, dict) else None
-        app.send_task(
-            CREATE_REPLICATION,
-            kwargs={"ticket": ticket, "run": run, "request": request},
-            queue=queue_name(settings, "bulk" if lane == "bulk" else "interactive"),
-        )
-
     client = make_redis(settings)
     delayed = DelayedSet(client, key_prefix=settings.key_prefix)
     store = make_store(settings, client)
@@ -171,12 +161,12 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
     mover = DelayedMover(
         delayed,
         store,
-        queue,
+        requeue(app, settings, client),
         on_recovery=recover,
-        queue_depth=lambda: sum(
-            int(client.llen(Keys(settings.key_prefix).queue(name)))
-            for name in queue_names(settings)
-        ),
+        queue_depth=lambda: queued_depth(client, settings),
+        feed=BulkFeeder(client, settings, feed_target(settings, runtime.concurrency)).feed
+        if settings.lanes
+        else None,
         watch_s=settings.delivery.visibility_timeout_s,
     )
     threads: list[DelayedMover | Follower] = [mover]
