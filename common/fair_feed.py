@@ -6,9 +6,13 @@ message a dead worker held comes back to it). Each worker's mover keeps the bulk
 messages deep by moving messages from the tenants' queues in weighted round-robin
 (``feed.lua``, one atomic step): two migrations running together each get their share of
 the fleet's slots and so of its rate, whatever order and size they were submitted in, and
-one that finishes gives its share back at the next feed. (A single FIFO queue would run the
-second migration after the first.) The token bucket shares the rate between tenants the same
+one that finishes gives its share back at the next feed (a single FIFO queue would run the
+second migration after the first). The token bucket shares the rate between tenants the same
 way (:mod:`htap_sync.worker.bucket_lanes`) for the tickets already in the bulk queue.
+
+While interactive messages wait, workers take none from the bulk queue; the feeder then puts
+bulk messages at the head of the interactive queue at bulk's minimum share of the rate, and
+the bucket gives them that share of the tokens.
 
 The set of tenants with waiting messages is written after their messages: a producer that
 dies in between leaves its tickets to the delayed set's watchdog, which sends them again.
@@ -65,9 +69,17 @@ class BulkFeeder:
             keys.queue(queue_name(settings, "bulk")),
             tenants_key(settings),
             f"{settings.key_prefix}:bulk-shares",
+            keys.queue(queue_name(settings, "interactive")),
         ]
         prefix = keys.queue(tenant_queue(settings, ""))
-        self._args: list[str | int] = [target, prefix, settings.rate.tenant_weights]
+        share = settings.rate.bulk_min_share * settings.rate.limit_per_s
+        self._args: list[str | int | float] = [
+            target,
+            prefix,
+            settings.rate.tenant_weights,
+            1 / share if share > 0 else 0,  # a bulk message a second per bulk's share
+            target,
+        ]
         self._settings = settings
 
     def feed(self) -> int:

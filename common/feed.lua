@@ -6,7 +6,29 @@
 -- The tenant with the least virtual time goes next, and its time grows by 1/weight a
 -- message. A tenant whose queue is empty leaves the set and forgets its time; one that comes
 -- back starts level with the least of the others (no credit saved up while away).
--- Returns how many messages were moved.
+-- Bulk's minimum share of the slots: while interactive messages wait in KEYS[4] (the
+-- interactive queue), every workers consume it first and the bulk queue would never be
+-- taken; so one bulk message (the oldest) goes to the head of the interactive queue every
+-- ARGV[4] seconds (0: never), at most ARGV[5] at a time; the time of the last is the
+-- hash's field '@lift' (no tenant's name has an '@'). The token bucket then gives the bulk
+-- tickets their minimum share of the rate (bucket_lanes.py).
+-- Returns how many messages were moved from the tenants' queues.
+local lift = tonumber(ARGV[4])
+if lift > 0 and redis.call('LLEN', KEYS[4]) > 0 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  local last = tonumber(redis.call('HGET', KEYS[3], '@lift'))
+  if last == nil or now - last >= lift then
+    local n = 1
+    if last ~= nil then n = math.min(math.floor((now - last) / lift), tonumber(ARGV[5])) end
+    for _ = 1, n do
+      local message = redis.call('RPOP', KEYS[1])
+      if not message then break end
+      redis.call('RPUSH', KEYS[4], message)
+    end
+    redis.call('HSET', KEYS[3], '@lift', now)
+  end
+end
 local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1])
 if room <= 0 then return 0 end
 local live = redis.call('SMEMBERS', KEYS[2])
