@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from htap_sync.common.fair_feed import tenant_queue
 from htap_sync.common.keys import Keys
-from htap_sync.common.lanes import queue_name
 from htap_sync.common.models import TicketState
 from htap_sync.common.settings import Settings
 from htap_sync.devstack import wait_until
@@ -24,8 +24,9 @@ from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
 def _queued_items(producer: Producer, settings: Settings) -> list[list[Any]]:
     """The items of every batch message waiting in the queue, as a worker would read them."""
-    bulk = queue_name(settings, "bulk")  # bulk work waits in the bulk lane's queue
-    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(bulk), 0, -1)
+    # Bulk work waits in its tenant's queue (its project's), then the bulk lane's.
+    waiting = tenant_queue(settings, request_data()["project_id"])
+    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(waiting), 0, -1)
     items: list[list[Any]] = []
     for text in reversed(raw):  # LPUSH: the oldest is last
         envelope = json.loads(text)

@@ -19,13 +19,16 @@ from htap_sync.cli.base import (
     emit_json,
     err,
     fail,
+    lane_option,
     producer_or_exit,
     settings_or_exit,
+    tenant_option,
     timeout_option,
     until_option,
     wait_exit,
 )
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.lanes import Lane
 from htap_sync.common.models import SELECTION_FIELDS, Until
 from htap_sync.worker.fleet import fleet_view
 
@@ -46,8 +49,12 @@ from htap_sync.worker.fleet import fleet_view
     " table_repl_config, tables_configs, db_configs, is_instance_level_sync,"
     " database_repl_scope.",
 )
+@lane_option("interactive")
+@tenant_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
-def enqueue(as_json: bool, selection: str | None, **fields: str | None) -> None:
+def enqueue(
+    as_json: bool, selection: str | None, lane: Lane, tenant: str | None, **fields: str | None
+) -> None:
     """Validate one creation request and queue it; prints its ticket."""
     settings = settings_or_exit()
     request: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
@@ -55,7 +62,7 @@ def enqueue(as_json: bool, selection: str | None, **fields: str | None) -> None:
         request.update(_selection(selection))
     with producer_or_exit(settings) as producer:
         try:
-            receipt = producer.enqueue(request)
+            receipt = producer.enqueue(request, lane=lane, tenant=tenant)
         except RequestInvalid as exc:
             if as_json:
                 emit_json({"state": "invalid", "errors": exc.errors})
