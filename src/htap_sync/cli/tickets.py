@@ -188,6 +188,26 @@ def retry(tickets: tuple[str, ...], all_failed: bool, as_json: bool) -> None:
     sys.exit(code)
 
 
+def _echo_lanes(view: dict[str, Any]) -> None:
+    """The lanes' queues, the bulk tenants' waiting messages and each lane's share."""
+    lanes = view["lanes"]
+    if not lanes["enabled"]:
+        click.echo("lanes: off (one queue, first come first served)")
+        return
+    q = lanes["queues"]
+    waiting = ", ".join(f"{t} {n}" for t, n in lanes["tenants_waiting"].items()) or "none"
+    click.echo(f"lanes: interactive {q['interactive']} queued, bulk {q['bulk']} queued")
+    click.echo(f"bulk tenants' messages waiting to be fed: {waiting}")
+    for r in view["rate_limits"]:
+        s = r.get("lane_shares") or {}
+        if r["api"] == "create" and s.get("bulk") is not None:
+            tenants = ", ".join(f"{t} {v}" for t, v in s["tenants"].items())
+            click.echo(
+                f"shares {r['project_id']}: interactive {s['interactive']}, bulk {s['bulk']}"
+                + (f" (tenants' weighted grants: {tenants})" if tenants else "")
+            )
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def inspect(as_json: bool) -> None:
@@ -211,6 +231,7 @@ def inspect(as_json: bool) -> None:
     )
     f = view["following"]
     click.echo(f"following: {f['tickets']} tasks on {f['instances']} instances")
+    _echo_lanes(view)
     for r in view["rate_limits"]:
         blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
         click.echo(
