@@ -125,7 +125,8 @@ def test_backpressure_counts_batch_messages(settings: Settings) -> None:
     """HTAP_SYNC_MAX_QUEUE_DEPTH counts messages: at 2, enqueue_many queues 2 messages of 16
     tickets at a time and waits (an injected sleep drains the queue) before each next pair."""
     limited = settings.model_copy(update={"max_queue_depth": 2})
-    queue = Keys(limited.key_prefix).queue(limited.queue)
+    # Bulk messages wait in their tenant's queue, which backpressure counts with the lanes'.
+    queue = Keys(limited.key_prefix).queue(tenant_queue(limited, request_data()["project_id"]))
     seen: list[int] = []
     producer = Producer(limited)
 
