@@ -7,7 +7,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import commands, enqueue, follow, ingress, latency, precision, scripts, throughput
+from bench import (
+    commands,
+    enqueue,
+    follow,
+    ingress,
+    lanes,
+    latency,
+    precision,
+    scripts,
+    throughput,
+)
 from bench.report import Benchmark, Table, as_text, document, on_fresh_redis, progress
 
 # Each gets a redis-server of its own, so no run sees another's keys or queue.
@@ -20,6 +30,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "follow": lambda url, logs: follow.run(url, logs),
     "scripts": lambda url, logs: scripts.run(url, logs),
     "ingress": lambda url, logs: ingress.run(url, logs),
+    "lanes": lambda url, logs: lanes.run(url, logs),
 }
 
 INTRO = [
