@@ -114,8 +114,8 @@ def run(
     *,
     backlog: int = 400,
     probes: int = 8,
-    tickets: int = 800,
-    rounds: int = 3,
+    tickets: int = 1200,
+    rounds: int = 5,
 ) -> list[Table]:
     """The three measurements, each lanes against without (or against the weights)."""
     progress(f"lanes: {probes} interactive requests behind {backlog} bulk rows, at {RATE:g}/s")
