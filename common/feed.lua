@@ -21,12 +21,14 @@ if lift > 0 and redis.call('LLEN', KEYS[4]) > 0 then
   if last == nil or now - last >= lift then
     local n = 1
     if last ~= nil then n = math.min(math.floor((now - last) / lift), tonumber(ARGV[5])) end
+    local lifted = 0
     for _ = 1, n do
       local message = redis.call('RPOP', KEYS[1])
       if not message then break end
       redis.call('RPUSH', KEYS[4], message)
+      lifted = lifted + 1
     end
-    redis.call('HSET', KEYS[3], '@lift', now)
+    if lifted > 0 then redis.call('HSET', KEYS[3], '@lift', now) end
   end
 end
 local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1])
