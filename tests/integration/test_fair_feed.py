@@ -21,7 +21,7 @@ from htap_sync.common.settings import Settings, load_settings
 def settings(redis_url: str) -> Settings:
     """A key space of its own; weights a=2, b=1; 10 creates/s, bulk's minimum share 0.2."""
     unique = f"feed-{uuid.uuid4().hex[:8]}"
-    overrides = {"redis_url": redis_url, "key_prefix": unique, "queue": unique}
+    overrides: dict[str, Any] = {"redis_url": redis_url, "key_prefix": unique, "queue": unique}
     overrides |= {"tenant_weights": "a=2,b=1", "rate_limit_per_s": 10}
     return load_settings(overrides, env_file=None)
 
