@@ -12,6 +12,7 @@ from bench import (
     enqueue,
     follow,
     ingress,
+    lanes,
     latency,
     operations,
     precision,
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "operations": lambda url, logs: operations.run(url, logs),
     "scripts": lambda url, logs: scripts.run(url, logs),
     "ingress": lambda url, logs: ingress.run(url, logs),
+    "lanes": lambda url, logs: lanes.run(url, logs),
 }
 
 INTRO = [

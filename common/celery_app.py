@@ -7,6 +7,7 @@ from celery import Celery
 from htap_sync.common.broker import use_fixed_transports
 from htap_sync.common.connections import broker_options
 from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import queue_name
 from htap_sync.common.settings import Settings
 
 # Producers send by this name; they never import the worker's code.
@@ -50,13 +51,18 @@ def make_celery(settings: Settings) -> Celery:
             "unacked_mutex_expire": max(5, settings.delivery.visibility_timeout_s // 4),
             # Every broker key under the deployment's prefix, like the ticket store's.
             "global_keyprefix": Keys(settings.key_prefix).broker_prefix,
+            # A worker consumes the lanes' queues in a fixed order (common/lanes.py): one
+            # BRPOP over [interactive, bulk] takes an interactive message whenever one waits
+            # (kombu's default, round_robin, would alternate between them).
+            "queue_order_strategy": "priority",
             **sentinel_options,
         },
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue,
+        # Senders name each message's queue: its lane's (common/lanes.py).
         task_routes={
             CREATE_REPLICATION: {"queue": settings.queue},
-            CREATE_REPLICATIONS: {"queue": settings.queue},
+            CREATE_REPLICATIONS: {"queue": queue_name(settings, "bulk")},
         },
         worker_hijack_root_logger=False,
         # Task events are off unless asked for: with them on, a worker was seen to hang for good

@@ -37,7 +37,13 @@ RULES: dict[str, str] = {
     "db_configs": "a list of objects of param_name and value",
     "is_instance_level_sync": '"true" or "false"',
     "database_repl_scope": '"all" or "part"',
+    # Where the ticket waits and whose share of the rate it takes (never sent to the API).
+    "lane": '"interactive" or "bulk"',
+    "tenant": "1 to 64 characters of A-Z, a-z, 0-9, _, ., : and -",
 }
+# Fields of a submission that route it (lane) and share the rate fairly (tenant): neither is
+# sent to the API nor part of the request's identity (its fingerprint).
+ROUTING_FIELDS = ("lane", "tenant")
 
 # The rules inside the selection, by dotted path (list indices left out).
 NESTED_RULES: dict[str, str] = {
@@ -142,6 +148,24 @@ class ReplicationRequest(BaseModel):
     db_configs: list[DbConfig] | None = _selection()
     is_instance_level_sync: Literal["true", "false"] | None = _selection()
     database_repl_scope: Literal["all", "part"] | None = _selection()
+    # Routing, not identity: see ROUTING_FIELDS and common/lanes.py.
+    lane: Literal["interactive", "bulk"] | None = Field(
+        default=None,
+        exclude_if=_absent,
+        description="interactive (served first) or bulk; defaults to interactive for one"
+        " request, bulk for a list or a file.",
+    )
+    tenant: (
+        Annotated[
+            str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+        ]
+        | None
+    ) = Field(
+        default=None,
+        exclude_if=_absent,
+        description="Whose fair share of the bulk lane's rate this ticket takes (defaults to"
+        " the project); never sent to the API.",
+    )
 
     @property
     def configured(self) -> bool:
@@ -169,7 +193,24 @@ class ReplicationRequest(BaseModel):
         The selection is part of it, so another selection under the same task name (the same
         ticket id) is a different request: a conflict, not a duplicate.
         """
-        return json.dumps(self.model_dump(exclude_none=True), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(exclude_none=True, exclude=set(ROUTING_FIELDS))
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    def route(self) -> str:
+        """The lane and tenant as the ticket store keeps them beside the fingerprint (JSON
+        text; "" for none)."""
+        data = self.model_dump(include=set(ROUTING_FIELDS), exclude_none=True)
+        return json.dumps(data, separators=(",", ":")) if data else ""
+
+    def routed(self, lane: str | None = None, tenant: str | None = None) -> ReplicationRequest:
+        """This request with a lane and a tenant where it has none (its own stay); both
+        checked first by :func:`check_routing`."""
+        update = {
+            name: value
+            for name, value in (("lane", lane), ("tenant", tenant))
+            if value is not None and getattr(self, name) is None
+        }
+        return self.model_copy(update=update) if update else self
 
 
 def _field_name(loc: Sequence[Any]) -> str:
@@ -253,6 +294,16 @@ class OperationRequest(BaseModel):
     source_database: SourceDatabase | None = _selection()
     target_database: ShortName | None = _selection()
     change: ReplicationRequest | None = _selection()
+
+    @property
+    def lane(self) -> Literal["interactive", "bulk"]:
+        """An operation is a user's command, waited for: the interactive lane."""
+        return "interactive"
+
+    @property
+    def tenant(self) -> str | None:
+        """Operations take no tenant's share (they go in the interactive lane)."""
+        return None
 
     def fingerprint(self) -> str:
         """A canonical JSON text of the whole operation (as ``ReplicationRequest``'s)."""

@@ -35,6 +35,7 @@ from htap_sync.common.settings_names import (
     env_names,
     nested_env_name,
 )
+from htap_sync.common.settings_rate import RateSettings
 from htap_sync.common.settings_sections import (
     ENV_PREFIX,
     AuthSettings,
@@ -44,7 +45,6 @@ from htap_sync.common.settings_sections import (
     FollowingSettings,
     IngressSettings,
     ObservabilitySettings,
-    RateSettings,
     RedisSettings,
     is_loopback,
 )
@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Bulk enqueueing waits while the queue holds more messages than this"
         " (a bulk message carries up to HTAP_SYNC_BATCH_SIZE tickets; unset: no limit).",
+    )
+    lanes: bool = Field(
+        default=True,
+        description="Two queues and two lanes of the rate: interactive (single requests) before"
+        " bulk (files, lists). false: one queue, first come first served.",
     )
     batch_size: int = Field(
         default=16,

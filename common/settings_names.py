@@ -51,6 +51,8 @@ FLAT_NAMES: dict[str, tuple[str, ...]] = {
     "follow_first_s": ("following", "first_s"),
     "rate_limit_per_s": ("rate", "limit_per_s"),
     "rate_burst": ("rate", "burst"),
+    "rate_bulk_min_share": ("rate", "bulk_min_share"),
+    "tenant_weights": ("rate", "tenant_weights"),
     "breaker_threshold": ("breaker", "threshold"),
     "breaker_cooldown_s": ("breaker", "cooldown_s"),
     "breaker_probes": ("breaker", "probes"),
@@ -66,6 +68,7 @@ FLAT_NAMES: dict[str, tuple[str, ...]] = {
     "key_prefix": ("key_prefix",),
     "max_queue_depth": ("max_queue_depth",),
     "batch_size": ("batch_size",),
+    "lanes": ("lanes",),
 }
 
 # Variables read after HTAP_SYNC_<FLAT NAME>, in this order: the cloud SDK's own names.

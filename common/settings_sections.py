@@ -306,20 +306,6 @@ class FollowingSettings(Section):
     )
 
 
-class RateSettings(Section):
-    """The fleet-wide token bucket in front of the API."""
-
-    limit_per_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="Create calls per second for the whole fleet (all workers, all hosts),"
-        " per endpoint and project. The list call has a bucket of its own at the same rate.",
-    )
-    burst: int = Field(
-        default=10, ge=1, description="Calls the bucket lets through at once after a pause."
-    )
-
-
 class BreakerSettings(Section):
     """The fleet-wide circuit breaker in front of the API."""
 

@@ -15,7 +15,8 @@ from celery import Celery
 from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
-from htap_sync.common.keys import Keys
+from htap_sync.common.fair_feed import announce, submit_queue, waiting_depth
+from htap_sync.common.lanes import Lane, check_routing, queue_keys, queue_name
 from htap_sync.common.models import (
     OperationRequest,
     ReplicationRequest,
@@ -109,7 +110,7 @@ class Producer:
         self._celery = celery if celery is not None else make_celery(settings)
         self._clock = clock
         self._sleep = sleep
-        self._queue_key = Keys(settings.key_prefix).queue(settings.queue)
+        self._queue_keys = queue_keys(settings)  # each lane's (one without lanes)
         self._per_message = settings.batch_size
         self.backpressure_poll_s = 0.5
         # How long status()/statuses() retry an unreachable Redis (wait() uses its deadline).
@@ -132,25 +133,44 @@ class Producer:
             data["project_id"] = self.settings.cloud.project_id
         return parse_request(data)
 
-    def enqueue(self, request: ReplicationRequest | Mapping[str, Any]) -> Receipt:
+    def enqueue(
+        self,
+        request: ReplicationRequest | Mapping[str, Any],
+        *,
+        lane: Lane | None = None,
+        tenant: str | None = None,
+    ) -> Receipt:
         """Validate a request, then record its ticket and queue its message in one step.
+
+        ``lane``: ``interactive`` (default: served before bulk work) or ``bulk``; ``tenant``:
+        whose fair share of bulk it takes (default: its project). The request's own win.
 
         Raises:
             RequestInvalid: the request breaks a rule; nothing was recorded or queued.
             TicketConflict: another request holds this task name and has not failed.
             redis.RedisError: Redis is unreachable; nothing was recorded or queued.
         """
-        valid = self.validate(request)
+        check_routing(lane, tenant)
+        valid = self.validate(request).routed(lane or "interactive", tenant)
         run = uuid.uuid4().hex
         ticket, run, outcome = self.store.submit(
-            valid, run=run, queue_key=self._queue_key, message=self._message(valid, run)
+            valid, run=run, queue_key=self._lane_key(valid), message=self._message(valid, run)
         )
+        self._announce([valid])
         return Receipt(ticket=ticket, outcome=outcome, request=valid)
 
     def _message(self, request: ReplicationRequest, run: str) -> str:
         ticket = request.ticket
         data = request.model_dump(exclude_none=True)
-        return create_message(self._celery, self.settings.queue, ticket, run, data)
+        queue = queue_name(self.settings, request.lane)
+        return create_message(self._celery, queue, ticket, run, data)
+
+    def _announce(self, requests: Iterable[ReplicationRequest]) -> None:
+        announce(self._redis, self.settings, requests)  # bulk tenants: messages to feed
+
+    def _lane_key(self, request: ReplicationRequest) -> str:
+        """The broker list of the request's lane (bulk: its tenant's, common/fair_feed.py)."""
+        return submit_queue(self.settings, request.lane, request.tenant or request.project_id)
 
     @property
     def operations(self) -> Operations:
@@ -161,8 +181,9 @@ class Producer:
 
     @property
     def queue_key(self) -> str:
-        """The broker list this producer's messages go onto."""
-        return self._queue_key
+        """The broker list operations' messages go onto: the interactive lane's (an operation
+        is a user's command, waited for)."""
+        return self._queue_keys["interactive"]
 
     def message(self, ticket: str, run: str, data: dict[str, Any]) -> str:
         """The broker message of one ticket's delivery (``data``: its request, JSON-ready)."""
@@ -173,6 +194,8 @@ class Producer:
         requests: Iterable[ReplicationRequest | Mapping[str, Any] | RequestInvalid],
         *,
         batch_size: int = 500,
+        lane: Lane | None = None,
+        tenant: str | None = None,
     ) -> Iterator[ItemResult]:
         """Validate and enqueue many requests, a pipelined batch at a time.
 
@@ -187,11 +210,15 @@ class Producer:
         Args:
             requests: the requests; a :class:`RequestInvalid` stands for one already known bad.
             batch_size: requests per round trip to Redis (rounded up to whole messages).
+            lane, tenant: for requests that name none: ``bulk`` (default) or ``interactive``;
+                whose fair share of the bulk lane they take (default: their project).
 
         Yields:
             one :class:`ItemResult` per request, in order, as each batch is submitted: invalid
             ones with their errors (never queued), conflicts, and accepted ones with the ticket.
         """
+        check_routing(lane, tenant)
+        lane = lane or "bulk"
         per = self._per_message
         batch_size = -(-batch_size // per) * per  # full messages but for the last one
         if self.settings.max_queue_depth is not None:
@@ -202,7 +229,7 @@ class Producer:
                 batch.append((index, item))
                 continue
             try:
-                batch.append((index, self.validate(item)))
+                batch.append((index, self.validate(item).routed(lane, tenant)))
             except RequestInvalid as exc:
                 batch.append((index, exc))
             if len(batch) >= batch_size:
@@ -215,16 +242,20 @@ class Producer:
     ) -> Iterator[ItemResult]:
         valid = [(i, r) for i, r in batch if isinstance(r, ReplicationRequest)]
         submitted: dict[int, tuple[str, str, str]] = {}
-        if valid:
-            requests = [request for _, request in valid]
+        by_key: dict[str, list[tuple[int, ReplicationRequest]]] = {}
+        for i, r in valid:  # a message carries tickets of one queue (lane and tenant)
+            by_key.setdefault(self._lane_key(r), []).append((i, r))
+        for key, ours in by_key.items():
+            requests = [request for _, request in ours]
             if self._per_message > 1:
-                answers = self._submit_batched(requests)
+                answers = self._submit_batched(requests, key)
             else:
                 self.wait_for_room(len(requests))
                 answers = self.store.submit_many(
-                    [(r, run, self._queue_key, self._message(r, run)) for r, run in _runs(requests)]
+                    [(r, run, key, self._message(r, run)) for r, run in _runs(requests)]
                 )
-            submitted = {i: answer for (i, _), answer in zip(valid, answers, strict=True)}
+            submitted |= {i: answer for (i, _), answer in zip(ours, answers, strict=True)}
+        self._announce(r for _, r in valid)
         for index, entry in batch:
             if isinstance(entry, RequestInvalid):
                 yield ItemResult(index, "invalid", None, entry.errors)
@@ -237,7 +268,9 @@ class Producer:
             else:
                 yield ItemResult(index, cast(Accepted, outcome), ticket, [], entry)
 
-    def _submit_batched(self, requests: list[ReplicationRequest]) -> list[tuple[str, str, str]]:
+    def _submit_batched(
+        self, requests: list[ReplicationRequest], queue_key: str
+    ) -> list[tuple[str, str, str]]:
         """Submit ``requests`` as messages of up to ``batch_size`` tickets (the batch task)."""
         size = self._per_message
         groups = [requests[i : i + size] for i in range(0, len(requests), size)]
@@ -249,16 +282,18 @@ class Producer:
                 ticket = request.ticket
                 data = request.model_dump(exclude_none=True)
                 items.append((request, run, batch_item(ticket, run, data)))
-            batches.append((batch_frame(self._celery, self.settings.queue, size), items))
-        return self.store.submit_batches(batches, self._queue_key)
+            queue = queue_name(self.settings, group[0].lane)
+            batches.append((batch_frame(self._celery, queue, size), items))
+        return self.store.submit_batches(batches, queue_key)
 
     def messages_for(self, count: int) -> int:
         """How many messages :meth:`enqueue_many` queues for ``count`` new requests (at most)."""
         return -(-count // self._per_message)
 
     def queue_depth(self) -> int:
-        """Messages waiting in the queue (not yet taken by a worker)."""
-        return int(self._redis.llen(self._queue_key))
+        """Messages waiting in the queue, every lane's (not yet taken by a worker)."""
+        queued = sum(int(self._redis.llen(key)) for key in set(self._queue_keys.values()))
+        return queued + waiting_depth(self._redis, self.settings)  # and the tenants' queues
 
     def has_room(self, count: int) -> bool:
         """True when ``count`` more messages fit under ``HTAP_SYNC_MAX_QUEUE_DEPTH``."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from htap_sync.common.errors import RequestInvalid
+from htap_sync.common.lanes import Lane
 from htap_sync.common.models import TicketStatus, Until
 from htap_sync.producer.api import Producer
 from htap_sync.producer.bulk_file import Row
@@ -58,6 +59,8 @@ def submit_rows(
     *,
     on_row: Callable[[BulkReport], None] | None = None,
     report: BulkReport | None = None,
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> BulkReport:
     """Validate and enqueue each row in pipelined batches; bad rows are reported, never
     queued, never fatal.
@@ -68,6 +71,7 @@ def submit_rows(
         on_row: called after each row's result is added.
         report: filled in place when given, so that a caller still has the lines of the
             batches already queued when Redis fails part-way (the error propagates).
+        lane, tenant: for rows that name none (default: bulk; each row's project).
     """
     report = report if report is not None else BulkReport()
     lines: list[int] = []
@@ -77,7 +81,7 @@ def submit_rows(
             lines.append(row.line)
             yield RequestInvalid(row.errors) if row.errors or row.data is None else row.data
 
-    for result in producer.enqueue_many(requests()):
+    for result in producer.enqueue_many(requests(), lane=lane, tenant=tenant):
         entry: dict[str, Any] = {"line": lines[result.index]}
         report.counts["rows"] += 1
         if result.status == "invalid":

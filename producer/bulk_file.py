@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from htap_sync.common.errors import HtapSyncError
-from htap_sync.common.models import BODY_FIELDS, SELECTION_FIELDS
+from htap_sync.common.models import BODY_FIELDS, ROUTING_FIELDS, SELECTION_FIELDS
 
 Format = Literal["csv", "jsonl"]
 _SUFFIXES: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -41,7 +41,7 @@ class BulkFileError(HtapSyncError):
 
 
 # Columns a CSV header may name; the required ones (project_id only without a default).
-COLUMNS = ("project_id", "instance_id", *BODY_FIELDS, *SELECTION_FIELDS)
+COLUMNS = ("project_id", "instance_id", *BODY_FIELDS, *SELECTION_FIELDS, *ROUTING_FIELDS)
 # The selection's cells that hold JSON (an object or a list) in a CSV file; the two others
 # are plain text (``true``, ``part``), a JSON string (``"true"``) read as the same.
 JSON_COLUMNS = ("table_repl_config", "tables_configs", "db_configs")

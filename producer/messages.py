@@ -37,7 +37,9 @@ def create_message(app: Celery, queue: str, ticket: str, run: str, request: dict
         args=(),
         kwargs={"ticket": ticket, "run": run, "request": request},
         argsrepr="()",
-        kwargsrepr=f"{{'ticket': '{ticket}', 'run': '{run}'}}",
+        # Flower shows this: the lane and tenant too (the routing key names the queue).
+        kwargsrepr=f"{{'ticket': '{ticket}', 'run': '{run}', 'lane': '{request.get('lane')}',"
+        f" 'tenant': '{request.get('tenant') or request.get('project_id')}'}}",
     )
     content_type, content_encoding, body = dumps(message.body, serializer="json")
     properties = {

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import redis
 from pydantic import AnyHttpUrl
 
 from htap_sync.common.broker_queue import BrokerQueue
+from htap_sync.common.fair_feed import tenant_queue, tenants_key
 from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import LANES, queue_name, tenant_weights
 from htap_sync.common.limits.breaker import BreakerState, RedisBreakerStore
 from htap_sync.common.limits.bucket import RedisBucketStore
+from htap_sync.common.limits.bucket_lanes import LaneState
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.delayed import DelayedSet
 from htap_sync.common.tickets.store import TicketStore
@@ -40,6 +43,7 @@ def fleet_view(
         "rate_limits": _rate_limits(client, keys, settings, now),
         "breakers": _breakers(client, keys, now, settings.cloud.endpoint),
         "following": FollowStore(client, keys).state(),
+        "lanes": _lanes(client, keys, settings),
     }
     if with_tickets:
         view["tickets"] = tickets.count_by_state()
@@ -64,9 +68,35 @@ def _rate_limits(
                 "configured_per_s": settings.rate.limit_per_s,
                 "effective_per_s": round(state.rate, 3),
                 "blocked_for_s": round(max(0.0, state.blocked_until - now), 3),
+                "lane_shares": _shares(state.lanes),
             }
         )
     return found
+
+
+def _shares(lanes: LaneState) -> dict[str, Any]:
+    """Each lane's share of the bucket's tokens lately (decaying over 10 s), and the bulk
+    tenants' virtual times (weighted grants: equal times, fair shares)."""
+    total = lanes.interactive + lanes.bulk
+    return {
+        "interactive": round(lanes.interactive / total, 3) if total else None,
+        "bulk": round(lanes.bulk / total, 3) if total else None,
+        "tenants": {name: round(virtual, 2) for name, virtual, _ in lanes.tenants},
+    }
+
+
+def _lanes(client: redis.Redis, keys: Keys, settings: Settings) -> dict[str, Any]:
+    """The lanes' queues and the bulk tenants' messages waiting to be fed."""
+    depth = {lane: int(client.llen(keys.queue(queue_name(settings, lane)))) for lane in LANES}
+    names = sorted(cast(set[str], client.smembers(tenants_key(settings))))
+    waiting = {n: int(client.llen(keys.queue(tenant_queue(settings, n)))) for n in names}
+    named = sorted(tenant_weights(settings))
+    return {
+        "enabled": settings.lanes,
+        "queues": depth,
+        "tenants_waiting": waiting,
+        "tenants_named": named,
+    }
 
 
 def _breakers(

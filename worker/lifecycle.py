@@ -24,9 +24,8 @@ from celery.signals import (
 )
 from celery.worker import state
 
-from htap_sync.common.celery_app import CREATE_REPLICATION
 from htap_sync.common.connections import make_redis, make_store
-from htap_sync.common.keys import Keys
+from htap_sync.common.fair_feed import BulkFeeder, feed_target, queued_depth, requeue
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.delayed import DelayedSet
@@ -82,13 +81,6 @@ def restart_worker(before: Callable[[], None] = lambda: None) -> None:
 def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[DelayedMover | Follower]:
     """The threads every worker process's main process runs: the mover and the follower."""
 
-    def queue(ticket: str, run: str, request: dict[str, Any]) -> None:
-        app.send_task(
-            CREATE_REPLICATION,
-            kwargs={"ticket": ticket, "run": run, "request": request},
-            queue=settings.queue,
-        )
-
     client = make_redis(settings)
     delayed = DelayedSet(client, key_prefix=settings.key_prefix)
     store = make_store(settings, client)
@@ -120,9 +112,12 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
     mover = DelayedMover(
         delayed,
         store,
-        queue,
+        requeue(app, settings, client),
         on_recovery=recover,
-        queue_depth=lambda: int(client.llen(Keys(settings.key_prefix).queue(settings.queue))),
+        queue_depth=lambda: queued_depth(client, settings),
+        feed=BulkFeeder(client, settings, feed_target(settings, runtime.concurrency)).feed
+        if settings.lanes
+        else None,
         watch_s=settings.delivery.visibility_timeout_s,
     )
     threads: list[DelayedMover | Follower] = [mover]

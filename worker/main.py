@@ -10,6 +10,7 @@ from typing import Any, Literal
 from celery.signals import celeryd_init
 
 from htap_sync.common.connections import make_redis
+from htap_sync.common.lanes import queue_names
 from htap_sync.common.logs import JsonFormatter, configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.worker.preflight import check_eviction_policy
@@ -66,7 +67,7 @@ def run_worker(
         f"--concurrency={concurrency}",
         f"--pool={pool}",
         f"--loglevel={loglevel}",
-        f"--queues={settings.queue}",
+        f"--queues={','.join(queue_names(settings))}",  # every lane, interactive first
         "--without-gossip",
         "--without-mingle",
     ]

@@ -101,6 +101,25 @@ FLEET: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("endpoint", "project_id", "api"),
     ),
     (
+        "htap_sync_lane_queue_depth",
+        "gauge",
+        "Messages waiting in each lane's queue; bulk's include the tenants' queues.",
+        ("lane",),
+    ),
+    (
+        "htap_sync_tenant_waiting_messages",
+        "gauge",
+        "Bulk messages waiting in tenants' queues, by tenant (named in HTAP_SYNC_TENANT_WEIGHTS,"
+        " else other).",
+        ("tenant",),
+    ),
+    (
+        "htap_sync_lane_share",
+        "gauge",
+        "Each lane's share of the create tokens lately (decaying over 10 s), per project.",
+        ("project_id", "lane"),
+    ),
+    (
         "htap_sync_breaker_state",
         "gauge",
         "1 for the endpoint's circuit breaker state (closed, open, half_open), else 0.",
@@ -179,6 +198,23 @@ def _family(name: str) -> GaugeMetricFamily | CounterMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels)
 
 
+def _lane_metrics(families: dict[str, Any], lanes: Any) -> None:
+    """The lanes' gauges; tenants not named in the weights are summed as ``other`` (a label
+    must have few values)."""
+    if not lanes:
+        return
+    waiting: dict[str, int] = {}
+    for tenant, count in lanes["tenants_waiting"].items():
+        label = tenant if tenant in lanes["tenants_named"] else "other"
+        waiting[label] = waiting.get(label, 0) + count
+    queues = lanes["queues"]
+    depth = families["htap_sync_lane_queue_depth"]
+    depth.add_metric(["interactive"], queues["interactive"])
+    depth.add_metric(["bulk"], queues["bulk"] + sum(waiting.values()))
+    for tenant, count in sorted(waiting.items()):
+        families["htap_sync_tenant_waiting_messages"].add_metric([tenant], count)
+
+
 def fleet_families(view: dict[str, Any]) -> list[GaugeMetricFamily | CounterMetricFamily]:
     """The fleet gauges of one view of the fleet, in :data:`FLEET`'s order.
 
@@ -194,6 +230,12 @@ def fleet_families(view: dict[str, Any]) -> list[GaugeMetricFamily | CounterMetr
         families["htap_sync_configured_rate_per_second"].add_metric(labels, r["configured_per_s"])
         families["htap_sync_effective_rate_per_second"].add_metric(labels, r["effective_per_s"])
         families["htap_sync_rate_blocked_seconds"].add_metric(labels, r["blocked_for_s"])
+        shares = r.get("lane_shares") or {}
+        for lane in ("interactive", "bulk"):
+            if r["api"] == "create" and shares.get(lane) is not None:
+                share = families["htap_sync_lane_share"]
+                share.add_metric([r["project_id"], lane], shares[lane])
+    _lane_metrics(families, view.get("lanes"))
     for b in view["breakers"]:
         state = b["state"]
         if state == "open" and b["open_for_s"] <= 0:

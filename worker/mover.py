@@ -39,6 +39,7 @@ class DelayedMover(BackgroundLoop):
         claim_s: how long a look holds what it claimed; a mover that dies between its claim
             and its release leaves those tickets waiting this long for another mover (a
             duplicate send is harmless: the ticket store's claim drops it).
+        feed: tops up the bulk queue from the tenants' queues, at each look.
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class DelayedMover(BackgroundLoop):
         queue_depth: Callable[[], int] = lambda: 0,
         watch_s: float = 300.0,
         claim_s: float = 5.0,
+        feed: Callable[[], int] | None = None,
     ) -> None:
         super().__init__("delayed-mover")
         self._delayed = delayed
@@ -62,9 +64,13 @@ class DelayedMover(BackgroundLoop):
         self._queue_depth = queue_depth
         self._watch_s = watch_s
         self._claim_s = claim_s
+        self._feed = feed
 
     def run_once(self) -> int:
-        """Move what is due now; returns how many messages were queued."""
+        """Move what is due now; returns how many messages were queued. First, top up the
+        bulk queue from the tenants' queues (``feed``, common/fair_feed.py)."""
+        if self._feed is not None:
+            self._feed()
         moved = 0
         depth: int | None = None
         for due in self._delayed.claim_due(claim_s=self._claim_s):

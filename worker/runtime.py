@@ -104,6 +104,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self._concurrency = concurrency
+        self.concurrency = concurrency  # slots of this worker (the bulk feeder's target)
         self._transport = transport
         self._lock = threading.Lock()
         self._pid: int | None = None

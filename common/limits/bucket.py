@@ -9,6 +9,9 @@ clock, so every worker on every host shares one bucket. One contract test runs b
 * A caller that finds no token *reserves* the next one when it comes within ``horizon_s``
   (tokens go below zero) and sleeps until then; beyond that it is told how long to wait.
   Reservations space calls exactly ``1/rate`` apart: no herd of sleepers racing for a token.
+* Lanes and fair shares (:mod:`htap_sync.worker.bucket_lanes`): an ask may name its lane and
+  tenant, which decide how far ahead it may reserve (interactive first, bulk's minimum
+  share, weighted round-robin between tenants); an ask without one is first come first served.
 * A 429 halves the effective rate (at most once per ``cooldown_s``), empties the bucket and
   blocks it for ``Retry-After``. Every ``increase_interval_s`` without a 429 the rate grows by
   ``increase_step_per_s``, back up to the configured rate (additive increase).
@@ -17,11 +20,13 @@ clock, so every worker on every host shares one bucket. One contract test runs b
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import redis
 
+from htap_sync.common.limits import bucket_lanes
+from htap_sync.common.limits.bucket_lanes import LaneAsk, LaneState
 from htap_sync.common.limits.memory_state import MemoryStates
 from htap_sync.common.scripts import script
 
@@ -55,6 +60,7 @@ class BucketState:
     raised: float  # when the rate last changed (increase timer)
     lowered: float  # when the rate was last lowered (cooldown timer)
     blocked_until: float
+    lanes: LaneState = field(default_factory=LaneState)
 
 
 @dataclass(frozen=True)
@@ -87,18 +93,32 @@ def _advance(state: BucketState, policy: BucketPolicy, now: float) -> BucketStat
 
 
 def acquire(
-    state: BucketState | None, policy: BucketPolicy, now: float
+    state: BucketState | None, policy: BucketPolicy, now: float, lane: LaneAsk | None = None
 ) -> tuple[BucketState, Grant]:
-    """Take (or reserve) one token."""
+    """Take (or reserve) one token; ``lane`` decides how far ahead the ask may reserve."""
     current = _advance(state or fresh(policy, now), policy, now)
     if now < current.blocked_until:
         return current, Grant(False, current.blocked_until - now)
+    reach, virtual, lanes = policy.horizon_s, 0.0, current.lanes
+    if lane is not None:
+        lanes, reach, virtual = bucket_lanes.horizon(lanes, lane, policy.horizon_s, now)
     if current.tokens >= 1:
-        return replace(current, tokens=current.tokens - 1), Grant(True, 0.0)
-    wait = (1 - current.tokens) / current.rate
-    if wait <= policy.horizon_s:
-        return replace(current, tokens=current.tokens - 1), Grant(True, wait)
-    return current, Grant(False, wait)
+        grant = Grant(True, 0.0)
+    else:
+        wait = (1 - current.tokens) / current.rate
+        if wait <= reach:
+            grant = Grant(True, wait)
+        elif lane is not None and lane.lane == "bulk":
+            # A bulk ask refused for its place comes back no sooner than a horizon.
+            grant = Grant(False, max(wait, policy.horizon_s))
+        else:
+            grant = Grant(False, wait)
+    if lane is not None:
+        lanes = bucket_lanes.after(lanes, lane, virtual, now, grant.granted)
+        current = replace(current, lanes=lanes)
+    if grant.granted:
+        current = replace(current, tokens=current.tokens - 1)
+    return current, grant
 
 
 def penalize(
@@ -124,10 +144,12 @@ def penalize(
 class MemoryBucketStore(MemoryStates[BucketState]):
     """Buckets in this process (one worker, tests). Thread-safe."""
 
-    def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant:
+    def acquire(
+        self, key: str, policy: BucketPolicy, now: float | None = None, lane: LaneAsk | None = None
+    ) -> Grant:
         """Take or reserve a token of bucket ``key``."""
         at = self.now(now)
-        return self.update(key, lambda state: acquire(state, policy, at))
+        return self.update(key, lambda state: acquire(state, policy, at, lane))
 
     def penalize(
         self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
@@ -138,9 +160,14 @@ class MemoryBucketStore(MemoryStates[BucketState]):
 
 
 def script_args(
-    policy: BucketPolicy, now: float | None, op: str, retry_after_s: float = 0.0
+    policy: BucketPolicy,
+    now: float | None,
+    op: str,
+    retry_after_s: float = 0.0,
+    lane: LaneAsk | None = None,
 ) -> list[str | int | float]:
-    """The ``ARGV`` of ``bucket.lua`` (here and where another script runs it as a function)."""
+    """The ``ARGV`` of ``bucket.lua`` (here and where another script runs it as a function);
+    an ``acquire`` with a lane sends the ask in the place of the retry-after."""
     return [
         "" if now is None else repr(now),
         policy.rate_per_s,
@@ -152,7 +179,7 @@ def script_args(
         policy.step_per_s,
         policy.increase_interval_s,
         op,
-        retry_after_s,
+        lane.spec() if lane is not None and op == "acquire" else retry_after_s,
     ]
 
 
@@ -173,15 +200,23 @@ class RedisBucketStore:
         return self._redis
 
     def _run(
-        self, key: str, policy: BucketPolicy, now: float | None, op: str, retry_after_s: float
+        self,
+        key: str,
+        policy: BucketPolicy,
+        now: float | None,
+        op: str,
+        retry_after_s: float,
+        lane: LaneAsk | None = None,
     ) -> Grant:
-        args = script_args(policy, now, op, retry_after_s)
+        args = script_args(policy, now, op, retry_after_s, lane)
         granted, wait = cast(list[str | int], self._script(keys=[key], args=args))
         return Grant(bool(int(granted)), float(wait))
 
-    def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant:
+    def acquire(
+        self, key: str, policy: BucketPolicy, now: float | None = None, lane: LaneAsk | None = None
+    ) -> Grant:
         """Take or reserve a token; ``now`` None uses Redis's clock (one clock for all hosts)."""
-        return self._run(key, policy, now, "acquire", 0.0)
+        return self._run(key, policy, now, "acquire", 0.0, lane)
 
     def penalize(
         self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
@@ -201,4 +236,23 @@ class RedisBucketStore:
             raised=float(h["raised"]),
             lowered=float(h["lowered"]),
             blocked_until=float(h["blocked_until"]),
+            lanes=_lane_state(h),
         )
+
+
+def _lane_state(h: dict[str, str]) -> LaneState:
+    """The lanes' fields of a bucket's hash (absent: no laned ask came yet)."""
+    tenants = tuple(
+        sorted(
+            (name[2:], float(value), float(h.get(f"a:{name[2:]}", 0)))
+            for name, value in h.items()
+            if name.startswith("v:")
+        )
+    )
+    return LaneState(
+        interactive=float(h.get("si", 0)),
+        bulk=float(h.get("sb", 0)),
+        decayed=float(h.get("st", 0)),
+        bulk_waiting_until=float(h.get("bw", 0)),
+        tenants=tenants,
+    )

@@ -14,11 +14,13 @@ from typing import Literal, Protocol
 
 from htap_sync.common.errors import Ambiguous, ApiError, Throttled, TransportError
 from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import lane_of, tenant_weights
 from htap_sync.common.limits import breaker as breakers
 from htap_sync.common.limits import bucket as buckets
 from htap_sync.common.limits.admission import Admission, Limits, ScriptedLimits
 from htap_sync.common.limits.breaker import BreakerPolicy, BreakerState, RedisBreakerStore
 from htap_sync.common.limits.bucket import BucketPolicy, BucketState, Grant, RedisBucketStore
+from htap_sync.common.limits.bucket_lanes import LaneAsk
 from htap_sync.common.settings import Settings
 
 # The APIs a worker calls; each has its own bucket per project (the gateway limits each API).
@@ -32,7 +34,9 @@ Api = Literal[
 class BucketStore(Protocol):
     """Where token buckets live (memory or Redis)."""
 
-    def acquire(self, key: str, policy: BucketPolicy, now: float | None = None) -> Grant: ...
+    def acquire(
+        self, key: str, policy: BucketPolicy, now: float | None = None, lane: LaneAsk | None = None
+    ) -> Grant: ...
 
     def penalize(
         self, key: str, policy: BucketPolicy, now: float | None, retry_after_s: float | None
@@ -63,7 +67,9 @@ class LimitedGate(CallGate, Protocol):
     """A gate whose checks of one call the ticket store can make inside its own steps
     (recognised by its ``limits`` method)."""
 
-    def limits(self, project_id: str, api: Api) -> Limits: ...
+    def limits(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> Limits: ...
 
 
 class MustWait(Exception):
@@ -121,7 +127,17 @@ class Gate:
         self._endpoint = settings.cloud.require_endpoint
         self._sleep = sleep
         self.max_sleep_s = min(5.0, settings.delivery.visibility_timeout_s / 4)
-        self._limits: dict[tuple[str, Api], Limits] = {}  # one per project and API
+        # One per project, API, lane and tenant.
+        self._limits: dict[tuple[str, Api, str | None, str | None], Limits] = {}
+        self._settings = settings
+        self._weights = tenant_weights(settings)
+        policy = self._bucket_policy
+        # An ask served first reserves past what the others may have reserved (one horizon),
+        # never further than a worker sleeps for a token (start.lua would waste it).
+        self.lane_horizon_s = max(
+            policy.horizon_s,
+            min(self.max_sleep_s, policy.horizon_s + max(1.0, 2.0 / policy.rate_per_s)),
+        )
 
     def bucket_key(self, project_id: str, api: Api) -> str:
         """Redis key of the bucket of one API of one project on this endpoint."""
@@ -151,13 +167,32 @@ class Gate:
         if grant.wait_s > 0:
             self._sleep(grant.wait_s)
 
-    def limits(self, project_id: str, api: Api) -> Limits:
+    def limits(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> Limits:
         """The checks of one call, for the ticket store's ``start``/``finish`` (one step each
-        on Redis when the bucket and the breaker live there too)."""
-        found = self._limits.get((project_id, api))
+        on Redis when the bucket and the breaker live there too); a ticket's ``lane`` and
+        ``tenant`` (default: the project) decide its place on the bucket."""
+        key = (project_id, api, lane, tenant)
+        found = self._limits.get(key)
         if found is None:
-            found = self._limits[project_id, api] = _GateLimits(self, project_id, api)
+            ask = self.lane_ask(project_id, lane, tenant)
+            found = self._limits[key] = _GateLimits(self, project_id, api, ask)
         return found
+
+    def lane_ask(self, project_id: str, lane: str | None, tenant: str | None) -> LaneAsk | None:
+        """How a ticket of this lane and tenant asks the bucket (None: without lanes)."""
+        found = lane_of(self._settings, lane)
+        if found is None:
+            return None
+        who = tenant or project_id
+        return LaneAsk(
+            lane=found,
+            tenant=who,
+            weight=self._weights.get(who, 1.0),
+            min_share=self._settings.rate.bulk_min_share,
+            horizon_s=self.lane_horizon_s,
+        )
 
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
         """Feed a call's outcome to the breaker, and a 429 to the bucket."""
@@ -179,9 +214,10 @@ class Gate:
 class _GateLimits(Limits):
     """:meth:`Gate.before_call` and a success's :meth:`Gate.after_call`, without sleeping."""
 
-    def __init__(self, gate: Gate, project_id: str, api: Api) -> None:
+    def __init__(self, gate: Gate, project_id: str, api: Api, lane: LaneAsk | None) -> None:
         self._gate = gate
         self._bucket_key = gate.bucket_key(project_id, api)
+        self._lane = lane
         self.max_sleep_s = gate.max_sleep_s
         found, told = gate._buckets, gate._breakers
         if (
@@ -199,7 +235,9 @@ class _GateLimits(Limits):
             self.scripted = ScriptedLimits(
                 where=found.client,
                 bucket_key=self._bucket_key,
-                acquire_args=encoded(buckets.script_args(bucket_policy, None, "acquire")),
+                acquire_args=encoded(
+                    buckets.script_args(bucket_policy, None, "acquire", lane=lane)
+                ),
                 breaker_key=gate.breaker_key(),
                 allow_args=encoded(breakers.script_args(breaker_policy, None, "allow")),
                 ok_args=encoded(breakers.script_args(breaker_policy, None, "ok")),
@@ -208,7 +246,7 @@ class _GateLimits(Limits):
     def admit(self) -> Admission:
         """A token, then the breaker; a token further away than ``max_sleep_s`` is a wait."""
         gate = self._gate
-        grant = gate._buckets.acquire(self._bucket_key, gate._bucket_policy)
+        grant = gate._buckets.acquire(self._bucket_key, gate._bucket_policy, lane=self._lane)
         if not grant.granted or grant.wait_s > self.max_sleep_s:
             return Admission("rate", grant.wait_s)
         wait = gate._breakers.allow(gate.breaker_key(), gate._breaker_policy)
@@ -248,7 +286,9 @@ class OpenGate:
     def before_call(self, project_id: str, api: Api) -> None:
         """Always go."""
 
-    def limits(self, project_id: str, api: Api) -> Limits:
+    def limits(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> Limits:
         """Nothing to check."""
         return _NO_LIMITS
 

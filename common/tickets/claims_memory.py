@@ -21,7 +21,7 @@ from htap_sync.common.tickets.claims import (
     StartCall,
     Started,
 )
-from htap_sync.common.tickets.store import HISTORY_LIMIT, iso
+from htap_sync.common.tickets.store import HISTORY_LIMIT, iso, with_route
 from htap_sync.common.tickets.store_memory import MemoryTicketStore, as_text
 
 _FINISHED = (TicketState.SUCCEEDED.value, TicketState.FAILED.value)
@@ -87,7 +87,7 @@ class MemoryClaimStore(MemoryTicketStore, ClaimStore):
             found = self._live(ticket)
             if found is None or found.get("run") != run or found["state"] not in _UNFINISHED:
                 return None
-            request: dict[str, Any] = json.loads(found["request"])
+            request: dict[str, Any] = json.loads(with_route(found["request"], found))
             state = found["state"]
             now = self._clock()
             lease_runs = float(found["lease_until"]) > now

@@ -35,7 +35,7 @@ from htap_sync.common.tickets.claims import (
     succeeded_fields,
 )
 from htap_sync.common.tickets.lists_redis import RedisListSnapshots
-from htap_sync.common.tickets.store import HISTORY_LIMIT, TicketStore, iso
+from htap_sync.common.tickets.store import HISTORY_LIMIT, TicketStore, iso, with_route
 
 _BLANK_BUCKET = [""] * 11  # bucket.lua's ARGV when start.lua does not check the gate
 _BLANK_BREAKER = [""] * 6
@@ -220,7 +220,8 @@ class RedisClaimStore(RedisListSnapshots, TicketStore, ClaimStore):
         )
         if not found:
             return None
-        return found[0], cast(dict[str, Any], json.loads(found[1]))
+        route = {"route": found[2]} if len(found) > 2 else {}
+        return found[0], cast(dict[str, Any], json.loads(with_route(found[1], route)))
 
     def _update_call(
         self,

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -191,7 +191,7 @@ class TicketStore:
         for request, run, message, item in items:
             ticket = request.ticket
             call.keys += [self.key(ticket), self.history_key(ticket)]
-            call.args += [request.fingerprint(), run, ticket, message, item]
+            call.args += [request.fingerprint(), run, ticket, message, item, request.route()]
             call.tickets.append(ticket)
         return call
 
@@ -371,6 +371,12 @@ def _request_of(text: str) -> ReplicationRequest | OperationRequest:
     return ReplicationRequest.model_validate_json(text)
 
 
+def with_route(request: str, raw: Mapping[str, str]) -> str:
+    """A stored request (its fingerprint) with the lane and tenant it was submitted with."""
+    route = raw.get("route")
+    return request if not route else request[:-1] + "," + route[1:]
+
+
 def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketStatus:
     """A ticket's status from its hash and its history notes, as the stores keep them."""
     error = raw.get("error")
@@ -384,7 +390,7 @@ def status_of(ticket: str, raw: dict[str, str], history: list[str]) -> TicketSta
         job_id_reason=raw.get("job_id_reason") or None,
         found=json.loads(raw["found"]) if raw.get("found") else None,
         sync=SyncInfo.model_validate_json(raw["sync"]) if raw.get("sync") else None,
-        request=_request_of(raw["request"]),
+        request=_request_of(with_route(raw["request"], raw)),
         history=[Attempt.model_validate_json(item) for item in history],
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),

@@ -89,6 +89,8 @@ class MemoryTicketStore:
         ticket = request.ticket
         with self._lock:
             outcome, state = self._submit(ticket, request.fingerprint(), run, self._clock())
+            if outcome in ("queued", "redriven"):
+                self._hashes[ticket]["route"] = request.route()
         if outcome == "conflict":
             raise TicketConflict(ticket, state)
         return ticket, run, Submitted(outcome)

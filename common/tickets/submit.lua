@@ -2,12 +2,13 @@
 -- KEYS: failed index, delayed set, queue, then each ticket's hash and history.
 -- ARGV: now (ISO), when the watchdog looks if nothing happened (epoch), then the batch
 -- message's frame: envelope head, envelope tail, body head, body tail ('' when unused), then
--- for each ticket: fingerprint, run, ticket id, message, item.
+-- for each ticket: fingerprint, run, ticket id, message, item, route (its lane and tenant as
+-- JSON, kept beside the fingerprint: no part of the request's identity; '' for none).
 -- A recorded ticket's own message (unless '') is pushed with it; its item (unless '') joins
 -- the one batch message pushed after all: head .. json(body head .. items .. body tail) ..
 -- tail, none when no ticket was recorded. A duplicate or a conflict queues nothing.
 -- Returns 'outcome state' for each ticket, joined by ',' (one string: cheap to read back).
-local function submit(key, history, fingerprint, run, ticket, message)
+local function submit(key, history, fingerprint, run, ticket, message, route)
   local state = redis.call('HGET', key, 'state')
   if state and state ~= 'failed' then
     if redis.call('HGET', key, 'request') == fingerprint then return {'duplicate', state} end
@@ -19,7 +20,7 @@ local function submit(key, history, fingerprint, run, ticket, message)
   redis.call('DEL', key)
   redis.call('HSET', key, 'request', fingerprint, 'state', 'queued', 'run', run,
     'attempts', 0, 'in_doubt', in_doubt, 'reconciled', 0, 'lease_until', 0, 'holder', '',
-    'created_at', ARGV[1], 'updated_at', ARGV[1])
+    'created_at', ARGV[1], 'updated_at', ARGV[1], 'route', route)
   redis.call('ZREM', KEYS[1], ticket)
   redis.call('PERSIST', history)
   if message ~= '' then redis.call('LPUSH', KEYS[3], message) end
@@ -30,9 +31,9 @@ end
 
 local answers, items = {}, {}
 for i = 0, (#KEYS - 3) / 2 - 1 do
-  local at = 7 + 5 * i
+  local at = 7 + 6 * i
   local answer = submit(KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[at], ARGV[at + 1], ARGV[at + 2],
-    ARGV[at + 3])
+    ARGV[at + 3], ARGV[at + 5])
   local recorded = answer[1] == 'queued' or answer[1] == 'redriven'
   if recorded and ARGV[at + 4] ~= '' then items[#items + 1] = ARGV[at + 4] end
   answers[#answers + 1] = answer[1] .. ' ' .. answer[2]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from htap_sync.common.fair_feed import tenant_queue
 from htap_sync.common.keys import Keys
 from htap_sync.common.models import TicketState
 from htap_sync.common.settings import Settings
@@ -23,7 +24,9 @@ from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
 def _queued_items(producer: Producer, settings: Settings) -> list[list[Any]]:
     """The items of every batch message waiting in the queue, as a worker would read them."""
-    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(settings.queue), 0, -1)
+    # Bulk work waits in its tenant's queue (its project's), then the bulk lane's.
+    waiting = tenant_queue(settings, request_data()["project_id"])
+    raw = producer._redis.lrange(Keys(settings.key_prefix).queue(waiting), 0, -1)
     items: list[list[Any]] = []
     for text in reversed(raw):  # LPUSH: the oldest is last
         envelope = json.loads(text)
@@ -122,7 +125,8 @@ def test_backpressure_counts_batch_messages(settings: Settings) -> None:
     """HTAP_SYNC_MAX_QUEUE_DEPTH counts messages: at 2, enqueue_many queues 2 messages of 16
     tickets at a time and waits (an injected sleep drains the queue) before each next pair."""
     limited = settings.model_copy(update={"max_queue_depth": 2})
-    queue = Keys(limited.key_prefix).queue(limited.queue)
+    # Bulk messages wait in their tenant's queue, which backpressure counts with the lanes'.
+    queue = Keys(limited.key_prefix).queue(tenant_queue(limited, request_data()["project_id"]))
     seen: list[int] = []
     producer = Producer(limited)
 

@@ -179,15 +179,19 @@ def test_enqueue_many_reports_each_item(producer: Producer) -> None:
 def test_backpressure_in_process_waits_and_resumes(settings: Settings) -> None:
     """With an injected sleep that drains the queue, enqueue_many waits exactly when full."""
     from htap_sync.common.connections import make_redis
+    from htap_sync.common.fair_feed import tenant_queue
     from htap_sync.common.keys import Keys
 
     limited = settings.model_copy(update={"max_queue_depth": 10, "batch_size": 1})
     client = make_redis(limited)
     sleeps: list[int] = []
 
+    # Bulk messages wait in their tenant's queue (its project's), which backpressure counts.
+    waiting = Keys(limited.key_prefix).queue(tenant_queue(limited, request_data()["project_id"]))
+
     def drain(_: float) -> None:
-        sleeps.append(client.llen(Keys(limited.key_prefix).queue(limited.queue)))
-        client.delete(Keys(limited.key_prefix).queue(limited.queue))
+        sleeps.append(client.llen(waiting))
+        client.delete(waiting)
 
     producer = Producer(limited, redis_client=client, sleep=drain)
     results = list(producer.enqueue_many(request_data(task_name=f"ip_{i:02d}") for i in range(35)))

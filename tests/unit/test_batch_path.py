@@ -59,6 +59,8 @@ def recorded() -> Iterator[tuple[Producer, RecordingStore]]:
         producer = Producer(settings, redis_client=redis.Redis(port=1))
         store = RecordingStore()
         producer.store = store  # type: ignore[assignment]
+        # Bulk tenants are announced on Redis (common/fair_feed.py); none listens here.
+        producer._announce = lambda requests: None  # type: ignore[method-assign]
         made.append(producer)
         return producer, store
 

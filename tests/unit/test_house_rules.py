@@ -117,6 +117,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "htap_sync.common.settings",
         "htap_sync.common.settings_sections",
         "htap_sync.common.settings_names",
+        "htap_sync.common.settings_rate",
+        "htap_sync.common.lanes",
         "htap_sync.common.errors",
         "htap_sync.common.keys",
         "htap_sync.common.models",

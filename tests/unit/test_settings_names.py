@@ -61,6 +61,8 @@ DOCUMENTED = [
     ("HTAP_SYNC_FOLLOW_FIRST_S", "0", "following.first_s", 0.0),
     ("HTAP_SYNC_RATE_LIMIT_PER_S", "2.5", "rate.limit_per_s", 2.5),
     ("HTAP_SYNC_RATE_BURST", "7", "rate.burst", 7),
+    ("HTAP_SYNC_RATE_BULK_MIN_SHARE", "0.3", "rate.bulk_min_share", 0.3),
+    ("HTAP_SYNC_TENANT_WEIGHTS", "a=2,b=1", "rate.tenant_weights", "a=2,b=1"),
     ("HTAP_SYNC_BREAKER_THRESHOLD", "5", "breaker.threshold", 5),
     ("HTAP_SYNC_BREAKER_COOLDOWN_S", "9", "breaker.cooldown_s", 9.0),
     ("HTAP_SYNC_BREAKER_PROBES", "2", "breaker.probes", 2),
@@ -76,6 +78,7 @@ DOCUMENTED = [
     ("HTAP_SYNC_KEY_PREFIX", "p1", "key_prefix", "p1"),
     ("HTAP_SYNC_MAX_QUEUE_DEPTH", "50", "max_queue_depth", 50),
     ("HTAP_SYNC_BATCH_SIZE", "4", "batch_size", 4),
+    ("HTAP_SYNC_LANES", "false", "lanes", False),
 ]
 # Settings that are only valid together.
 _TOGETHER = [

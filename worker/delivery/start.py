@@ -147,7 +147,11 @@ def check(ticket: str, run: str, payload: Any, d: Delivery) -> Checked | Outcome
     limits_of = getattr(d.gate, "limits", None)  # a LimitedGate (see follow_created)
     # A configured request's first call is the configuration call: its own API's bucket.
     api = "configure" if request.configured else "create"
-    limits = limits_of(request.project_id, api) if limits_of is not None else None
+    limits = (
+        limits_of(request.project_id, api, request.lane, request.tenant)
+        if limits_of is not None
+        else None
+    )
     return request, StartCall(ticket, run, request.fingerprint(), limits)
 
 

@@ -41,6 +41,7 @@ from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.claims import Claim, ClaimStore, FinishCall, Limits, Started
 from htap_sync.worker import metrics
 from htap_sync.worker.api.client import TaurusClient
+from htap_sync.worker.delivery.lane_gate import pass_gate, wait_first
 from htap_sync.worker.delivery.record import record_created
 from htap_sync.worker.delivery.recovery import (
     create_failed,
@@ -165,10 +166,7 @@ def step_by_step(
             dead holder's lease to wait out.
     """
     claim = started.claim
-    if started.verdict in ("rate", "breaker"):
-        short = limits is not None and started.wait_s <= limits.max_sleep_s
-        if started.verdict == "breaker" or not short:
-            raise MustWait(started.wait_s, "breaker" if started.verdict == "breaker" else "rate")
+    wait_first(started, limits, request, d.settings)
     if claim.in_doubt:
         looked = look(request, claim, d)
         if looked is None and claim.not_before > d.clock():
@@ -178,7 +176,7 @@ def step_by_step(
         found = looked if looked is not None else exhausted_in_doubt(claim, d)
         if found is not None:
             return found
-    d.gate.before_call(request.project_id, api)  # sleeps for a short wait
+    pass_gate(request, d.gate, limits, api, d.settings)  # sleeps for a short wait
     return start_attempt_or_wait(claim, d)
 
 

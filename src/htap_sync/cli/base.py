@@ -21,9 +21,9 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import redis
@@ -178,6 +178,29 @@ until_option = click.option(
     show_default=True,
     help="created: until each ticket succeeded or failed; synced: until each created task is"
     " syncing (stage Full or Incremental), failed to sync, or unknown past the follow deadline.",
+)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def lane_option(default: str) -> Callable[[F], F]:
+    """``--lane`` of enqueue (default interactive) and bulk (default bulk)."""
+    return click.option(
+        "--lane",
+        type=click.Choice(["interactive", "bulk"]),
+        default=default,
+        show_default=True,
+        help="interactive: served before any bulk work; bulk: fair shares between tenants."
+        " A row's own lane wins.",
+    )
+
+
+# `--tenant` of enqueue and bulk: the fairness key of the bulk lane (never sent to the API).
+tenant_option = click.option(
+    "--tenant",
+    help="Whose fair share of the bulk lane the tickets take (default: each one's project;"
+    " a row's own tenant wins). Never sent to the API.",
 )
 
 

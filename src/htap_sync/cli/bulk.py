@@ -21,11 +21,14 @@ from htap_sync.cli.base import (
     EXIT_USAGE,
     err,
     fail,
+    lane_option,
     producer_or_exit,
     settings_or_exit,
+    tenant_option,
     timeout_option,
     until_option,
 )
+from htap_sync.common.lanes import Lane
 from htap_sync.common.models import TicketStatus, Until
 from htap_sync.common.settings import Settings
 from htap_sync.producer.api import Producer
@@ -118,6 +121,8 @@ def run_bulk(
     show_progress: bool,
     write: Callable[[str], None],
     until: Until = "created",
+    lane: Lane | None = None,
+    tenant: str | None = None,
 ) -> BulkReport:
     """Submit a bulk file, optionally wait (``until`` a milestone), write a line per row.
 
@@ -138,7 +143,8 @@ def run_bulk(
                 bar.update(task, completed=report.counts["rows"])
 
         try:
-            submit_rows(producer, read_rows(path, fmt), on_row=advance, report=report)
+            rows = read_rows(path, fmt)
+            submit_rows(producer, rows, on_row=advance, report=report, lane=lane, tenant=tenant)
             if bar is not None and task is not None:
                 bar.update(task, total=report.counts["rows"], completed=report.counts["rows"])
             if wait_s is not None and report.tickets:
@@ -203,6 +209,8 @@ def summary(report: BulkReport, waited: bool) -> str:
 )
 @click.option("--progress/--no-progress", default=None, help="Default: on a terminal only.")
 @until_option
+@lane_option("bulk")
+@tenant_option
 def bulk(
     file: Path,
     fmt: Format | None,
@@ -211,6 +219,8 @@ def bulk(
     output: Path | None,
     progress: bool | None,
     until: Until,
+    lane: Lane,
+    tenant: str | None,
 ) -> None:
     """Submit every row of a CSV (with a header) or JSON Lines FILE; one result line per row."""
     settings = settings_or_exit()
@@ -232,6 +242,8 @@ def bulk(
             show_progress=show,
             write=write,
             until=until,
+            lane=lane,
+            tenant=tenant,
         )
     finally:
         if results is not None:

@@ -73,6 +73,7 @@ def entry(ticket: str, status: TicketStatus | None, kind: str) -> dict[str, Any]
     if status is None:
         return row
     row["task_ref"] = status.task_ref
+    row.update(lane=status.request.lane, tenant=status.request.tenant or status.project_id)
     if status.sync is not None:
         row.update(stage=status.sync.stage, job_status=status.sync.job_status)
     if kind == "failed" and status.error is not None:
@@ -129,9 +130,15 @@ def report(file: Path, fmt: Format | None, as_json: bool) -> None:
         tickets, invalid = tickets_of(producer, file, fmt)
         statuses = producer.statuses(tickets)
     counts, lines = build_report(statuses, invalid)
+    lanes = Counter(
+        f"{s.request.lane or 'interactive'} {s.request.tenant or s.project_id}"
+        for s in statuses.values()
+        if s is not None
+    )
     if as_json:
-        emit_json({"counts": dict(counts), "tickets": lines})
+        emit_json({"counts": dict(counts), "lanes": dict(lanes), "tickets": lines})
     else:
         _print(counts, lines)
+        click.echo("by lane and tenant: " + ", ".join(f"{k} {n}" for k, n in sorted(lanes.items())))
         err.print(f"{len(tickets)} tickets from {file.name}", highlight=False)
     sys.exit(exit_code(counts))

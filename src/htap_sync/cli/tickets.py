@@ -19,14 +19,17 @@ from htap_sync.cli.base import (
     emit_json,
     err,
     fail,
+    lane_option,
     producer_or_exit,
     settings_or_exit,
+    tenant_option,
     timeout_option,
     until_option,
     wait_exit,
 )
 from htap_sync.cli.operations import recreate_tickets
 from htap_sync.common.errors import RequestInvalid, TicketConflict, TicketNotFound
+from htap_sync.common.lanes import Lane
 from htap_sync.common.models import SELECTION_FIELDS, Until
 from htap_sync.worker.fleet import fleet_view
 
@@ -47,8 +50,12 @@ from htap_sync.worker.fleet import fleet_view
     " table_repl_config, tables_configs, db_configs, is_instance_level_sync,"
     " database_repl_scope.",
 )
+@lane_option("interactive")
+@tenant_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ticket as JSON.")
-def enqueue(as_json: bool, selection: str | None, **fields: str | None) -> None:
+def enqueue(
+    as_json: bool, selection: str | None, lane: Lane, tenant: str | None, **fields: str | None
+) -> None:
     """Validate one creation request and queue it; prints its ticket."""
     settings = settings_or_exit()
     request: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
@@ -56,7 +63,7 @@ def enqueue(as_json: bool, selection: str | None, **fields: str | None) -> None:
         request.update(_selection(selection))
     with producer_or_exit(settings) as producer:
         try:
-            receipt = producer.enqueue(request)
+            receipt = producer.enqueue(request, lane=lane, tenant=tenant)
         except RequestInvalid as exc:
             if as_json:
                 emit_json({"state": "invalid", "errors": exc.errors})
@@ -194,6 +201,26 @@ def retry(
     sys.exit(code)
 
 
+def _echo_lanes(view: dict[str, Any]) -> None:
+    """The lanes' queues, the bulk tenants' waiting messages and each lane's share."""
+    lanes = view["lanes"]
+    if not lanes["enabled"]:
+        click.echo("lanes: off (one queue, first come first served)")
+        return
+    q = lanes["queues"]
+    waiting = ", ".join(f"{t} {n}" for t, n in lanes["tenants_waiting"].items()) or "none"
+    click.echo(f"lanes: interactive {q['interactive']} queued, bulk {q['bulk']} queued")
+    click.echo(f"bulk tenants' messages waiting to be fed: {waiting}")
+    for r in view["rate_limits"]:
+        s = r.get("lane_shares") or {}
+        if r["api"] == "create" and s.get("bulk") is not None:
+            tenants = ", ".join(f"{t} {v}" for t, v in s["tenants"].items())
+            click.echo(
+                f"shares {r['project_id']}: interactive {s['interactive']}, bulk {s['bulk']}"
+                + (f" (tenants' weighted grants: {tenants})" if tenants else "")
+            )
+
+
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object.")
 def inspect(as_json: bool) -> None:
@@ -217,6 +244,7 @@ def inspect(as_json: bool) -> None:
     )
     f = view["following"]
     click.echo(f"following: {f['tickets']} tasks on {f['instances']} instances")
+    _echo_lanes(view)
     for r in view["rate_limits"]:
         blocked = f", blocked for {r['blocked_for_s']} s" if r["blocked_for_s"] else ""
         click.echo(

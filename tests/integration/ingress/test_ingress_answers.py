@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from htap_sync.common.fair_feed import tenant_queue
 from htap_sync.common.keys import Keys
 from htap_sync.common.models import RULES
 from htap_sync.common.settings import Settings
@@ -140,7 +141,11 @@ def test_a_full_queue_answers_503_instead_of_holding_the_call(settings: Settings
                 assert full.headers["retry-after"] == "5"
                 assert errors_of(full)[0]["field"] == "queue"
             assert producer.queue_depth() == 2
-            producer.store.redis.delete(Keys(limited.key_prefix).queue(limited.queue))
+            # The list waits in its tenant's queue (bulk), which the depth counts.
+            project = request_n(1)["project_id"]
+            producer.store.redis.delete(
+                Keys(limited.key_prefix).queue(tenant_queue(limited, project))
+            )
             assert c.post("/v1/replications", json=request_n(3)).status_code == 202
     finally:
         producer.close()

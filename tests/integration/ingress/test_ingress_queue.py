@@ -30,7 +30,8 @@ def test_one_request_is_queued_under_the_python_apis_ticket(
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["outcome"] == "queued" and body["state"] == "queued"
-    assert body["request"] == request_n(1) | {"source_node_id": None}
+    # One request is interactive (its lane shows in its status; no tenant was named).
+    assert body["request"] == request_n(1) | {"source_node_id": None, "lane": "interactive"}
     assert response.headers["location"] == f"/v1/replications/{body['ticket']}"
     assert REQUEST_ID.match(response.headers["x-request-id"])
     assert producer.queue_depth() == 1

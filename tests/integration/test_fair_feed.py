@@ -1,0 +1,96 @@
+"""The bulk feeder on a real Redis: weighted round-robin between tenants' queues, a target
+depth, level rejoining, and bulk's lift to the head of a waiting interactive queue."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from htap_sync.common.connections import make_redis
+from htap_sync.common.fair_feed import BulkFeeder, queued_depth, tenant_queue, tenants_key
+from htap_sync.common.keys import Keys
+from htap_sync.common.lanes import queue_name
+from htap_sync.common.settings import Settings, load_settings
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """A key space of its own; weights a=2, b=1; 10 creates/s, bulk's minimum share 0.2."""
+    unique = f"feed-{uuid.uuid4().hex[:8]}"
+    overrides: dict[str, Any] = {"redis_url": redis_url, "key_prefix": unique, "queue": unique}
+    overrides |= {"tenant_weights": "a=2,b=1", "rate_limit_per_s": 10}
+    return load_settings(overrides, env_file=None)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Any]:
+    """A client on the session's Redis."""
+    redis_client = make_redis(settings)
+    yield redis_client
+    redis_client.close()
+
+
+def _wait(client: Any, settings: Settings, tenant: str, count: int) -> None:
+    key = Keys(settings.key_prefix).queue(tenant_queue(settings, tenant))
+    client.lpush(key, *[f"{tenant}-{i}" for i in range(count)])
+    client.sadd(tenants_key(settings), tenant)
+
+
+def _bulk(client: Any, settings: Settings) -> list[str]:
+    """The bulk queue's messages, oldest first (the order workers take them)."""
+    key = Keys(settings.key_prefix).queue(queue_name(settings, "bulk"))
+    return list(reversed(client.lrange(key, 0, -1)))
+
+
+def test_tenants_are_fed_by_weight_up_to_the_target(client: Any, settings: Settings) -> None:
+    """30 messages of room: 20 of a (weight 2) and 10 of b, interleaved, each tenant's in its
+    own order; nothing more while the queue is full."""
+    _wait(client, settings, "a", 100)
+    _wait(client, settings, "b", 100)
+    feeder = BulkFeeder(client, settings, target=30)
+    assert feeder.feed() == 30
+    fed = _bulk(client, settings)
+    assert Counter(m.split("-")[0] for m in fed) == {"a": 20, "b": 10}
+    assert [m for m in fed if m.startswith("a")] == [f"a-{i}" for i in range(20)]
+    assert max(len(run) for run in "".join(m[0] for m in fed).split("b")) <= 2
+    assert feeder.feed() == 0
+    assert feeder.waiting() == {"a": 80, "b": 90}
+    assert queued_depth(client, settings) == 30 + 170
+
+
+def test_a_tenant_that_comes_back_starts_level(client: Any, settings: Settings) -> None:
+    """b leaves when its queue is empty; when it comes back after a fed alone for long, it
+    gets its share from then on, not the whole queue to catch up."""
+    feeder = BulkFeeder(client, settings, target=300)
+    _wait(client, settings, "a", 200)
+    _wait(client, settings, "b", 1)
+    assert feeder.feed() == 201
+    assert feeder.waiting() == {}  # both left (their queues are empty)
+    key = Keys(settings.key_prefix).queue(queue_name(settings, "bulk"))
+    client.delete(key)
+    _wait(client, settings, "a", 50)
+    _wait(client, settings, "b", 50)
+    feeder = BulkFeeder(client, settings, target=30)
+    feeder.feed()
+    assert Counter(m.split("-")[0] for m in _bulk(client, settings)) == {"a": 20, "b": 10}
+
+
+def test_bulk_is_lifted_ahead_of_a_waiting_interactive_queue(
+    client: Any, settings: Settings
+) -> None:
+    """With interactive messages waiting, the feeder puts the oldest bulk message at the head
+    of the interactive queue (taken next), once per 1 / (0.2 x 10/s) = 0.5 s."""
+    interactive = Keys(settings.key_prefix).queue(queue_name(settings, "interactive"))
+    client.lpush(interactive, "i-0", "i-1")
+    _wait(client, settings, "a", 5)
+    feeder = BulkFeeder(client, settings, target=3)
+    feeder.feed()  # fills the bulk queue: a-0, a-1, a-2
+    feeder.feed()  # the first lift: a-0
+    assert client.lindex(interactive, -1) == "a-0"
+    assert client.llen(interactive) == 3
+    feeder.feed()  # within 0.5 s of the lift: no other
+    assert client.llen(interactive) == 3
