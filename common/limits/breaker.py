@@ -103,6 +103,10 @@ class MemoryBreakerStore(MemoryStates[BreakerState]):
         self.update(key, lambda state: (record(state, policy, at, ok), None), absent=BreakerState())
 
 
+# breaker.lua's ARGV count (start.lua and finish.lua read their slice by it).
+ARGC = 6
+
+
 def script_args(policy: BreakerPolicy, now: float | None, op: str) -> list[str | int | float]:
     """The ``ARGV`` of ``breaker.lua`` (here and where another script runs it as a function);
     ``op`` is ``allow``, ``ok`` or ``fail``."""

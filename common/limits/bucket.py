@@ -159,6 +159,10 @@ class MemoryBucketStore(MemoryStates[BucketState]):
         self.update(key, lambda state: (penalize(state, policy, at, retry_after_s), None))
 
 
+# bucket.lua's ARGV count (start.lua reads its slice by it: common/tickets/layouts.py).
+ARGC = 11
+
+
 def script_args(
     policy: BucketPolicy,
     now: float | None,

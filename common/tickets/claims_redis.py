@@ -21,6 +21,7 @@ from redis.commands.core import Script
 from htap_sync.common.limits import breaker, bucket
 from htap_sync.common.models import Attempt, TicketState
 from htap_sync.common.scripts import script
+from htap_sync.common.tickets import layouts
 from htap_sync.common.tickets.claim_types import PROBE_S
 from htap_sync.common.tickets.claims import (
     Claim,
@@ -37,8 +38,8 @@ from htap_sync.common.tickets.claims import (
 from htap_sync.common.tickets.lists_redis import RedisListSnapshots
 from htap_sync.common.tickets.store import HISTORY_LIMIT, TicketStore, iso, with_route
 
-_BLANK_BUCKET = [""] * 11  # bucket.lua's ARGV when start.lua does not check the gate
-_BLANK_BREAKER = [""] * 6
+_BLANK_BUCKET = [""] * bucket.ARGC  # bucket.lua's ARGV when start.lua does not check the gate
+_BLANK_BREAKER = [""] * breaker.ARGC
 
 
 class RedisClaimStore(RedisListSnapshots, TicketStore, ClaimStore):
@@ -46,7 +47,7 @@ class RedisClaimStore(RedisListSnapshots, TicketStore, ClaimStore):
 
     def __init__(self, client: redis.Redis, **options: Any) -> None:
         super().__init__(client, **options)
-        limit = {"HISTORY_LIMIT": str(HISTORY_LIMIT)}
+        limit = {"HISTORY_LIMIT": str(HISTORY_LIMIT), **layouts.constants()}
         self._update = script(client, __name__, "update.lua", constants=limit)
         # The scripts composed of others, each with the scripts it runs (see scripts.py); the
         # gate's come from the modules that own them.

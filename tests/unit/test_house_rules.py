@@ -272,3 +272,46 @@ def test_readme_layout_names_every_module() -> None:
         if path.name != "__init__.py"
     }
     assert named == present
+
+
+def _argv_read(lua: str) -> int:
+    """The highest ``ARGV[n]`` a script reads by number."""
+    return max(int(n) for n in re.findall(r"ARGV\[(\d+)\]", lua))
+
+
+def test_each_composed_script_reads_the_arguments_its_layout_declares() -> None:
+    """bucket.lua, breaker.lua, begin.lua and update.lua read exactly the ARGV that
+    common/tickets/layouts.py (and the modules owning them) declare: the callers' slices are
+    cut by those counts."""
+    from htap_sync.common.limits import breaker, bucket
+    from htap_sync.common.tickets import layouts
+
+    lua = {
+        name: (ROOT / folder / f"{name}.lua").read_text()
+        for folder, name in [
+            ("common/limits", "bucket"),
+            ("common/limits", "breaker"),
+            ("common/tickets", "begin"),
+            ("common/tickets", "update"),
+        ]
+    }
+    assert _argv_read(lua["bucket"]) == bucket.ARGC
+    assert _argv_read(lua["breaker"]) == breaker.ARGC
+    assert _argv_read(lua["begin"]) == layouts.BEGIN_ARGC
+    assert _argv_read(lua["update"]) == layouts.UPDATE_HEAD
+    assert f"for i = {layouts.UPDATE_HEAD + 1}, #ARGV" in lua["update"]
+    args = bucket.script_args(bucket.BucketPolicy(rate_per_s=1, burst=1), None, "acquire")
+    assert len(args) == bucket.ARGC
+    policy = breaker.BreakerPolicy(threshold=1, cooldown_s=1)
+    assert len(breaker.script_args(policy, None, "allow")) == breaker.ARGC
+
+
+def test_no_slice_of_a_composed_call_is_a_bare_number() -> None:
+    """start.lua, finish.lua and their batch forms cut each function's ARGV by the layout's
+    constants, never by numbers written in the Lua (three places once had to agree)."""
+    for name in ("start", "start_many", "finish", "finish_many"):
+        lua = (ROOT / "common" / "tickets" / f"{name}.lua").read_text()
+        code = "\n".join(line for line in lua.splitlines() if not line.startswith("--"))
+        assert not re.findall(r"unpack\(ARGV, (?:[2-9]|\d\d)", code), name
+        assert not re.findall(r"argv\[\d+\]", code), name
+        assert not re.findall(r"ARGV\[(?:[2-9]|\d\d+)\]", code), name
