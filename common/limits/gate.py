@@ -202,6 +202,52 @@ class Gate:
                 self.bucket_key(project_id, api), self._bucket_policy, None, error.retry_after_s
             )
 
+    def scripted(self, bucket_key: str, lane: LaneAsk | None) -> ScriptedLimits | None:
+        """The bucket's and the breaker's checks as the arguments of ``bucket.lua`` and
+        ``breaker.lua``, when both live in one Redis (a store on that client runs them inside
+        its own scripts); else None."""
+        found, told = self._buckets, self._breakers
+        if not (
+            isinstance(found, RedisBucketStore)
+            and isinstance(told, RedisBreakerStore)
+            and found.client is told.client
+        ):
+            return None
+        encoder = found.client.get_encoder()
+
+        def encoded(args: list[str | int | float]) -> list[bytes]:
+            # Once, as redis-py would encode them again for every call of every ticket.
+            return [encoder.encode(a) for a in args]  # type: ignore[no-untyped-call]
+
+        bucket_policy, breaker_policy = self._bucket_policy, self._breaker_policy
+        return ScriptedLimits(
+            where=found.client,
+            bucket_key=bucket_key,
+            acquire_args=encoded(buckets.script_args(bucket_policy, None, "acquire", lane=lane)),
+            breaker_key=self.breaker_key(),
+            allow_args=encoded(breakers.script_args(breaker_policy, None, "allow")),
+            ok_args=encoded(breakers.script_args(breaker_policy, None, "ok")),
+        )
+
+    def admit(self, bucket_key: str, lane: LaneAsk | None, max_sleep_s: float) -> Admission:
+        """A token of ``bucket_key`` (in ``lane``), then the breaker; never sleeps. A token
+        further away than ``max_sleep_s`` is a wait."""
+        grant = self._buckets.acquire(bucket_key, self._bucket_policy, lane=lane)
+        if not grant.granted or grant.wait_s > max_sleep_s:
+            return Admission("rate", grant.wait_s)
+        wait = self._breakers.allow(self.breaker_key(), self._breaker_policy)
+        if wait > 0:
+            return Admission("breaker", wait)
+        return Admission(sleep_s=grant.wait_s)
+
+    def succeeded(self) -> None:
+        """The breaker hears of a call that succeeded."""
+        self._breakers.record(self.breaker_key(), self._breaker_policy, None, True)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep as the gate does (its injected sleep)."""
+        self._sleep(seconds)
+
     def bucket(self, project_id: str, api: Api = "create") -> BucketState | None:
         """A bucket's state, for operators."""
         return self._buckets.state(self.bucket_key(project_id, api))
@@ -212,56 +258,27 @@ class Gate:
 
 
 class _GateLimits(Limits):
-    """:meth:`Gate.before_call` and a success's :meth:`Gate.after_call`, without sleeping."""
+    """:meth:`Gate.before_call` and a success's :meth:`Gate.after_call`, without sleeping
+    (through the gate's own methods: :meth:`Gate.scripted`, :meth:`Gate.admit`)."""
 
     def __init__(self, gate: Gate, project_id: str, api: Api, lane: LaneAsk | None) -> None:
         self._gate = gate
         self._bucket_key = gate.bucket_key(project_id, api)
         self._lane = lane
         self.max_sleep_s = gate.max_sleep_s
-        found, told = gate._buckets, gate._breakers
-        if (
-            isinstance(found, RedisBucketStore)
-            and isinstance(told, RedisBreakerStore)
-            and found.client is told.client
-        ):
-            encoder = found.client.get_encoder()
-
-            def encoded(args: list[str | int | float]) -> list[bytes]:
-                # Once, as redis-py would encode them again for every call of every ticket.
-                return [encoder.encode(a) for a in args]  # type: ignore[no-untyped-call]
-
-            bucket_policy, breaker_policy = gate._bucket_policy, gate._breaker_policy
-            self.scripted = ScriptedLimits(
-                where=found.client,
-                bucket_key=self._bucket_key,
-                acquire_args=encoded(
-                    buckets.script_args(bucket_policy, None, "acquire", lane=lane)
-                ),
-                breaker_key=gate.breaker_key(),
-                allow_args=encoded(breakers.script_args(breaker_policy, None, "allow")),
-                ok_args=encoded(breakers.script_args(breaker_policy, None, "ok")),
-            )
+        self.scripted = gate.scripted(self._bucket_key, lane)
 
     def admit(self) -> Admission:
         """A token, then the breaker; a token further away than ``max_sleep_s`` is a wait."""
-        gate = self._gate
-        grant = gate._buckets.acquire(self._bucket_key, gate._bucket_policy, lane=self._lane)
-        if not grant.granted or grant.wait_s > self.max_sleep_s:
-            return Admission("rate", grant.wait_s)
-        wait = gate._breakers.allow(gate.breaker_key(), gate._breaker_policy)
-        if wait > 0:
-            return Admission("breaker", wait)
-        return Admission(sleep_s=grant.wait_s)
+        return self._gate.admit(self._bucket_key, self._lane, self.max_sleep_s)
 
     def succeeded(self) -> None:
         """The breaker hears of a call that succeeded."""
-        gate = self._gate
-        gate._breakers.record(gate.breaker_key(), gate._breaker_policy, None, True)
+        self._gate.succeeded()
 
     def sleep(self, seconds: float) -> None:
         """Sleep as the gate does."""
-        self._gate._sleep(seconds)
+        self._gate.sleep(seconds)
 
 
 class _NoLimits(Limits):
