@@ -72,13 +72,13 @@ class BulkFeeder:
             keys.queue(queue_name(settings, "interactive")),
         ]
         prefix = keys.queue(tenant_queue(settings, ""))
-        share = settings.rate.bulk_min_share * settings.rate.limit_per_s
+        share = settings.rate.bulk_min_share * settings.rate.limit_per_s  # tickets a second
         self._args: list[str | int | float] = [
             target,
             prefix,
             settings.rate.tenant_weights,
-            1 / share if share > 0 else 0,  # a bulk message a second per bulk's share
-            target,
+            share,
+            max(share, settings.batch_size),  # the most credit a lift may hold
         ]
         self._settings = settings
 

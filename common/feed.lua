@@ -7,29 +7,31 @@
 -- message. A tenant whose queue is empty leaves the set and forgets its time; one that comes
 -- back starts level with the least of the others (no credit saved up while away).
 -- Bulk's minimum share of the slots: while interactive messages wait in KEYS[4] (the
--- interactive queue), every workers consume it first and the bulk queue would never be
--- taken; so one bulk message (the oldest) goes to the head of the interactive queue every
--- ARGV[4] seconds (0: never), at most ARGV[5] at a time; the time of the last is the
--- hash's field '@lift' (no tenant's name has an '@'). The token bucket then gives the bulk
--- tickets their minimum share of the rate (bucket_lanes.py).
+-- interactive queue), workers take that queue first and never the bulk queue; so bulk
+-- messages (the oldest first) go to the head of the interactive queue at ARGV[4] tickets a
+-- second (bulk's minimum share of the rate; 0: never), counted by the items of a batch. The
+-- credit (at most ARGV[5] tickets) and the time it was counted are the hash's fields
+-- '@credit' and '@lift' (no tenant's name has an '@'); none builds up while no interactive
+-- message waits. The token bucket then gives those tickets their share (bucket_lanes.py).
 -- Returns how many messages were moved from the tenants' queues.
-local lift = tonumber(ARGV[4])
-if lift > 0 and redis.call('LLEN', KEYS[4]) > 0 then
+local per_s = tonumber(ARGV[4])
+if per_s > 0 then
   local t = redis.call('TIME')
   local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-  local last = tonumber(redis.call('HGET', KEYS[3], '@lift'))
-  if last == nil or now - last >= lift then
-    local n = 1
-    if last ~= nil then n = math.min(math.floor((now - last) / lift), tonumber(ARGV[5])) end
-    local lifted = 0
-    for _ = 1, n do
+  local state = redis.call('HMGET', KEYS[3], '@lift', '@credit')
+  local credit = 0
+  if redis.call('LLEN', KEYS[4]) > 0 and state[1] then
+    local last, held = tonumber(state[1]), tonumber(state[2]) or 0
+    credit = math.min(tonumber(ARGV[5]), held + math.max(0, now - last) * per_s)
+    while credit > 0 do
       local message = redis.call('RPOP', KEYS[1])
       if not message then break end
       redis.call('RPUSH', KEYS[4], message)
-      lifted = lifted + 1
+      local _, items = string.gsub(message, '%[\\"tk_', '')
+      credit = credit - math.max(1, items)
     end
-    if lifted > 0 then redis.call('HSET', KEYS[3], '@lift', now) end
   end
+  redis.call('HSET', KEYS[3], '@lift', now, '@credit', credit)
 end
 local room = tonumber(ARGV[1]) - redis.call('LLEN', KEYS[1])
 if room <= 0 then return 0 end

@@ -83,14 +83,15 @@ def test_bulk_is_lifted_ahead_of_a_waiting_interactive_queue(
     client: Any, settings: Settings
 ) -> None:
     """With interactive messages waiting, the feeder puts the oldest bulk message at the head
-    of the interactive queue (taken next), once per 1 / (0.2 x 10/s) = 0.5 s."""
+    of the interactive queue (taken next), at bulk's minimum share: 0.2 x 10/s = 2 tickets
+    a second (a lift spends its ticket's credit: the next must wait for more)."""
     interactive = Keys(settings.key_prefix).queue(queue_name(settings, "interactive"))
     client.lpush(interactive, "i-0", "i-1")
     _wait(client, settings, "a", 5)
     feeder = BulkFeeder(client, settings, target=3)
-    feeder.feed()  # fills the bulk queue: a-0, a-1, a-2
-    feeder.feed()  # the first lift: a-0
+    feeder.feed()  # fills the bulk queue (a-0, a-1, a-2); starts counting the credit
+    feeder.feed()  # some credit: the first lift, a-0
     assert client.lindex(interactive, -1) == "a-0"
     assert client.llen(interactive) == 3
-    feeder.feed()  # within 0.5 s of the lift: no other
+    feeder.feed()  # the credit is spent (below 0): no other
     assert client.llen(interactive) == 3
