@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,9 @@ class SentinelGroup:
             self.sentinel_ports.append(port)
         wait_until(self._replica_in_sync, timeout_s=30, what="replica")
         wait_until(self._sentinels_see_replica, timeout_s=30, what="sentinels")
+        # min-replicas-to-write 1: the master takes writes once it counts its replica good
+        # (acknowledged within the lag), a moment after the link is up.
+        wait_until(lambda: self._good_replicas(self.master_port()), timeout_s=30, what="writes")
         return self
 
     @property
@@ -85,12 +90,44 @@ class SentinelGroup:
         except redis.RedisError:
             return False
 
+    def _good_replicas(self, port: int) -> bool:
+        """The master on ``port`` counts a replica good (it would take a write now)."""
+        try:
+            info = redis.Redis(port=port).info("replication")
+        except redis.RedisError:
+            return False
+        return int(info.get("min_slaves_good_slaves", info.get("connected_slaves", 0))) >= 1
+
+    def _promotable(self) -> bool:
+        """The sentinel that will lead sees a replica it can promote: linked, not down."""
+        try:
+            replicas: list[dict[str, Any]] = self.sentinel().sentinel_slaves(MASTER_NAME)
+        except redis.RedisError:
+            return False
+        return any(
+            r.get("master-link-status") == "ok"
+            and not r.get("is_sdown")
+            and not r.get("is_disconnected")
+            for r in replicas
+        )
+
     def failover(self) -> int:
-        """``SENTINEL FAILOVER``; returns the new master's port once the sentinels name it."""
+        """``SENTINEL FAILOVER``, as an operator runs it: once a replica can be promoted, and
+        again when the sentinels gave an attempt up (a promotion past the failover timeout
+        is aborted, and a manual failover is not retried by the sentinels themselves); returns
+        the new master's port once the sentinels name it."""
         old = self.master_port()
-        self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)  # type: ignore[no-untyped-call]
-        wait_until(lambda: self.master_port() != old, timeout_s=30, what="failover")
-        return self.master_port()
+        deadline = time.monotonic() + 60
+        while True:
+            wait_until(self._promotable, timeout_s=30, what="a replica to promote")
+            with contextlib.suppress(redis.ResponseError):  # INPROG: one is under way
+                self.sentinel().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)  # type: ignore[no-untyped-call]
+            try:
+                wait_until(lambda: self.master_port() != old, timeout_s=15, what="failover")
+                return self.master_port()
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
 
     def restart(self, port: int) -> RedisServer:
         """Start a stopped (killed) node again on its port and data; the sentinels make it a
