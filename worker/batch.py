@@ -26,7 +26,6 @@ How a batch ends, for Celery and Flower:
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +33,6 @@ from typing import Any
 from celery.exceptions import Reject
 
 from htap_sync.common.settings import Settings
-from htap_sync.worker.delivery.start import Delivery, no_enroll
 from htap_sync.worker.delivery.together import End, Item, process_batch
 from htap_sync.worker.runtime import Runtime
 from htap_sync.worker.verdicts import TicketFailed, settle
@@ -71,16 +69,7 @@ def run_batch(settings: Settings, runtime: Runtime, raw: Any) -> str:
     if not items:
         raise TicketFailed("; ".join(refused) or "items: empty batch")
     parts = runtime.get()
-    d = Delivery(
-        parts.batch_client,
-        parts.store,
-        settings,
-        parts.rng,
-        parts.gate,
-        time.time,
-        parts.enroll or no_enroll,
-        parts.replicas,
-    )
+    d = parts.delivery(settings, batch=True)
     try:
         ends = process_batch(items, d)
     except Exception as exc:  # a step for the whole batch: each ticket ends with it

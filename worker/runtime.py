@@ -27,6 +27,7 @@ from htap_sync.common.tickets.claims import ClaimStore
 from htap_sync.worker.api.aio import EventLoop, LoopTransport, async_transport
 from htap_sync.worker.api.auth import make_auth
 from htap_sync.worker.api.client import TaurusClient, make_http
+from htap_sync.worker.delivery.start import Delivery, no_enroll
 from htap_sync.worker.delivery.ticket import Enroll
 from htap_sync.worker.following.store import FollowStore, enroller
 from htap_sync.worker.threads import Heartbeat
@@ -62,6 +63,14 @@ class Collaborators:
     follow: FollowStore
     enroll: Enroll | None  # None when following is off
     replicas: Callable[[], int]  # replicas that must hold the in-doubt mark before a POST
+
+    def delivery(self, settings: Settings, *, batch: bool = False) -> Delivery:
+        """The collaborators of one delivery (a batch's calls go out together on its client)."""
+        client = self.batch_client if batch else self.client
+        enroll = self.enroll or no_enroll
+        return Delivery(
+            client, self.store, settings, self.rng, self.gate, time.time, enroll, self.replicas
+        )
 
 
 def replica_target(

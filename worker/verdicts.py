@@ -14,8 +14,8 @@ from htap_sync.common.models import ErrorPayload, TicketStatus
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.claim_types import PROBE_S
 from htap_sync.common.tickets.claims import Claim, NotReplicated
-from htap_sync.worker.delivery.operations import is_operation, process_operation_ticket
-from htap_sync.worker.delivery.ticket import Outcome, process_ticket
+from htap_sync.worker.delivery.operations import is_operation, process_operation
+from htap_sync.worker.delivery.ticket import Outcome, process
 from htap_sync.worker.metrics import observe_delivery
 from htap_sync.worker.runtime import Collaborators, Runtime
 
@@ -63,23 +63,13 @@ def deliver(
     settings: Settings,
     runtime: Runtime,
 ) -> str:
-    """One delivery of one ticket through :func:`process_ticket`, with the process's
-    collaborators ``parts`` (taken once per task); acts on its verdict (:func:`settle`)."""
+    """One delivery of one ticket (a creation's through :func:`process`, an operation's
+    through :func:`process_operation`) with the process's collaborators ``parts`` (taken
+    once per task); acts on its verdict (:func:`settle`)."""
     try:
         # An operation's message comes by the same task (the mover sends every ticket so).
-        handle = process_operation_ticket if is_operation(request) else process_ticket
-        end: Outcome | Exception = handle(
-            ticket,
-            run,
-            request,
-            client=parts.client,
-            store=parts.store,
-            settings=settings,
-            rng=parts.rng,
-            gate=parts.gate,
-            enroll=parts.enroll,
-            replicas=parts.replicas,
-        )
+        handle = process_operation if is_operation(request) else process
+        end: Outcome | Exception = handle(ticket, run, request, parts.delivery(settings))
     except Exception as exc:
         end = exc
     return settle(ticket, run, end, parts=parts, runtime=runtime)

@@ -29,9 +29,11 @@ class FakeRuntime:
         self.abandoned.append((ticket, run))
 
     def get(self) -> Any:
-        return SimpleNamespace(
-            batch_client=CLIENT, store=None, rng=None, gate=None, enroll=None, replicas=None
-        )
+        def delivery(settings: Any, *, batch: bool = False) -> Any:
+            # The batch task must ask for the batch's client (its calls go out together).
+            return SimpleNamespace(client=CLIENT if batch else object(), store=None)
+
+        return SimpleNamespace(delivery=delivery, store=None)
 
 
 def _stub(

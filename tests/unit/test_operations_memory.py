@@ -16,7 +16,8 @@ from htap_sync.common.models import TicketState, parse_request
 from htap_sync.common.operations import as_message, parse_operation
 from htap_sync.common.tickets.ids import ticket_id
 from htap_sync.worker.api.client import TaurusClient
-from htap_sync.worker.delivery.operations import process_operation_ticket
+from htap_sync.worker.delivery.operations import process_operation
+from htap_sync.worker.delivery.start import Delivery, no_enroll
 from htap_sync.worker.delivery.ticket import Outcome
 from tests.conftest import request_data
 from tests.unit.test_configured_memory import BASE_URL, Rig, rig_for
@@ -57,17 +58,17 @@ def operate(
 def deliver(rig: Rig, ticket: str, run: str, message: dict[str, Any] | None = None) -> Outcome:
     if message is None:
         message = as_message(parse_operation(_recorded(rig, ticket)))
-    return process_operation_ticket(
-        ticket,
-        run,
-        message,
-        client=rig.client,
-        store=rig.store,
-        settings=rig.settings,
-        rng=random.Random(3),
-        clock=rig.clock,
-        gate=rig.gate,
+    d = Delivery(
+        rig.client,
+        rig.store,
+        rig.settings,
+        random.Random(3),
+        rig.gate,
+        rig.clock,
+        no_enroll,
+        lambda: 0,
     )
+    return process_operation(ticket, run, message, d)
 
 
 def _recorded(rig: Rig, ticket: str) -> dict[str, Any]:

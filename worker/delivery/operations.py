@@ -22,17 +22,13 @@ An operation waiting for its predicate gives up at the delivery deadline
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections.abc import Callable
 from typing import Any
 
 from htap_sync.common.errors import ApiError, RequestInvalid, TicketNotFound
-from htap_sync.common.limits.gate import OPEN_GATE, CallGate, MustWait
+from htap_sync.common.limits.gate import MustWait
 from htap_sync.common.models import ErrorPayload, OperationRequest, TicketState
 from htap_sync.common.operations import holds, instance_of, parse_operation, ticket_of
-from htap_sync.common.settings import Settings
-from htap_sync.common.tickets.claims import Claim, ClaimStore
+from htap_sync.common.tickets.claims import Claim
 from htap_sync.common.tickets.ids import ticket_id
 from htap_sync.worker.api.client import TaskRow, TaurusClient, replication_path
 from htap_sync.worker.api.configure_calls import ALREADY_DELETED, check_body
@@ -41,9 +37,7 @@ from htap_sync.worker.delivery.settle import Outcome, finished, note, observed
 from htap_sync.worker.delivery.shared_look import look, look_after
 from htap_sync.worker.delivery.start import (
     Delivery,
-    Enroll,
     invalid,
-    no_enroll,
     start_attempt_or_wait,
 )
 from htap_sync.worker.delivery.ticket import wait_later
@@ -54,26 +48,6 @@ log = logging.getLogger("htap_sync.worker")
 def is_operation(payload: Any) -> bool:
     """True when a message's request is an operation's (it names its operation)."""
     return isinstance(payload, dict) and "operation" in payload
-
-
-def process_operation_ticket(
-    ticket: str,
-    run: str,
-    payload: Any,
-    *,
-    client: TaurusClient,
-    store: ClaimStore,
-    settings: Settings,
-    rng: random.Random,
-    gate: CallGate | None = None,
-    clock: Callable[[], float] = time.time,
-    enroll: Enroll | None = None,
-    replicas: Callable[[], int] = lambda: 0,
-) -> Outcome:
-    """:func:`process_operation` with the collaborators of ``process_ticket`` (``enroll`` is
-    not used: an operation starts no following)."""
-    d = Delivery(client, store, settings, rng, gate or OPEN_GATE, clock, no_enroll, replicas)
-    return process_operation(ticket, run, payload, d)
 
 
 def process_operation(ticket: str, run: str, payload: Any, d: Delivery) -> Outcome:

@@ -95,8 +95,14 @@ def process_ticket(
     that exists (None: following is off). ``replicas``: how many Redis replicas must hold
     the in-doubt mark before the create call goes out.
     """
-    gate = gate or OPEN_GATE
-    d = Delivery(client, store, settings, rng, gate, clock, enroll or no_enroll, replicas)
+    d = Delivery(
+        client, store, settings, rng, gate or OPEN_GATE, clock, enroll or no_enroll, replicas
+    )
+    return process(ticket, run, payload, d)
+
+
+def process(ticket: str, run: str, payload: Any, d: Delivery) -> Outcome:
+    """:func:`process_ticket` with its collaborators already gathered (a worker's task)."""
     checked = check_and_start(ticket, run, payload, d)
     if isinstance(checked, Outcome):
         return checked
