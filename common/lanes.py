@@ -15,6 +15,7 @@ takes tokens first come first served (as before lanes).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
@@ -64,9 +65,10 @@ def tenant_weights(settings: Settings) -> dict[str, float]:
     return weights
 
 
-def tenant_label(settings: Settings, tenant: str | None) -> str:
-    """A tenant as a metrics label: its name when the weights name it, else ``other``."""
-    return tenant if tenant is not None and tenant in tenant_weights(settings) else OTHER_TENANT
+def tenant_label(named: Collection[str], tenant: str | None) -> str:
+    """A tenant as a metrics label: its name when the weights name it (``named``), else
+    ``other`` (a label must have few values)."""
+    return tenant if tenant is not None and tenant in named else OTHER_TENANT
 
 
 def queue_keys(settings: Settings) -> dict[Lane, str]:

@@ -29,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from htap_sync.common.lanes import tenant_label
 from htap_sync.common.scripts import script
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -205,7 +206,7 @@ def _lane_metrics(families: dict[str, Any], lanes: Any) -> None:
         return
     waiting: dict[str, int] = {}
     for tenant, count in lanes["tenants_waiting"].items():
-        label = tenant if tenant in lanes["tenants_named"] else "other"
+        label = tenant_label(lanes["tenants_named"], tenant)
         waiting[label] = waiting.get(label, 0) + count
     queues = lanes["queues"]
     depth = families["htap_sync_lane_queue_depth"]

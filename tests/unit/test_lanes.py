@@ -8,11 +8,21 @@ import pytest
 
 from htap_sync.common.errors import RequestInvalid, SettingsError
 from htap_sync.common.fair_feed import submit_queue, tenant_queue
-from htap_sync.common.lanes import check_routing, lane_of, queue_names, tenant_label
+from htap_sync.common.lanes import (
+    check_routing,
+    lane_of,
+    queue_names,
+    tenant_label,
+    tenant_weights,
+)
 from htap_sync.common.models import parse_request
 from htap_sync.common.settings import load_settings
 from htap_sync.common.tickets.store import with_route
+from htap_sync.worker import metrics
 from tests.conftest import request_data
+
+LANE_DEPTH = "htap_sync_lane_queue_depth"
+TENANT_WAITING = "htap_sync_tenant_waiting_messages"
 
 
 def test_lane_and_tenant_are_no_part_of_the_identity_nor_the_body() -> None:
@@ -71,7 +81,18 @@ def test_queues_of_the_lanes() -> None:
 
 
 def test_tenant_labels_stay_few() -> None:
-    """A metrics label names a tenant only when the weights do."""
+    """The tenants' waiting gauge names a tenant only when the weights do; the others are
+    summed under ``other``."""
     settings = load_settings({"tenant_weights": "team_a=2"}, env_file=None)
-    assert tenant_label(settings, "team_a") == "team_a"
-    assert tenant_label(settings, "someone_else") == "other"
+    lanes = {
+        "queues": {"interactive": 0, "bulk": 1},
+        "tenants_waiting": {"team_a": 3, "x": 4, "y": 5},
+        "tenants_named": sorted(tenant_weights(settings)),
+    }
+    families = {name: metrics._family(name) for name in (LANE_DEPTH, TENANT_WAITING)}
+    metrics._lane_metrics(families, lanes)
+    waiting = {s.labels["tenant"]: s.value for s in families[TENANT_WAITING].samples}
+    assert waiting == {"team_a": 3, "other": 9}
+    depth = {s.labels["lane"]: s.value for s in families[LANE_DEPTH].samples}
+    assert depth == {"interactive": 0, "bulk": 13}
+    assert tenant_label(["team_a"], None) == "other"
