@@ -204,17 +204,10 @@ class TicketStore:
             ``(ticket, outcome, state)`` for each, outcome ``queued``, ``duplicate``,
             ``redriven`` or ``conflict`` (nothing raised: the caller reports per item).
         """
-        pipe = self.redis.pipeline(transaction=False)
-        tickets = []
-        for request, run, queue_key, message in items:
-            call = self.submit_call([(request, run, message, "")], queue_key)
-            self._submit(keys=call.keys, args=call.args, client=pipe)
-            tickets += call.tickets
-        replies = [reply for answers in pipe.execute() for reply in _answers(answers)]
-        return [
-            (ticket, str(outcome), str(state))
-            for ticket, (outcome, state) in zip(tickets, replies, strict=True)
-        ]
+        return self._run_submits(
+            self.submit_call([(request, run, message, "")], queue_key)
+            for request, run, queue_key, message in items
+        )
 
     def submit_batches(
         self,
@@ -237,12 +230,19 @@ class TicketStore:
         Returns:
             ``(ticket, outcome, state)`` for each item, in order (as :meth:`submit_many`).
         """
-        pipe = self.redis.pipeline(transaction=False)
-        tickets = []
-        for frame, items in batches:
-            call = self.submit_call(
+        return self._run_submits(
+            self.submit_call(
                 [(request, run, "", item) for request, run, item in items], queue_key, frame
             )
+            for frame, items in batches
+        )
+
+    def _run_submits(self, calls: Iterable[SubmitCall]) -> list[tuple[str, str, str]]:
+        """Run calls of the submit script in one pipelined round trip; ``(ticket, outcome,
+        state)`` for each of their tickets, in order."""
+        pipe = self.redis.pipeline(transaction=False)
+        tickets: list[str] = []
+        for call in calls:
             self._submit(keys=call.keys, args=call.args, client=pipe)
             tickets += call.tickets
         replies = [reply for answers in pipe.execute() for reply in _answers(answers)]
