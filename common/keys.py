@@ -27,6 +27,11 @@ class Keys:
         """The list holding a Celery queue's messages."""
         return f"{self.broker_prefix}{name}"
 
+    def taken_looked(self, tag: str) -> str:
+        """Set (with an expiry) by the first mover that looked at a message taken and never
+        started (``worker/mover.py``): the others leave it."""
+        return f"{self.prefix}:taken-looked:{tag}"
+
     def ticket(self, ticket: str) -> str:
         """A ticket's hash."""
         return f"{self.prefix}:ticket:{ticket}"

@@ -24,8 +24,10 @@ from celery.signals import (
 )
 from celery.worker import state
 
+from htap_sync.common.broker_queue import BrokerQueue
 from htap_sync.common.connections import make_redis, make_store
 from htap_sync.common.fair_feed import BulkFeeder, feed_target, queued_depth, requeue
+from htap_sync.common.keys import Keys
 from htap_sync.common.logs import configure_logging
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.delayed import DelayedSet
@@ -109,6 +111,13 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
         log.warning("Redis restarted: %d deliveries released, %d tickets woken", released, moved)
         restart_worker(before=release_late)
 
+    keys = Keys(settings.key_prefix)
+    broker = BrokerQueue(client, keys, settings.queue)
+    looked_s = int(settings.delivery.visibility_timeout_s)
+
+    def once(tag: str) -> bool:
+        return bool(client.set(keys.taken_looked(tag), 1, nx=True, ex=looked_s))
+
     mover = DelayedMover(
         delayed,
         store,
@@ -119,6 +128,8 @@ def _background(app: Celery, settings: Settings, runtime: Runtime) -> list[Delay
         if settings.lanes
         else None,
         watch_s=settings.delivery.visibility_timeout_s,
+        taken=broker.taken_before,
+        once=once,
     )
     threads: list[DelayedMover | Follower] = [mover]
     if settings.following.enabled:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from htap_sync.common.tickets.claim_types import PROBE_S
+from htap_sync.common.broker_queue import Taken
+from htap_sync.common.tickets.claim_types import ALIVE_TTL_S, PROBE_S
 from htap_sync.common.tickets.claims import ClaimStore
 from htap_sync.common.tickets.delayed import DelayedSet
 from htap_sync.worker.threads import BackgroundLoop
@@ -26,6 +28,14 @@ class DelayedMover(BackgroundLoop):
     holder's is looked at again ``PROBE_S`` later), or a queued ticket's watchdog (sent only
     once the queue is empty: its own message is most likely still there).
 
+    It also looks for messages a worker took and never started (``taken``: kombu's unacked
+    set): a live worker starts what it takes at once (it takes no more than it has threads
+    for), so a message taken ``unstarted_s`` ago whose tickets are still ``queued`` was taken
+    by a process that died (SIGKILL) before starting it. Each such ticket is sent again now,
+    not after the broker's visibility timeout; ``once`` lets one mover of the fleet look at
+    each message. A duplicate (the taker was alive after all) is dropped by the ticket
+    store's claim.
+
     Every worker process runs one; claims keep them from sending the same member twice, and a
     duplicate that slips through (a mover dying between send and release) is dropped by the
     ticket store's claim. Its looks double as a watch on Redis: ``on_recovery`` runs when
@@ -40,6 +50,12 @@ class DelayedMover(BackgroundLoop):
             and its release leaves those tickets waiting this long for another mover (a
             duplicate send is harmless: the ticket store's claim drops it).
         feed: tops up the bulk queue from the tenants' queues, at each look.
+        taken: the messages taken before a time (epoch s) and not acknowledged
+            (:meth:`BrokerQueue.taken_before`); None: no such look.
+        once: True for the first mover of the fleet to ask about a message's tag.
+        unstarted_s: how long after it was taken a message whose tickets are still queued
+            counts as held by a dead process (the heartbeat's lifetime).
+        clock: the time (epoch s).
     """
 
     def __init__(
@@ -54,6 +70,10 @@ class DelayedMover(BackgroundLoop):
         watch_s: float = 300.0,
         claim_s: float = 5.0,
         feed: Callable[[], int] | None = None,
+        taken: Callable[[float], list[Taken]] | None = None,
+        once: Callable[[str], bool] = lambda tag: True,
+        unstarted_s: float = ALIVE_TTL_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__("delayed-mover")
         self._delayed = delayed
@@ -65,6 +85,11 @@ class DelayedMover(BackgroundLoop):
         self._watch_s = watch_s
         self._claim_s = claim_s
         self._feed = feed
+        self._taken = taken
+        self._once = once
+        self._unstarted_s = unstarted_s
+        self._clock = clock
+        self._looked: set[str] = set()  # tags of taken messages this mover already asked about
 
     def run_once(self) -> int:
         """Move what is due now; returns how many messages were queued. First, top up the
@@ -91,7 +116,30 @@ class DelayedMover(BackgroundLoop):
                 self._send(due.ticket, due.run, request)
                 moved += 1
             self._delayed.release(due)
-        return moved
+        return moved + self.send_unstarted()
+
+    def send_unstarted(self) -> int:
+        """Send again the unfinished tickets no live delivery holds of messages taken
+        ``unstarted_s`` ago and not acknowledged (their taker died); returns how many."""
+        if self._taken is None:
+            return 0
+        stale = self._taken(self._clock() - self._unstarted_s)
+        self._looked &= {taken.tag for taken in stale}
+        sent = 0
+        for taken in stale:
+            if taken.tag in self._looked:
+                continue
+            self._looked.add(taken.tag)
+            if not self._once(taken.tag):
+                continue
+            for ticket, run in taken.tickets:
+                pending = self._store.pending_request(ticket, run)
+                if pending is not None and pending[0] != "held":
+                    self._send(ticket, run, pending[1])
+                    sent += 1
+        if sent:
+            log.warning("%d tickets of messages taken and never started sent again", sent)
+        return sent
 
     def _recover(self) -> bool:
         """Run ``on_recovery`` after a Redis restart; False when it met Redis unavailable
