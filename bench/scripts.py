@@ -58,8 +58,10 @@ class StepByStep:
     def __init__(self, gate: Gate) -> None:
         self._gate = gate
 
-    def before_call(self, project_id: str, api: Api) -> None:
-        self._gate.before_call(project_id, api)
+    def before_call(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> None:
+        self._gate.before_call(project_id, api, lane, tenant)
 
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None:
         self._gate.after_call(project_id, api, error)

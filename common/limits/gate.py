@@ -58,7 +58,9 @@ class BreakerStore(Protocol):
 class CallGate(Protocol):
     """What the worker's logic needs of a gate."""
 
-    def before_call(self, project_id: str, api: Api) -> None: ...
+    def before_call(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> None: ...
 
     def after_call(self, project_id: str, api: Api, error: ApiError | None) -> None: ...
 
@@ -147,18 +149,23 @@ class Gate:
         """Redis key of this endpoint's breaker (a failing endpoint fails every project)."""
         return self._keys.breaker(self._endpoint)
 
-    def before_call(self, project_id: str, api: Api) -> None:
-        """Return when the call may go out (after a short sleep, perhaps).
+    def before_call(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> None:
+        """Return when the call may go out (after a short sleep, perhaps). A call made for a
+        ``lane`` (and ``tenant``) asks the bucket in its place there, as a ticket's attempt
+        does (:meth:`limits`): a bulk call refused a token is deferred, never slept.
 
         Raises:
-            MustWait: a long wait; defer the ticket.
+            MustWait: a long wait (or a bulk call refused); defer the ticket or the round.
         """
         key = self.bucket_key(project_id, api)
+        ask = self.lane_ask(project_id, lane, tenant) if lane is not None else None
         while True:
-            grant = self._buckets.acquire(key, self._bucket_policy)
+            grant = self._buckets.acquire(key, self._bucket_policy, lane=ask)
             if grant.granted:
                 break
-            if grant.wait_s > self.max_sleep_s:
+            if grant.wait_s > self.max_sleep_s or (ask is not None and ask.lane == "bulk"):
                 raise MustWait(grant.wait_s, "rate")
             self._sleep(grant.wait_s)  # until a token is due: never a busy loop
         wait = self._breakers.allow(self.breaker_key(), self._breaker_policy)
@@ -300,7 +307,9 @@ class _NoLimits(Limits):
 class OpenGate:
     """A gate that lets every call through (tests of the logic around it)."""
 
-    def before_call(self, project_id: str, api: Api) -> None:
+    def before_call(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> None:
         """Always go."""
 
     def limits(

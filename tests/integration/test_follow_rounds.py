@@ -234,3 +234,58 @@ def test_a_failing_tasks_job_is_asked_first(store: FollowStore) -> None:
         store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
     _follower(store, service, clock).run_once()
     assert asked[0] == "job-b_cancelled" and len(asked) == 3
+
+
+class LaneRecordingGate:
+    """Lets every call through, recording the lane and tenant each was made for."""
+
+    def __init__(self) -> None:
+        self.asks: list[tuple[str, str | None, str | None]] = []
+
+    def before_call(
+        self, project_id: str, api: str, lane: str | None = None, tenant: str | None = None
+    ) -> None:
+        self.asks.append((api, lane, tenant))
+
+    def after_call(self, project_id: str, api: str, error: object) -> None:
+        """Nothing to remember."""
+
+
+def test_rounds_ask_the_gate_in_their_tickets_lanes(store: FollowStore) -> None:
+    """Following keeps the lanes (issue 23): a round of bulk tickets asks for its list call as
+    bulk, for the tenant with most tickets there; a round following any interactive ticket
+    asks as interactive; each jobs call asks in its own ticket's lane and tenant. The lane and
+    tenant are kept in the follow set from one round to the next."""
+    service, clock, gate = Service(), [5.0], LaneRecordingGate()
+    bulk_instance, mixed_instance = INSTANCES
+    enrolled = [
+        (bulk_instance, "tk_b1", "bulk", "team_a"),
+        (bulk_instance, "tk_b2", "bulk", "team_b"),
+        (bulk_instance, "tk_b3", "bulk", "team_b"),
+        (mixed_instance, "tk_m1", "bulk", "team_a"),
+        (mixed_instance, "tk_m2", "interactive", None),
+    ]
+    for instance, ticket, lane, tenant in enrolled:
+        service.stages[(instance, ticket)] = ["Wait"]
+        store.redis.hset(store.keys.ticket(ticket), "state", "succeeded")
+        item = Followed(ticket, ticket, f"job-{ticket}", 1000.0, lane=lane, tenant=tenant)
+        store.enroll(ticket, item, project_id=PROJECT, instance_id=instance, first_at=5.0)
+    http = httpx.Client(base_url="https://api.test", transport=httpx.MockTransport(service.handle))
+    follower = Follower(store, TaurusClient(http), gate, interval_s=10.0, clock=lambda: clock[0])
+    for service.round in range(2):
+        clock[0] = 5.0 + 10.0 * service.round
+        gate.asks.clear()
+        assert follower.run_once() == 2
+        lists = sorted(ask for ask in gate.asks if ask[0] == "list")
+        assert lists == [("list", "bulk", "team_b"), ("list", "interactive", None)]
+        jobs = sorted(ask for ask in gate.asks if ask[0] == "jobs")
+        expected = sorted(("jobs", lane, tenant) for _, _, lane, tenant in enrolled)
+        assert jobs == expected
+    kept = {
+        m.ticket: (m.lane, m.tenant) for m in store.members(instance_ref(PROJECT, bulk_instance))
+    }
+    assert kept == {
+        "tk_b1": ("bulk", "team_a"),
+        "tk_b2": ("bulk", "team_b"),
+        "tk_b3": ("bulk", "team_b"),
+    }

@@ -70,7 +70,9 @@ class RecordingGate:
 
     apis: list[Api] = field(default_factory=list)
 
-    def before_call(self, project_id: str, api: Api) -> None:
+    def before_call(
+        self, project_id: str, api: Api, lane: str | None = None, tenant: str | None = None
+    ) -> None:
         self.apis.append(api)
 
     def after_call(self, project_id: str, api: Api, error: object) -> None:

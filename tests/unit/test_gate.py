@@ -93,3 +93,24 @@ def test_server_failures_open_the_breaker_and_answers_do_not() -> None:
     assert info.value.wait_s == pytest.approx(30)
     breaker = gate.breaker()
     assert breaker is not None and (breaker.state, breaker.opened) == ("open", 1)
+
+
+def test_a_call_made_for_a_lane_asks_in_its_place() -> None:
+    """A call made for a lane (a reconciliation's or a follow round's list) asks the bucket
+    in its place: while interactive calls hold the next tokens (other workers sleeping until
+    theirs: this gate's sleeps do not move the clock), a bulk call is deferred, never slept,
+    and an interactive one still gets the next slot."""
+    clock = Clock()
+    slept: list[float] = []
+    gate = _gate(clock)
+    gate._sleep = slept.append
+    gate.before_call(PROJECT, "list", "bulk", "team_a")  # the burst's token
+    gate.before_call(PROJECT, "list", "interactive", None)
+    gate.before_call(PROJECT, "list", "interactive", None)
+    assert slept == pytest.approx([0.5, 1.0])
+    with pytest.raises(MustWait) as info:
+        gate.before_call(PROJECT, "list", "bulk", "team_a")
+    assert info.value.reason == "rate"
+    assert slept == pytest.approx([0.5, 1.0])
+    gate.before_call(PROJECT, "list", "interactive", None)
+    assert slept == pytest.approx([0.5, 1.0, 1.5])

@@ -84,7 +84,9 @@ def test_tickets_no_live_delivery_holds_are_sent_again_once() -> None:
         Taken("a", 980.0, (("queued", "r"), ("held", "r"), ("done", "r"))),
         Taken("b", 985.0, (("retrying", "r"), ("waiting", "r"), ("running", "r"))),
     ]
-    states = {s: s for s in ["queued", "held", "retrying", "waiting", "running"]}
+    states: dict[str, str | None] = {
+        s: s for s in ["queued", "held", "retrying", "waiting", "running"]
+    }
     mover, sent, asked = _mover(taken, states)
     assert mover.run_once() == 4
     assert sent == ["queued", "retrying", "waiting", "running"]

@@ -323,7 +323,9 @@ class Closed:
     def __init__(self, api: str, reason: str) -> None:
         self.api, self.reason = api, reason
 
-    def before_call(self, project_id: str, api: str) -> None:
+    def before_call(
+        self, project_id: str, api: str, lane: str | None = None, tenant: str | None = None
+    ) -> None:
         from htap_sync.common.limits.gate import MustWait
 
         if api == self.api:

@@ -136,7 +136,7 @@ def _configure_failed(
 def _read_back(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome:
     """Phase 2: the task's configuration; its alter error deletes it and fails the ticket."""
     try:
-        d.gate.before_call(request.project_id, "configuration")
+        d.gate.before_call(request.project_id, "configuration", request.lane, request.tenant)
         if not d.store.renew(claim, lease_s=d.settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         configuration = observed(
@@ -162,7 +162,7 @@ def _read_back(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcom
 def _delete_and_fail(request: ReplicationRequest, claim: Claim, error: str, d: Delivery) -> Outcome:
     """The task's configuration carries an alter error: delete the task, fail the ticket."""
     try:
-        d.gate.before_call(request.project_id, "delete")
+        d.gate.before_call(request.project_id, "delete", request.lane, request.tenant)
         if not d.store.renew(claim, lease_s=d.settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         observed(
@@ -183,7 +183,7 @@ def _delete_and_fail(request: ReplicationRequest, claim: Claim, error: str, d: D
 def _start(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome:
     """Phase 3: the plain create call starts the configured task; its job id is followed."""
     try:
-        d.gate.before_call(request.project_id, "create")
+        d.gate.before_call(request.project_id, "create", request.lane, request.tenant)
         if not d.store.renew(claim, lease_s=d.settings.lease_s):
             return Outcome("skipped", reason="lost the ticket")
         created = observed(
@@ -210,7 +210,7 @@ def _start_failed(request: ReplicationRequest, claim: Claim, exc: ApiError, d: D
     and leaves the doubt, so a re-drive looks first and starts the task it finds."""
     if says_name_exists(exc):
         try:
-            d.gate.before_call(request.project_id, "list")
+            d.gate.before_call(request.project_id, "list", request.lane, request.tenant)
             existing = observed(
                 claim,
                 "list",

@@ -108,7 +108,7 @@ def find_ours(request: ReplicationRequest, claim: Claim, d: Delivery) -> TaskRow
     """The list call's row of the ticket's task name (None, counted: absent), through the
     gate, each page paying its token, the claim renewed first. A Cancelled row counts when an
     attempt of this ticket may have made it (in doubt, or tried before)."""
-    d.gate.before_call(request.project_id, "list")
+    d.gate.before_call(request.project_id, "list", request.lane, request.tenant)
     d.store.renew(claim, lease_s=d.settings.lease_s)
     existing = observed(
         claim,
@@ -116,7 +116,9 @@ def find_ours(request: ReplicationRequest, claim: Claim, d: Delivery) -> TaskRow
         lambda: d.client.find_replication(
             request,
             include_cancelled=claim.in_doubt or claim.attempts > 0,
-            before_page=lambda: d.gate.before_call(request.project_id, "list"),
+            before_page=lambda: d.gate.before_call(
+                request.project_id, "list", request.lane, request.tenant
+            ),
         ),
         d.gate,
         request.project_id,

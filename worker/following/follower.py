@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -94,6 +95,7 @@ class Follower(BackgroundLoop):
         if not items:
             self._store.schedule(claimed, self._clock())
             return
+        lane, tenant = round_lane(items)
         try:
             rows = self._call(
                 project_id,
@@ -101,8 +103,10 @@ class Follower(BackgroundLoop):
                 lambda: self._client.list_replications(
                     project_id,
                     instance_id,
-                    before_page=lambda: self._gate.before_call(project_id, "list"),
+                    before_page=lambda: self._gate.before_call(project_id, "list", lane, tenant),
                 ),
+                lane,
+                tenant,
             )
         except MustWait as wait:
             self._store.schedule(claimed, self._clock() + wait.wait_s)
@@ -153,13 +157,19 @@ class Follower(BackgroundLoop):
             if needs_job(item, seen.row) and item.job_id is not None:
                 job_id = item.job_id
                 job = self._call(
-                    project_id, "jobs", lambda: self._client.get_job(project_id, job_id)
+                    project_id,
+                    "jobs",
+                    lambda: self._client.get_job(project_id, job_id),
+                    item.lane,
+                    item.tenant,
                 )
             if needs_configuration(item, seen.row, job):
                 config = self._call(
                     project_id,
                     "configuration",
                     lambda: self._client.get_configuration(project_id, instance_id, item.task_name),
+                    item.lane,
+                    item.tenant,
                 )
                 error = (config or {}).get("last_error_of_alter_table")
                 alter_error = str(error) if error else None
@@ -167,8 +177,15 @@ class Follower(BackgroundLoop):
             return Evidence(row=seen.row, job=job, call_error=str(exc))
         return Evidence(row=seen.row, job=job, alter_error=alter_error)
 
-    def _call(self, project_id: str, api: Api, call: Callable[[], T]) -> T:
-        self._gate.before_call(project_id, api)
+    def _call(
+        self,
+        project_id: str,
+        api: Api,
+        call: Callable[[], T],
+        lane: str | None = None,
+        tenant: str | None = None,
+    ) -> T:
+        self._gate.before_call(project_id, api, lane, tenant)
         return gated(self._gate, project_id, api, call)
 
     def start(self) -> None:
@@ -190,6 +207,19 @@ class Follower(BackgroundLoop):
             except Exception:  # a bug in one round must not end following for the process
                 log.exception("follow round failed")
             self._stop.wait(min(self._interval_s, 1.0))
+
+
+def round_lane(items: list[Followed]) -> tuple[str | None, str | None]:
+    """The lane (and tenant) an instance's list call asks the gate in: a round that follows
+    any ticket not in the bulk lane serves it, ahead of bulk work; a round of bulk tickets
+    only asks as bulk, for the tenant with most tickets there (the first by name on a tie)."""
+    if not items:
+        return None, None
+    if any(item.lane != "bulk" for item in items):
+        return "interactive", None
+    tenants = Counter(item.tenant for item in items if item.tenant is not None)
+    tenant = min(tenants, key=lambda name: (-tenants[name], name)) if tenants else None
+    return "bulk", tenant
 
 
 def _report(item: Followed, instance_id: str, info: SyncInfo) -> None:

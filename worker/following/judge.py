@@ -33,6 +33,8 @@ class Followed:
         job_status: the job status seen last, if any (an ended job is not asked again).
         failing_since: when a round first saw the list show a failure that waits for its
             job's reason (see :data:`JOB_GRACE_S`).
+        lane: the ticket's lane (None: enrolled before lanes, or without one).
+        tenant: the ticket's fairness key (None: its project).
     """
 
     ticket: str
@@ -41,6 +43,8 @@ class Followed:
     deadline: float
     job_status: str | None = None
     failing_since: float | None = None
+    lane: str | None = None
+    tenant: str | None = None
 
     @property
     def job_ended(self) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -101,9 +101,7 @@ class FollowStore:
 
         Refused (False) when the round lost its claim, or the ticket is no longer followed.
         """
-        keep = Followed(
-            item.ticket, item.task_name, item.job_id, item.deadline, info.job_status, failing_since
-        )
+        keep = replace(item, job_status=info.job_status, failing_since=failing_since)
         ref = claimed.ref
         return bool(
             self._record(
@@ -155,6 +153,10 @@ def _entry(item: Followed) -> str:
     }
     if item.failing_since is not None:
         entry["failing_since"] = item.failing_since
+    if item.lane is not None:
+        entry["lane"] = item.lane
+    if item.tenant is not None:
+        entry["tenant"] = item.tenant
     return json.dumps(entry, separators=(",", ":"))
 
 
@@ -167,6 +169,8 @@ def _followed(ticket: str, text: str) -> Followed:
         deadline=float(data["deadline"]),
         job_status=data.get("job_status"),
         failing_since=data.get("failing_since"),
+        lane=data.get("lane"),
+        tenant=data.get("tenant"),
     )
 
 
@@ -195,7 +199,14 @@ class Enroller:
         """The enrolment as the ticket store's ``finish`` writes it with the success (the
         same writes as :meth:`FollowStore.enroll`, in the same step as the result)."""
         now = self._clock()
-        item = Followed(ticket, request.task_name, job_id, deadline=now + self._timeout_s)
+        item = Followed(
+            ticket,
+            request.task_name,
+            job_id,
+            deadline=now + self._timeout_s,
+            lane=request.lane,
+            tenant=request.tenant,
+        )
         first_at = now + self._first_s
         ref = instance_ref(request.project_id, request.instance_id)
         store = self._store

@@ -22,7 +22,7 @@ class ClosedGate:
         self.api, self.wait_s, self.reason = api, wait_s, reason
         self.outcomes: list[tuple[str, object]] = []
 
-    def before_call(self, project_id: str, api: Any) -> None:
+    def before_call(self, project_id: str, api: Any, lane: Any = None, tenant: Any = None) -> None:
         from htap_sync.common.limits.gate import MustWait
 
         if api == self.api:
