@@ -30,6 +30,7 @@ from celery import Celery
 from htap_sync.common.celery_app import CREATE_REPLICATION
 from htap_sync.common.keys import Keys
 from htap_sync.common.lanes import queue_name, queue_names
+from htap_sync.common.messages import create_message
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.scripts import script
 from htap_sync.common.settings import Settings
@@ -138,11 +139,23 @@ def requeue(
     app: Celery, settings: Settings, client: redis.Redis
 ) -> Callable[[str, str, dict[str, Any]], None]:
     """How the mover queues a ticket again: into its own lane's queue (a retry or a wait
-    keeps its lane), a bulk ticket into its tenant's (fed fairly to the bulk queue)."""
+    keeps its lane), a bulk ticket into its tenant's (fed fairly to the bulk queue).
+
+    While interactive messages wait, workers take nothing from the bulk queue, and bulk
+    moves only by the feeder's lifts at its minimum share (``feed.lua``); a bulk ticket that
+    was lifted and then refused a token (the rest of a lifted batch, asked all at once) would
+    lose that share at the back of its tenant's queue. So while interactive messages wait, a
+    bulk ticket goes back to the head of the interactive queue: its tenant was charged when
+    it was fed, and the bucket serves it its share (``bucket_lanes.py``)."""
+    interactive = Keys(settings.key_prefix).queue(queue_name(settings, "interactive"))
 
     def send(ticket: str, run: str, request: dict[str, Any]) -> None:
         bulk = settings.lanes and request.get("lane") == "bulk"
         tenant = tenant_of(request)
+        if bulk and client.llen(interactive) > 0:
+            name = queue_name(settings, "bulk")
+            client.rpush(interactive, create_message(app, name, ticket, run, request))
+            return
         app.send_task(
             CREATE_REPLICATION,
             kwargs={"ticket": ticket, "run": run, "request": request},

@@ -17,6 +17,7 @@ from htap_sync.common.connections import make_redis, make_ticket_store
 from htap_sync.common.errors import RequestInvalid, TicketNotFound
 from htap_sync.common.fair_feed import announce, submit_queue, waiting_depth
 from htap_sync.common.lanes import Lane, check_routing, queue_keys, queue_name
+from htap_sync.common.messages import batch_frame, batch_item, create_message
 from htap_sync.common.models import (
     OperationRequest,
     ReplicationRequest,
@@ -26,7 +27,6 @@ from htap_sync.common.models import (
 )
 from htap_sync.common.settings import Settings
 from htap_sync.common.tickets.store import Submitted
-from htap_sync.producer.messages import batch_frame, batch_item, create_message
 
 if TYPE_CHECKING:
     from htap_sync.producer.operations import Operations

@@ -57,7 +57,7 @@ if ARGV[10] == 'acquire' then
         if starved then reach = horizon else reach = ask.horizon end
       else
         local lane_s = horizon
-        if starved then lane_s = ask.horizon end
+        if starved then lane_s = ask.horizon + horizon end
         local least = nil
         for name, value in pairs(f) do
           if string.sub(name, 1, 2) == 'v:' then

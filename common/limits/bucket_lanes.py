@@ -11,7 +11,8 @@ the same few fields of the bucket's hash decide every ask, on Redis in ``bucket.
   any bulk ticket, behind at most the bulk reservations already made (one horizon).
 * **Bulk's minimum share.** Grants of each lane are counted, decaying over
   ``SHARE_WINDOW_S``. While bulk asks are being refused and bulk's count is below
-  ``min_share`` of the total, the lanes swap horizons: bulk keeps that share under a flood.
+  ``min_share`` of the total, interactive reserves only within the bucket's own horizon and
+  bulk past every reservation interactive made: bulk keeps that share under a flood.
 * **Fair shares in bulk.** Each tenant keeps a virtual time that grows by ``1/weight`` per
   grant (weighted fair queuing). A tenant no further than the least of the others that
   asked within ``TENANT_ACTIVE_S`` reserves up to its lane's horizon; one ahead of them
@@ -95,7 +96,10 @@ def horizon(
     starved = _starved(lanes, ask, now)
     if ask.lane == "interactive":
         return lanes, base_s if starved else ask.horizon_s, 0.0
-    lane_s = ask.horizon_s if starved else base_s
+    # Starved, bulk reserves behind every reservation interactive may hold (its horizon),
+    # and interactive only within the bucket's own: the next bulk ask is served, whenever
+    # it comes (one lifted to the interactive queue's head, at bulk's share of the rate).
+    lane_s = ask.horizon_s + base_s if starved else base_s
     virtual, active = lanes.tenant(ask.tenant)
     others = [v for name, v, until in lanes.tenants if name != ask.tenant and until > now]
     least = min(others) if others else None

@@ -135,10 +135,14 @@ class Gate:
         self._weights = tenant_weights(settings)
         policy = self._bucket_policy
         # An ask served first reserves past what the others may have reserved (one horizon),
-        # never further than a worker sleeps for a token (start.lua would waste it).
+        # never further than a worker sleeps for a token (start.lua would waste it), nor a
+        # starved bulk ask (this plus one horizon: bucket_lanes.py).
         self.lane_horizon_s = max(
             policy.horizon_s,
-            min(self.max_sleep_s, policy.horizon_s + max(1.0, 2.0 / policy.rate_per_s)),
+            min(
+                self.max_sleep_s - policy.horizon_s,
+                policy.horizon_s + max(1.0, 2.0 / policy.rate_per_s),
+            ),
         )
 
     def bucket_key(self, project_id: str, api: Api) -> str:

@@ -180,7 +180,7 @@ class TicketStore:
             items: ``(request, run, message, item)`` of each ticket: its own message, or
                 its item (JSON text) in the batch message ``frame``; "" for none.
             queue_key: the broker list messages go onto.
-            frame: the batch message around its items (``producer.messages.BatchFrame``:
+            frame: the batch message around its items (``common.messages.BatchFrame``:
                 head, tail, body head, body tail).
         """
         now = self._clock()
@@ -218,7 +218,7 @@ class TicketStore:
 
         Args:
             batches: ``(frame, items)``: ``frame`` is the message around its items
-                (``producer.messages.BatchFrame``: head, tail, body head, body tail);
+                (``common.messages.BatchFrame``: head, tail, body head, body tail);
                 each item is ``(request, run, item_json)``.
             queue_key: the broker list the messages go onto.
 

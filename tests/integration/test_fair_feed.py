@@ -3,6 +3,7 @@ depth, level rejoining, and bulk's lift to the head of a waiting interactive que
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -95,3 +96,30 @@ def test_bulk_is_lifted_ahead_of_a_waiting_interactive_queue(
     assert client.llen(interactive) == 3
     feeder.feed()  # the credit is spent (below 0): no other
     assert client.llen(interactive) == 3
+
+
+def test_a_bulk_ticket_sent_again_keeps_bulk_s_share(client: Any, settings: Settings) -> None:
+    """The mover sends a bulk ticket again (its purposeful wait ended): to its tenant's queue
+    while no interactive message waits, but to the head of the interactive queue while some do
+    (it was lifted there at bulk's share; its tenant was charged when it was fed). A ticket
+    of the interactive lane goes to the back of its queue as always."""
+    from htap_sync.common.broker_queue import tickets_of
+    from htap_sync.common.celery_app import make_celery
+    from htap_sync.common.fair_feed import requeue
+
+    keys = Keys(settings.key_prefix)
+    interactive = keys.queue(queue_name(settings, "interactive"))
+    send = requeue(make_celery(settings), settings, client)
+    bulk = {"project_id": "p", "lane": "bulk", "tenant": "a"}
+    send("t1", "r1", bulk)
+    assert client.llen(keys.queue(tenant_queue(settings, "a"))) == 1
+    assert client.llen(interactive) == 0
+    client.lpush(interactive, "waiting-interactive")
+    send("t2", "r2", bulk)
+    send("t3", "r3", {"project_id": "p", "lane": "interactive"})
+    assert client.llen(keys.queue(tenant_queue(settings, "a"))) == 1
+    # Workers take from the right: the bulk ticket next, the interactive one last.
+    first, second, third = (client.rpop(interactive) for _ in range(3))
+    assert tickets_of(json.dumps([json.loads(first)])) == (("t2", "r2"),)
+    assert second == "waiting-interactive"
+    assert tickets_of(json.dumps([json.loads(third)])) == (("t3", "r3"),)

@@ -108,6 +108,22 @@ def test_bulk_keeps_its_minimum_share_under_an_interactive_flood(buckets: Any) -
     assert _within(starved[1], 5, 30) == 0
 
 
+def test_a_starved_bulk_ask_is_served_whenever_it_comes(buckets: Any) -> None:
+    """Interactive callers hold every token their horizon allows; a bulk ask is refused and
+    bulk is starved: the next bulk ask (one lifted to the interactive queue's head, one at a
+    time) is served at once, past every interactive reservation, and interactive then
+    reserves only within the bucket's own horizon."""
+    key = f"lanes:{uuid.uuid4().hex}"
+    at = T0 + 10.0
+    while buckets.acquire(key, POLICY, at, INTERACTIVE).granted:
+        pass  # reservations up to the interactive horizon
+    assert not buckets.acquire(key, POLICY, at, bulk("a")).granted
+    grant = buckets.acquire(key, POLICY, at, bulk("a"))
+    assert grant.granted
+    assert LANE_HORIZON_S < grant.wait_s <= LANE_HORIZON_S + POLICY.horizon_s
+    assert not buckets.acquire(key, POLICY, at, INTERACTIVE).granted
+
+
 def test_two_tenants_share_bulk_and_the_first_gives_it_back(buckets: Any) -> None:
     """Tenant b starts 10 s after a: while both run they get 50/50 (+-10 %); when a stops,
     b gets the whole rate at once."""

@@ -15,10 +15,10 @@ import pytest
 import redis
 
 from htap_sync.common.celery_app import CREATE_REPLICATIONS, make_celery
+from htap_sync.common.messages import batch_frame, batch_item
 from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.settings import Settings, load_settings
 from htap_sync.producer.api import Producer
-from htap_sync.producer.messages import batch_frame, batch_item
 from htap_sync.worker.api.aio import AiohttpTransport, EventLoop, LoopTransport
 from htap_sync.worker.batch import parse_items
 from tests.conftest import request_data

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 
 from htap_sync.common.broker_queue import Taken, tickets_of
-from htap_sync.producer.messages import batch_frame, batch_item, create_message
+from htap_sync.common.messages import batch_frame, batch_item, create_message
 from htap_sync.worker.mover import DelayedMover
 
 APP = Celery("test")
