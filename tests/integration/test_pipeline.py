@@ -165,7 +165,7 @@ def test_duplicates_conflicts_and_redrive(
     redriven = producer.enqueue(request_data(instance_id=UNKNOWN_INSTANCE))
     assert redriven.outcome is Submitted.REDRIVEN
     assert redriven.ticket == doomed.ticket
-    assert producer.status(doomed.ticket).state is TicketState.QUEUED
+    # (The running worker may take it at once: that it ran again shows in the create calls.)
     final = wait_for(producer, [doomed.ticket], workers=[worker])[doomed.ticket]
     assert final.state is TicketState.FAILED
     task = first.request
