@@ -27,7 +27,6 @@ from typing import Any, cast
 import redis
 from celery import Celery
 
-from htap_sync.common.celery_app import CREATE_REPLICATION
 from htap_sync.common.keys import Keys
 from htap_sync.common.lanes import queue_name, queue_names
 from htap_sync.common.messages import create_message
@@ -146,22 +145,31 @@ def requeue(
     was lifted and then refused a token (the rest of a lifted batch, asked all at once) would
     lose that share at the back of its tenant's queue. So while interactive messages wait, a
     bulk ticket goes back to the head of the interactive queue: its tenant was charged when
-    it was fed, and the bucket serves it its share (``bucket_lanes.py``)."""
-    interactive = Keys(settings.key_prefix).queue(queue_name(settings, "interactive"))
+    it was fed, and the bucket serves it its share (``bucket_lanes.py``).
+
+    Each message is pushed as kombu's Redis transport stores it (:mod:`common.messages`),
+    a bulk one with its tenant's mark in one transaction: a failover keeps both or neither
+    (a message in a tenant's queue the feeder does not know of would wait for its watchdog),
+    and a failure is a Redis error, which the mover rides out."""
+    keys = Keys(settings.key_prefix)
+    interactive = keys.queue(queue_name(settings, "interactive"))
 
     def send(ticket: str, run: str, request: dict[str, Any]) -> None:
         bulk = settings.lanes and request.get("lane") == "bulk"
-        tenant = tenant_of(request)
-        if bulk and client.llen(interactive) > 0:
-            name = queue_name(settings, "bulk")
-            client.rpush(interactive, create_message(app, name, ticket, run, request))
+        if not bulk:
+            client.lpush(
+                interactive, create_message(app, queue_name(settings, None), ticket, run, request)
+            )
             return
-        app.send_task(
-            CREATE_REPLICATION,
-            kwargs={"ticket": ticket, "run": run, "request": request},
-            queue=tenant_queue(settings, tenant) if bulk else queue_name(settings, "interactive"),
-        )
-        if bulk:
-            client.sadd(tenants_key(settings), tenant)
+        tenant = tenant_of(request)
+        bulk_name = queue_name(settings, "bulk")
+        message = create_message(app, bulk_name, ticket, run, request)
+        if client.llen(interactive) > 0:
+            client.rpush(interactive, message)
+            return
+        pipe = client.pipeline(transaction=True)
+        pipe.lpush(keys.queue(tenant_queue(settings, tenant)), message)
+        pipe.sadd(tenants_key(settings), tenant)
+        pipe.execute()
 
     return send

@@ -164,6 +164,11 @@ class DelayedMover(BackgroundLoop):
             except redis.RedisError as exc:  # Redis restarting: keep trying, never die
                 log.warning("Redis unavailable: %s", exc)
                 wait = None
+            except Exception:  # anything else (a broker's error, a bug): never die of it
+                # A mover that died left the tickets it had claimed to the others' looks,
+                # and its process without the watch that restarts it after a Redis restart.
+                log.exception("delayed mover: look failed; looking again")
+                wait = None
             else:
                 if server is not None and current != server and not self._recover():
                     current = server  # keep the old run id: recover again at the next look

@@ -113,6 +113,7 @@ def test_a_bulk_ticket_sent_again_keeps_bulk_s_share(client: Any, settings: Sett
     bulk = {"project_id": "p", "lane": "bulk", "tenant": "a"}
     send("t1", "r1", bulk)
     assert client.llen(keys.queue(tenant_queue(settings, "a"))) == 1
+    assert client.smembers(tenants_key(settings)) == {"a"}  # in the same transaction
     assert client.llen(interactive) == 0
     client.lpush(interactive, "waiting-interactive")
     send("t2", "r2", bulk)

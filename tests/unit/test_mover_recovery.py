@@ -53,3 +53,39 @@ def test_a_recovery_that_fails_is_tried_again_and_the_mover_lives() -> None:
         assert calls == ["recover", "recover"]
     finally:
         mover.stop()
+
+
+def test_a_send_that_fails_with_a_broker_error_does_not_end_the_mover() -> None:
+    """A look whose send fails with something other than a Redis error (kombu's
+    OperationalError during a failover killed the thread once, and with it the process's
+    watch for Redis restarts): the mover logs it and looks again."""
+    from kombu.exceptions import OperationalError
+
+    from htap_sync.common.tickets.delayed import Due
+
+    class OneDue(FakeDelayed):
+        def claim_due(self, **_: Any) -> list[Any]:
+            return [Due("tk_1", "run", "0")]
+
+        def release(self, due: Any) -> None:
+            pass
+
+    class Store:
+        def pending_request(self, ticket: str, run: str) -> tuple[str, dict[str, Any]]:
+            return "retrying", {"ticket": ticket}
+
+    sends: list[str] = []
+    done = threading.Event()
+
+    def send(ticket: str, run: str, request: dict[str, Any]) -> None:
+        sends.append(ticket)
+        if len(sends) == 1:
+            raise OperationalError("Connection closed by server.")
+        done.set()
+
+    mover = DelayedMover(OneDue(), Store(), send, interval_s=0.01)  # type: ignore[arg-type]
+    mover.start()
+    try:
+        assert done.wait(5.0), sends
+    finally:
+        mover.stop()
