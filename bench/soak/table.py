@@ -37,7 +37,10 @@ LEGEND = [
     "* **drain after fault**: seconds from the fault's end until every ticket was done;"
     " `>N` means not all were done when the scenario gave up, N s after the fault."
     " **bound**: the issue's (tickets left when the fault ended) / rate + 45 s"
-    " (+ 30 s after a Redis restart). OVER marks a drain past its bound. The same bound at"
+    " (+ 30 s after a Redis restart); where an earlier fault's bound still runs when a fault"
+    " ends, it follows as 'the earlier fault's, still running' (from this fault's end): that"
+    " fault's leftovers, such as a killed holder's lease to wait out, are its cost, and a"
+    " drain within it is not OVER. OVER marks a drain past its bound. The same bound at"
     " the rate the fleet's bucket allowed while draining (its effective rate, which each 429"
     " halves, 0 while a Retry-After blocks it: sampled at every look) follows in brackets; a"
     " drain past the first bound but within the second says so: the gateway's 429s, not a"
@@ -60,6 +63,8 @@ def _bound(drain: Drain) -> str:
     text = f"{drain.fault} {drain.bound_s:.1f}"
     if drain.allowed_bound_s is not None and drain.allowed_per_s is not None:
         text += f" (at the allowed {drain.allowed_per_s:.1f}/s: {drain.allowed_bound_s:.1f})"
+    if drain.carried_s is not None:
+        text += f" (the earlier fault's, still running: {drain.carried_s:.1f})"
     return text
 
 

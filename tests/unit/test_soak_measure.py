@@ -82,13 +82,17 @@ def test_drain_runs_from_the_faults_end_to_the_first_look_with_all_done() -> Non
     faults = [Fault("kill", 105.0), Fault("redis", 111.0, grace_s=30.0), Fault("late", 160.0)]
     assert measure.drains(faults, timeline, 100, 10.0) == (
         Drain("kill", 45.0, 9.0 + 45.0, 45.0),
-        Drain("redis", 39.0, 6.0 + 30.0, 39.0),
+        # The kill's bound (105 + 54 s) still runs 48 s past the restart's end.
+        Drain("redis", 39.0, 6.0 + 30.0, 39.0, carried_s=48.0),
         Drain("late", 0.0, 0.0 + 45.0, 0.0),
     )
     (never,) = measure.drains([Fault("kill", 105.0)], timeline[:2], 100, 10.0)
     assert never == Drain("kill", None, 9.0 + 45.0, 5.0)
     assert not never.met
     assert measure.drains([Fault("x", 1.0)], [], 5, 10.0) == (Drain("x", None, 45.5, 0.0),)
+    # A drain past its own bound but within an earlier fault's, still running, is met.
+    assert Drain("redis", 40.0, 36.0, carried_s=48.0).met
+    assert not Drain("redis", 50.0, 36.0, carried_s=48.0).met
 
 
 def test_largest_fall_of_the_succeeded_count() -> None:
