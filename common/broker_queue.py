@@ -14,11 +14,10 @@ from htap_sync.common.keys import Keys
 
 class Taken(NamedTuple):
     """A message a worker took and has not acknowledged (kombu's unacked set): its delivery
-    tag, when it was taken (epoch s, the taker's clock) and the ``(ticket, run)`` pairs it
-    carries (one for the create task, up to a batch's for the batch task)."""
+    tag and the ``(ticket, run)`` pairs it carries (one for the create task, up to a batch's
+    for the batch task)."""
 
     tag: str
-    at: float
     tickets: tuple[tuple[str, str], ...]
 
 
@@ -49,20 +48,19 @@ class BrokerQueue:
         first, at most ``limit``. A message that is not one of ours (or not JSON) is left
         out: this reads what kombu keeps, untrusted like any message."""
         index = f"{self._keys.broker_prefix}unacked_index"
-        scored: list[Any] = list(
-            self._redis.zrangebyscore(index, "-inf", before, start=0, num=limit, withscores=True)
+        tags: list[str] = list(
+            self._redis.zrangebyscore(index, "-inf", before, start=0, num=limit)  # type: ignore[arg-type]
         )
-        if not scored:
+        if not tags:
             return []
-        tags = [str(tag) for tag, _ in scored]
         raws: list[str | bytes | None] = self._redis.hmget(
             f"{self._keys.broker_prefix}unacked", tags
         )
         taken = []
-        for tag, (_, at), raw in zip(tags, scored, raws, strict=True):
+        for tag, raw in zip(tags, raws, strict=True):
             tickets = tickets_of(raw) if raw is not None else ()
             if tickets:
-                taken.append(Taken(tag, float(at), tickets))
+                taken.append(Taken(tag, tickets))
         return taken
 
     def state(self) -> dict[str, Any]:

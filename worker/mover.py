@@ -30,8 +30,8 @@ class DelayedMover(BackgroundLoop):
 
     It also looks for messages a worker took and never started (``taken``: kombu's unacked
     set): a live worker starts what it takes at once (it takes no more than it has threads
-    for), so a message taken ``unstarted_s`` ago whose tickets are still ``queued`` was taken
-    by a process that died (SIGKILL) before starting it. Each such ticket is sent again now,
+    for), so a message taken ``unstarted_s`` ago whose tickets no live delivery holds was
+    taken by a process that died (SIGKILL) before starting it. Each such ticket is sent again now,
     not after the broker's visibility timeout; ``once`` lets one mover of the fleet look at
     each message. A duplicate (the taker was alive after all) is dropped by the ticket
     store's claim.
@@ -53,8 +53,8 @@ class DelayedMover(BackgroundLoop):
         taken: the messages taken before a time (epoch s) and not acknowledged
             (:meth:`BrokerQueue.taken_before`); None: no such look.
         once: True for the first mover of the fleet to ask about a message's tag.
-        unstarted_s: how long after it was taken a message whose tickets are still queued
-            counts as held by a dead process (the heartbeat's lifetime).
+        unstarted_s: how long after it was taken a message whose tickets no live delivery
+            holds counts as held by a dead process (the heartbeat's lifetime).
         clock: the time (epoch s).
     """
 

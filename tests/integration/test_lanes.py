@@ -100,6 +100,24 @@ def test_an_interactive_request_overtakes_a_bulk_backlog(
     assert done < len(bulk) - RATE * 60  # the backlog had minutes to go still
 
 
+def _await_creates(simulator: SimulatorServer, count: float) -> None:
+    """Until the API has seen ``count`` creates (a window's worth past its start)."""
+    wait_until(lambda: _creates(simulator) >= count, timeout_s=WINDOW_S * 3, what="the window")
+
+
+def _in_window(
+    producer: Producer, groups: list[list[str]], *, anchor: int, lead_s: float, running: list[int]
+) -> list[int]:
+    """Each group's creates in a ``WINDOW_S`` window from ``lead_s`` after the first create of
+    group ``anchor``; the groups in ``running`` must still have run at its end."""
+    times = [_created_at(_statuses(producer, group)) for group in groups]
+    start = times[anchor][0] + lead_s
+    stop = start + WINDOW_S
+    for index in running:
+        assert times[index][-1] >= stop - 1.0, (index, stop)  # still ran at the window's end
+    return [_within(t, start, stop) for t in times]
+
+
 def _shares(
     producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
 ) -> tuple[int, int, float]:
@@ -109,18 +127,8 @@ def _shares(
     _fleet(start_worker)
     wait_until(lambda: _creates(simulator) >= 10 * RATE, timeout_s=40, what="a's 10 s")
     second = _bulk(producer, "team_b", 600, tenant="team_b")
-    begun = _creates(simulator)
-    wait_until(
-        lambda: _creates(simulator) >= begun + (WINDOW_S + 3) * RATE,
-        timeout_s=WINDOW_S * 3,
-        what="both migrations' window",
-    )
-    a = _created_at(_statuses(producer, first))
-    b = _created_at(_statuses(producer, second))
-    start = b[0] + 1.0
-    stop = start + WINDOW_S
-    assert b[-1] >= stop - 1.0 and a[-1] >= stop - 1.0  # both still ran at the window's end
-    in_a, in_b = _within(a, start, stop), _within(b, start, stop)
+    _await_creates(simulator, _creates(simulator) + (WINDOW_S + 3) * RATE)
+    in_a, in_b = _in_window(producer, [first, second], anchor=1, lead_s=1.0, running=[0, 1])
     return in_a, in_b, (in_a + in_b) / WINDOW_S
 
 
@@ -166,15 +174,6 @@ def test_bulk_keeps_its_minimum_share_under_an_interactive_flood(
     flood = [producer.enqueue(request_data(task_name=f"svc_{i:04d}")).ticket for i in range(300)]
     bulk = _bulk(producer, "mig", 300)
     _fleet(start_worker)
-    wait_until(
-        lambda: _creates(simulator) >= (WINDOW_S + 6) * RATE,
-        timeout_s=WINDOW_S * 3,
-        what="the flood's window",
-    )
-    interactive = _created_at(_statuses(producer, flood))
-    migration = _created_at(_statuses(producer, bulk))
-    start = interactive[0] + 3.0
-    stop = start + WINDOW_S
-    assert interactive[-1] >= stop - 1.0  # the flood still ran at the window's end
-    in_i, in_b = _within(interactive, start, stop), _within(migration, start, stop)
+    _await_creates(simulator, (WINDOW_S + 6) * RATE)
+    in_i, in_b = _in_window(producer, [flood, bulk], anchor=0, lead_s=3.0, running=[0])
     assert 0.15 <= in_b / (in_i + in_b) <= 0.3, (in_i, in_b)

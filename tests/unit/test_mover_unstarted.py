@@ -81,8 +81,8 @@ def _mover(
 
 def test_tickets_no_live_delivery_holds_are_sent_again_once() -> None:
     taken = [
-        Taken("a", 980.0, (("queued", "r"), ("held", "r"), ("done", "r"))),
-        Taken("b", 985.0, (("retrying", "r"), ("waiting", "r"), ("running", "r"))),
+        Taken("a", (("queued", "r"), ("held", "r"), ("done", "r"))),
+        Taken("b", (("retrying", "r"), ("waiting", "r"), ("running", "r"))),
     ]
     states: dict[str, str | None] = {
         s: s for s in ["queued", "held", "retrying", "waiting", "running"]
@@ -97,7 +97,7 @@ def test_tickets_no_live_delivery_holds_are_sent_again_once() -> None:
 
 
 def test_a_message_another_mover_looked_at_is_left_to_it() -> None:
-    taken = [Taken("a", 980.0, (("t1", "r"),)), Taken("b", 980.0, (("t2", "r"),))]
+    taken = [Taken("a", (("t1", "r"),)), Taken("b", (("t2", "r"),))]
     mover, sent, _ = _mover(taken, {"t1": "queued", "t2": "queued"}, first={"b"})
     assert mover.run_once() == 1
     assert sent == ["t2"]
