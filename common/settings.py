@@ -150,6 +150,18 @@ class Settings(BaseSettings):
         """How long one attempt may hold a ticket before another delivery may take it over."""
         return 2 * self.cloud.request_timeout_s + 5
 
+    @property
+    def in_flight_s(self) -> float:
+        """How long after its in-doubt mark a dead holder's create call may still reach the API.
+
+        The holder sends the call at most the replica wait after the mark, and the call ends
+        (answered, timed out, or cut by the process's death) within the call's timeout; 5 s
+        more for the API to act on it. A live delivery trusts a list call made after its own
+        timed-out call the same way. A ticket taken over from a dead holder is looked at then,
+        not at the end of the holder's lease (which bounds a live holder: 2 calls and more).
+        """
+        return self.cloud.request_timeout_s + self.redis.wait_timeout_s + 5
+
     def environ(self) -> dict[str, str]:
         """These settings as the documented ``HTAP_SYNC_*`` variables, for a child process.
 

@@ -8,6 +8,7 @@ the durable delayed set.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
@@ -83,9 +84,19 @@ class MustWait(Exception):
         super().__init__(f"wait {wait_s:.2f} s ({reason})")
 
 
+# A call reaches the API a little after its token: threads wake late from a reservation's
+# sleep, a batch's calls leave one after another. So that the API never sees more than
+# rate + burst in any one second of its own, the bucket keeps back of the burst what the rate
+# gives in this long (a one-second window of arrivals spans grants over 1 s plus this).
+SEND_JITTER_S = 0.2
+
+
 def bucket_policy(settings: Settings) -> BucketPolicy:
-    """The bucket's policy from the settings."""
-    return BucketPolicy(rate_per_s=settings.rate.limit_per_s, burst=settings.rate.burst)
+    """The bucket's policy from the settings: the burst less :data:`SEND_JITTER_S` of the
+    rate (at least 1 token)."""
+    rate = settings.rate.limit_per_s
+    kept = max(1, math.floor(settings.rate.burst - rate * SEND_JITTER_S))
+    return BucketPolicy(rate_per_s=rate, burst=kept)
 
 
 def breaker_policy(settings: Settings) -> BreakerPolicy:

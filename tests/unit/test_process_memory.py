@@ -163,3 +163,29 @@ def test_a_worker_that_died_mid_attempt_is_reconciled_by_the_next_delivery(
     worker.api.show(payload)
     assert worker.deliver(ticket, run, payload) == Outcome("finished", reason="reconciled")
     assert worker.api.methods == ["GET"]
+
+
+def test_a_dead_holders_doubt_is_looked_at_once_its_call_has_ended_not_its_lease(
+    worker: Worker,
+) -> None:
+    """A holder that marked doubt and stopped beating: the next delivery lists at once; absent,
+    it waits until the holder's call has ended (``in_flight_s`` after the mark, well inside
+    the lease), then lists again and creates."""
+    ticket, run, payload = worker.submit()
+    worker.store.node = "dead"
+    claim = worker.store.begin(ticket, run, lease_s=worker.settings.lease_s)
+    assert not isinstance(claim, str)
+    assert worker.store.start_attempt(claim, lease_s=worker.settings.lease_s)
+    worker.store.beat("dead", 10)
+    worker.store.node = "taker"
+    worker.store.beat("taker", 3600)
+    worker.clock.advance(11)  # its beat has lapsed: the holder's process is dead
+    outcome = worker.deliver(ticket, run, payload)
+    in_flight_s = worker.settings.in_flight_s
+    assert in_flight_s < worker.settings.lease_s
+    assert (outcome.kind, outcome.reason) == ("waiting", "lease")
+    assert outcome.delay_s == pytest.approx(in_flight_s - 11)
+    worker.clock.advance(in_flight_s - 11)
+    worker.api.answer_creates(created("job-4"))
+    assert worker.deliver(ticket, run, payload) == Outcome("finished", reason="created")
+    assert worker.api.methods == ["GET", "GET", "POST"]

@@ -175,15 +175,28 @@ def step_by_step(
     wait_first(started, limits, request, d.settings)
     if claim.in_doubt:
         looked = look(request, claim, d)
-        if looked is None and claim.not_before > d.clock():
-            # Taken over from a dead holder whose last call may still be on its way: absent
-            # now proves nothing until its lease ends; look again then.
-            raise MustWait(claim.not_before - d.clock(), "lease")
+        in_flight_until = _in_flight_until(claim, d.settings)
+        if looked is None and in_flight_until > d.clock():
+            # Taken over from a dead holder whose last create may still be on its way: absent
+            # now proves nothing until that call has ended; look again then.
+            raise MustWait(in_flight_until - d.clock(), "lease")
         found = looked if looked is not None else exhausted_in_doubt(claim, d)
         if found is not None:
             return found
     pass_gate(request, d.gate, limits, api, d.settings)  # sleeps for a short wait
     return start_attempt_or_wait(claim, d)
+
+
+def _in_flight_until(claim: Claim, settings: Settings) -> float:
+    """Until when a dead holder's last create may still reach the API (0: no dead holder).
+
+    Its lease ran until ``claim.not_before``, set at its in-doubt mark (or a later renewal) to
+    that moment plus the lease; its call ends within ``settings.in_flight_s`` of the mark.
+    """
+    if not claim.not_before:
+        return 0.0
+    marked_at = claim.not_before - settings.lease_s
+    return min(claim.not_before, marked_at + settings.in_flight_s)
 
 
 def wait_later(claim: Claim, wait: MustWait, d: Delivery) -> Outcome:
