@@ -9,9 +9,10 @@ STAMP  := $(VENV)/.installed
 # failovers) and spend most of their time waiting out the faults they inject (four of them
 # use about 1.3 cores), so they run four at a time, work-stealing, but never beside the
 # CPU-bound set: beside it (even at nice 19: each worker process is a session, an autogroup
-# of its own) a rate window saw 20 calls for 15 allowed. Last, those also marked `alone`
-# (they count calls in one-second windows: beside three others one saw 16 for 15), one at a
-# time.
+# of its own) a rate window saw 20 calls for 15 allowed. Their order gives each of the four
+# an equal share of seconds, longest first (@pytest.mark.serial(seconds=...), balanced in
+# tests/conftest.py). Last, those also marked `alone` (the fleet's rate counted in one-second
+# windows: beside three others one saw 16 for 15), one at a time.
 N_FAST ?= 3
 N_TIMED ?= 4
 PYTEST_ARGS ?=

@@ -29,3 +29,42 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
         if name in {"CLOUD_SDK_AK", "CLOUD_SDK_SK"}:
             monkeypatch.delenv(name)
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A run of timing-bound tests only, on xdist workers: balanced (:func:`balance_serial`)."""
+    nodes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if items and all(item.get_closest_marker("serial") for item in items):
+        items[:] = balance_serial(items, nodes)
+
+
+SERIAL_SECONDS = 10.0  # a timing-bound test's usual length, unless its marker says
+
+
+def balance_serial(items: list[pytest.Item], nodes: int) -> list[pytest.Item]:
+    """When only timing-bound tests run, on ``nodes`` xdist workers: order them so that the
+    slices xdist's work-stealing scheduler hands out first (contiguous, their sizes as it cuts
+    them) carry about equal seconds, each longest first; stealing then takes the short ones
+    at the tails. Seconds come from ``@pytest.mark.serial(seconds=...)``. Without this the
+    collection's order put the longest tests behind one another on one worker."""
+    if nodes < 2 or not items:
+        return items
+    sizes, left = [], len(items)
+    for i in range(nodes):
+        sizes.append(left // (nodes - i))
+        left -= sizes[-1]
+    hands: list[list[pytest.Item]] = [[] for _ in range(nodes)]
+    loads = [0.0] * nodes
+    for item in sorted(items, key=serial_seconds, reverse=True):
+        open_hands = [i for i in range(nodes) if len(hands[i]) < sizes[i]]
+        least = min(open_hands, key=lambda i: loads[i])
+        hands[least].append(item)
+        loads[least] += serial_seconds(item)
+    return [item for hand in hands for item in hand]
+
+
+def serial_seconds(item: pytest.Item) -> float:
+    """How long a timing-bound test usually runs (its marker's ``seconds``)."""
+    marker = item.get_closest_marker("serial")
+    return float(marker.kwargs.get("seconds", SERIAL_SECONDS)) if marker else 0.0

@@ -139,6 +139,7 @@ class TestIamTokens:
             "rate_burst": 5,
         }
 
+    @pytest.mark.serial(seconds=17)
     @pytest.mark.timeout(180)
     def test_tokens_renew_during_the_run_with_few_logins(
         self,

@@ -124,6 +124,7 @@ class TestLongWaits:
         """A visibility timeout of 8 s and waits allowed up to a minute."""
         return {**FAST_FAULTS, "backoff_max_s": 60}
 
+    @pytest.mark.serial(seconds=21)
     @pytest.mark.timeout(120)
     def test_a_wait_past_the_visibility_timeout_is_not_delivered_twice(
         self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
@@ -166,6 +167,7 @@ class TestRedisCrash:
         [(FAST_FAULTS, 150), ({}, 60)],
         ids=["fast-timeouts", "readme-defaults"],
     )
+    @pytest.mark.serial(seconds=20)
     @pytest.mark.parametrize("path", PATHS)
     def test_redis_crash_with_aof_loses_nothing(
         self,

@@ -89,6 +89,7 @@ class TestFollowingWithAFleet:
             "follow_timeout_s": 240,
         }
 
+    @pytest.mark.serial(seconds=70)
     @pytest.mark.timeout(240)
     def test_each_task_ends_as_the_service_decided_with_one_round_at_a_time(
         self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
@@ -96,7 +97,7 @@ class TestFollowingWithAFleet:
         """No ticket is left following; every verdict is the service's, and a failed job's
         reason is kept; an instance's rounds never overlap, however long they take."""
         tickets = submit(
-            producer, [request_data(task_name=f"slow_{i:02d}") for i in range(48)], "single"
+            producer, [request_data(task_name=f"slow_{i:02d}") for i in range(24)], "single"
         )
         for _ in range(3):
             start_worker(concurrency=8)
@@ -184,6 +185,7 @@ class TestDrainAfterAFault:
         """README defaults (visibility timeout 300 s, breaker 20 failures / 30 s) at 10/s."""
         return README_PACE
 
+    @pytest.mark.serial(seconds=50)
     @pytest.mark.timeout(240)
     @pytest.mark.parametrize("fault", ["retry-after-10s", "breaker-open-20s"])
     def test_every_ticket_done_within_the_bound_after_the_fault(
@@ -237,6 +239,7 @@ class TestAWorkerKilledHoldingItsDeliveries:
         except a 20/s rate: the killed holder's doubt ends with its call, not its lease."""
         return {**README_PACE, "rate_limit_per_s": 20, "rate_burst": 20, "request_timeout_s": 30}
 
+    @pytest.mark.serial(seconds=50)
     @pytest.mark.timeout(240)
     @pytest.mark.parametrize("path", PATHS)
     def test_its_tickets_are_done_within_the_bound(

@@ -64,6 +64,7 @@ class TestFollowingUnderChaos:
             "follow_timeout_s": 120,
         }
 
+    @pytest.mark.serial(seconds=15)
     @pytest.mark.timeout(330)
     @pytest.mark.parametrize("path", PATHS)
     def test_every_task_followed_to_what_the_service_decided(

@@ -132,6 +132,7 @@ def _shares(
     return in_a, in_b, (in_a + in_b) / WINDOW_S
 
 
+@pytest.mark.serial(seconds=35)
 @pytest.mark.timeout(150)
 def test_two_migrations_share_the_rate_half_and_half(
     producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
@@ -155,6 +156,7 @@ class TestWeights:
             "tenant_weights": "team_a=2,team_b=1",
         }
 
+    @pytest.mark.serial(seconds=37)
     @pytest.mark.timeout(150)
     def test_two_migrations_share_the_rate_two_to_one(
         self, producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory
@@ -164,6 +166,7 @@ class TestWeights:
         assert in_a / in_b == pytest.approx(2.0, rel=0.1), (in_a, in_b)
 
 
+@pytest.mark.serial(seconds=30)
 @pytest.mark.timeout(150)
 def test_bulk_keeps_its_minimum_share_under_an_interactive_flood(
     producer: Producer, simulator: SimulatorServer, start_worker: WorkerFactory

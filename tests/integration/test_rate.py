@@ -16,10 +16,10 @@ from tests.integration.harness import TOKEN, wait_for
 from tests.integration.paths import PATHS, submit
 from tests.integration.test_faults import FAST_FAULTS
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
-# They count calls in one-second windows: `make test` runs them last, one at a time, beside
-# nothing (beside three other timing-bound tests one window once saw 16 calls for 15).
-pytestmark = [pytest.mark.serial, pytest.mark.alone]
+# Timing-bound: `make test` runs them with the other timing-bound tests, and TestGlobalRate,
+# which counts calls in one-second windows, last, one at a time, beside nothing (beside three
+# other timing-bound tests one window once saw 16 calls for 15).
+pytestmark = pytest.mark.serial
 
 
 @pytest.fixture(params=PATHS)
@@ -29,6 +29,7 @@ def path(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.mark.alone
 class TestGlobalRate:
     """Four worker processes share one rate."""
 
@@ -73,6 +74,7 @@ class TestAdaptiveRate:
         """We were told 10/s; the gateway disagrees."""
         return {"rate_limit_per_s": 10, "rate_burst": 5, "max_attempts": 2}
 
+    @pytest.mark.serial(seconds=26)
     @pytest.mark.timeout(180)
     def test_workers_converge_below_the_gateways_limit(
         self,

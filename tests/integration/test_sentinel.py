@@ -67,6 +67,7 @@ def settings(group: SentinelGroup, simulator: SimulatorServer) -> Settings:
     )
 
 
+@pytest.mark.serial(seconds=22)
 def test_clients_find_the_master_through_the_sentinels(
     settings: Settings, group: SentinelGroup
 ) -> None:
@@ -103,6 +104,7 @@ def _finished(producer: Producer, tickets: list[str]) -> int:
     return sum(1 for s in found if s is not None and s.state.terminal)
 
 
+@pytest.mark.serial(seconds=25)
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("how", ["sentinel-failover", "kill-master"])
@@ -167,6 +169,7 @@ def test_the_in_doubt_mark_reaches_the_replica_before_a_post(
     assert replica.hget(store.key(ticket), "in_doubt") == "1"
 
 
+@pytest.mark.serial(seconds=55)
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", PATHS)
 def test_two_failovers_with_writes_in_flight_never_lose_a_recorded_result(
