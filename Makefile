@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Tests run in two sets, one after the other (pytest-xdist; each process starts its own
-# Redis). First the CPU-bound ones, N_FAST at a time. Then those marked `serial`: they
+# Redis). First the others, N_FAST at a time (they leave a third of two cores idle at 3:
+# most of their time is waiting on child processes). Then those marked `serial`: they
 # measure the time or the rate of real workers (the fleet's rate, drains after faults,
 # failovers) and spend most of their time waiting out the faults they inject (four of them
 # use about 1.3 cores), so they run four at a time, work-stealing, but never beside the
@@ -13,7 +14,7 @@ STAMP  := $(VENV)/.installed
 # an equal share of seconds, longest first (@pytest.mark.serial(seconds=...), balanced in
 # tests/conftest.py). Last, those also marked `alone` (the fleet's rate counted in one-second
 # windows: beside three others one saw 16 for 15), one at a time.
-N_FAST ?= 3
+N_FAST ?= 4
 N_TIMED ?= 4
 PYTEST_ARGS ?=
 

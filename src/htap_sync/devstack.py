@@ -75,6 +75,7 @@ class Service:
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] = self.log_path.open("wb")
         self.killed = False
+        self._terminated = False
         self.process = subprocess.Popen(
             list(argv),
             env=dict(env) if env is not None else None,
@@ -102,10 +103,18 @@ class Service:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def stop(self, timeout_s: float = 20.0) -> int | None:
-        """SIGTERM, wait up to ``timeout_s``, then SIGKILL. Returns the exit code."""
-        if self.alive():
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting: several services then stop side by side
+        (:func:`stop_all`)."""
+        if self.alive() and not self._terminated:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout_s: float = 20.0) -> int | None:
+        """SIGTERM (unless :meth:`terminate` sent it), wait up to ``timeout_s``, then SIGKILL.
+        Returns the exit code."""
+        if self.alive():
+            self.terminate()
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
@@ -113,6 +122,13 @@ class Service:
                 self.process.wait(timeout=10)
         self._log.close()
         return self.process.returncode
+
+
+def stop_all(services: Sequence[Service], timeout_s: float = 20.0) -> list[int | None]:
+    """Stop every service side by side (each gets its SIGTERM first); their exit codes."""
+    for service in services:
+        service.terminate()
+    return [service.stop(timeout_s) for service in services]
 
 
 class RedisServer(Service):

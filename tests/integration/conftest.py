@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from htap_sync.common.settings import Settings, load_settings
-from htap_sync.devstack import RedisServer, Service
+from htap_sync.devstack import RedisServer, Service, stop_all
 from htap_sync.producer.api import Producer
 from htap_sync.simulator import SimulatorConfig, SimulatorServer
 from tests.integration.harness import TOKEN, child_env
@@ -135,7 +135,7 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
         return service
 
     yield start
-    codes = {service.name: (service.stop(), service) for service in started}
+    codes = {s.name: (code, s) for s, code in zip(started, stop_all(started), strict=True)}
     for name, (code, service) in codes.items():
         # A worker must shut down warm on SIGTERM; anything else hides a crash.
         if not service.killed:
