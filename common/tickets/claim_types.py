@@ -19,7 +19,7 @@ __all__ = ["Admission", "Limits", "ScriptedLimits"]  # the gate's, which claims 
 # (``<node>.<id>``): a holder whose process stopped beating is dead, whatever its lease says.
 # A running ticket's watchdog looks every PROBE_S: a live holder keeps it, a dead one's ticket
 # is queued again (taken over at once; one in doubt still creates nothing before the dead
-# holder's lease ends, the longest its last call can take).
+# holder's last call has ended: Settings.in_flight_s after its in-doubt mark).
 BEAT_EVERY_S = 2.0
 ALIVE_TTL_S = 10.0
 PROBE_S = 10.0

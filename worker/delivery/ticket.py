@@ -169,7 +169,7 @@ def step_by_step(
 
     Raises:
         MustWait: the gate's answer at the start was a wait (nothing marked, no attempt), or a
-            dead holder's lease to wait out.
+            dead holder's last call to wait out (:func:`_in_flight_until`).
     """
     claim = started.claim
     wait_first(started, limits, request, d.settings)
