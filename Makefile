@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Tests run in two sets, one after the other (pytest-xdist; each process starts its own
+# Tests run in three sets, one after the other (pytest-xdist; each process starts its own
 # Redis). First the others, N_FAST at a time (they leave a third of two cores idle at 3:
 # most of their time is waiting on child processes). Then those marked `serial`: they
 # measure the time or the rate of real workers (the fleet's rate, drains after faults,

@@ -50,18 +50,26 @@ def balance_serial(items: list[pytest.Item], nodes: int) -> list[pytest.Item]:
     collection's order put the longest tests behind one another on one worker."""
     if nodes < 2 or not items:
         return items
-    sizes, left = [], len(items)
+    sizes = first_slice_sizes(len(items), nodes)
+    hands: list[list[pytest.Item]] = [[] for _ in range(nodes)]
+    loads = [0.0] * nodes
+    for seconds, item in sorted(
+        ((serial_seconds(i), i) for i in items), key=lambda pair: pair[0], reverse=True
+    ):
+        least = min((h for h in range(nodes) if len(hands[h]) < sizes[h]), key=lambda h: loads[h])
+        hands[least].append(item)
+        loads[least] += seconds
+    return [item for hand in hands for item in hand]
+
+
+def first_slice_sizes(count: int, nodes: int) -> list[int]:
+    """How xdist's work-stealing scheduler cuts ``count`` tests among ``nodes`` idle workers
+    at the start: each, in turn, the pending tests over the workers left."""
+    sizes, left = [], count
     for i in range(nodes):
         sizes.append(left // (nodes - i))
         left -= sizes[-1]
-    hands: list[list[pytest.Item]] = [[] for _ in range(nodes)]
-    loads = [0.0] * nodes
-    for item in sorted(items, key=serial_seconds, reverse=True):
-        open_hands = [i for i in range(nodes) if len(hands[i]) < sizes[i]]
-        least = min(open_hands, key=lambda i: loads[i])
-        hands[least].append(item)
-        loads[least] += serial_seconds(item)
-    return [item for hand in hands for item in hand]
+    return sizes
 
 
 def serial_seconds(item: pytest.Item) -> float:

@@ -81,9 +81,11 @@ class Claim:
     fingerprint: str = ""
     created_at: datetime | None = None
     prior: TicketState = TicketState.QUEUED  # the state before this delivery took it
-    # Taken over from a dead holder before its lease ended: until then (epoch s) that holder's
-    # last create call may still be on its way, so a look that finds nothing proves nothing.
-    not_before: float = 0.0
+    # Taken over from a dead holder before its lease ended: when that lease would have ended
+    # (epoch s; 0: not taken over). Set at the holder's in-doubt mark (or a later renewal) to
+    # that moment + the lease, so the delivery knows when the holder's last create call has
+    # ended (worker/delivery/ticket.py, Settings.in_flight_s).
+    dead_lease_until: float = 0.0
 
 
 @dataclass(frozen=True)

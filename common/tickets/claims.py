@@ -85,7 +85,7 @@ class ClaimStore(ABC):
 
         Moves its watchdog to "now + ``PROBE_S``", when the mover looks whether the claim's
         process still lives. A ticket held by a live delivery is busy; one whose holder's
-        process stopped beating is taken over at once (``Claim.not_before``).
+        process stopped beating is taken over at once (``Claim.dead_lease_until``).
 
         Returns:
             a :class:`Claim`, or why the delivery must do nothing: ``"missing"``, ``"stale"``

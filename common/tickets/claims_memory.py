@@ -45,11 +45,11 @@ class MemoryClaimStore(MemoryTicketStore, ClaimStore):
             state = found["state"]
             if state in _FINISHED:
                 return "done"
-            not_before = 0.0
+            dead_lease_until = 0.0
             if state == TicketState.RUNNING and float(found["lease_until"]) > now:
                 if self._alive(found.get("holder", ""), now):
                     return "busy"
-                not_before = float(found["lease_until"])
+                dead_lease_until = float(found["lease_until"])
             found.update(
                 state=TicketState.RUNNING.value,
                 lease_until=as_text(now + lease_s),
@@ -66,7 +66,7 @@ class MemoryClaimStore(MemoryTicketStore, ClaimStore):
                 fingerprint=found["request"],
                 created_at=datetime.fromisoformat(found["created_at"]),
                 prior=TicketState(state),
-                not_before=not_before,
+                dead_lease_until=dead_lease_until,
             )
 
     def start(

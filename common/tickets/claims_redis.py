@@ -382,5 +382,5 @@ def _claim(ticket: str, run: str, holder: str, result: list[str]) -> Claim | str
         fingerprint=result[3],
         created_at=datetime.fromisoformat(result[4]),
         prior=TicketState(result[5]),
-        not_before=float(result[8]) if len(result) > 8 and result[8] else 0.0,
+        dead_lease_until=float(result[8]) if len(result) > 8 and result[8] else 0.0,
     )

@@ -135,11 +135,10 @@ def start_worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerFactory]:
         return service
 
     yield start
-    codes = {s.name: (code, s) for s, code in zip(started, stop_all(started), strict=True)}
-    for name, (code, service) in codes.items():
+    for service, code in zip(started, stop_all(started), strict=True):
         # A worker must shut down warm on SIGTERM; anything else hides a crash.
         if not service.killed:
-            assert code in (0, -15), f"{name} exited {code}:\n{service.log_tail()}"
+            assert code in (0, -15), f"{service.name} exited {code}:\n{service.log_tail()}"
 
 
 __all__ = ["WorkerFactory"]

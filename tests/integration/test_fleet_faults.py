@@ -224,6 +224,9 @@ def _end_of(fault: str, simulator: SimulatorServer) -> float:
     return time.monotonic()
 
 
+THREADS = 8  # each worker's, in the kill tests
+
+
 class TestAWorkerKilledHoldingItsDeliveries:
     """A worker SIGKILLed while it holds tickets (a batch's, on the batched path): they are
     delivered again within 45 s of the kill, not after the visibility timeout (300 s here)."""
@@ -254,10 +257,10 @@ class TestAWorkerKilledHoldingItsDeliveries:
         task created once. Those tickets are in doubt and their tasks never listed: they are
         created once the dead holder's calls have ended, not at the end of its 65 s lease."""
         tickets = submit(producer, [request_data(task_name=f"k_{i:03d}") for i in range(200)], path)
-        workers = [start_worker(concurrency=8) for _ in range(3)]
+        workers = [start_worker(concurrency=THREADS) for _ in range(3)]
         wait_until(lambda: _left(producer, tickets) <= 140, timeout_s=90, what="30 % done")
         # As many as the fleet's threads: each worker, the killed one too, holds some.
-        simulator.state.script(["hang:8000"] * 24)
+        simulator.state.script(["hang:8000"] * THREADS * len(workers))
         wait_until(lambda: not simulator.state.scripted(), timeout_s=30, what="the held calls")
         workers[0].kill()
         killed_at = time.monotonic()

@@ -361,7 +361,7 @@ def test_a_holder_whose_process_stopped_beating_is_taken_over_at_once(
     assert store.pending_request(held.ticket, held.run) == ("running", request)
     taken = claim(store, held.ticket, held.run)
     assert taken.holder.startswith("w2.") and taken.in_doubt
-    assert taken.not_before == pytest.approx(lease_end)
+    assert taken.dead_lease_until == pytest.approx(lease_end)
     # The dead holder can no longer write, nor mark another attempt.
     assert not store.start_attempt(held, lease_s=LEASE_S)
 
@@ -372,7 +372,7 @@ def test_a_holder_that_names_no_process_keeps_its_lease(store: Store, clock: Fak
     clock.advance(LEASE_S - 1)
     assert store.begin(held.ticket, held.run, lease_s=LEASE_S) == "busy"
     clock.advance(2)
-    assert claim(store, held.ticket, held.run).not_before == 0.0
+    assert claim(store, held.ticket, held.run).dead_lease_until == 0.0
 
 
 REF = "p1/i1"

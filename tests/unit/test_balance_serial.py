@@ -6,7 +6,7 @@ from typing import cast
 
 import pytest
 
-from tests.conftest import balance_serial, serial_seconds
+from tests.conftest import balance_serial, first_slice_sizes, serial_seconds
 
 
 class _Item:
@@ -23,11 +23,10 @@ class _Item:
 
 def _slices(order: list[pytest.Item], nodes: int) -> list[list[pytest.Item]]:
     """The slices xdist's work-stealing scheduler sends first, cut as it cuts them."""
-    out, start, left = [], 0, len(order)
-    for i in range(nodes):
-        size = left // (nodes - i)
+    out, start = [], 0
+    for size in first_slice_sizes(len(order), nodes):
         out.append(order[start : start + size])
-        start, left = start + size, left - size
+        start += size
     return out
 
 

@@ -190,13 +190,13 @@ def step_by_step(
 def _in_flight_until(claim: Claim, settings: Settings) -> float:
     """Until when a dead holder's last create may still reach the API (0: no dead holder).
 
-    Its lease ran until ``claim.not_before``, set at its in-doubt mark (or a later renewal) to
-    that moment plus the lease; its call ends within ``settings.in_flight_s`` of the mark.
+    Its lease would have run until ``claim.dead_lease_until``, its in-doubt mark (or a later
+    renewal) plus the lease; its call ends within ``settings.in_flight_s`` of the mark.
     """
-    if not claim.not_before:
+    if not claim.dead_lease_until:
         return 0.0
-    marked_at = claim.not_before - settings.lease_s
-    return min(claim.not_before, marked_at + settings.in_flight_s)
+    marked_at = claim.dead_lease_until - settings.lease_s
+    return min(claim.dead_lease_until, marked_at + settings.in_flight_s)
 
 
 def wait_later(claim: Claim, wait: MustWait, d: Delivery) -> Outcome:
