@@ -115,6 +115,12 @@ class DelayedMover(BackgroundLoop):
                         continue
                 self._send(due.ticket, due.run, request)
                 moved += 1
+                # Its new message may yet be lost (a Redis crash between a worker's pop and its
+                # unacked record, a taker killed): like a submission, the ticket keeps a
+                # watchdog, which a delivery's start moves on and its end removes; after a
+                # Redis restart it is brought forward. A duplicate is dropped by the claim.
+                self._delayed.postpone(due, self._watch_s)
+                continue
             self._delayed.release(due)
         return moved + self.send_unstarted()
 

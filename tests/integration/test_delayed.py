@@ -137,10 +137,36 @@ def test_mover_requeues_due_tickets_and_drops_stale_ones(
     mover = DelayedMover(delayed, store, lambda t, r, req: sent.append((t, r, req)))
     assert mover.run_once() == 1
     assert sent == [(live.ticket, live.run, request_data(task_name="still_waiting"))]
-    # Left: the one not yet due, and the watchdog of the re-driven ticket's new run.
-    assert delayed.depth() == 2
-    assert delayed.next_due_in_s() == pytest.approx(60)  # that watchdog (watch_s = 60)
+    # Left: the one not yet due, the watchdog of the re-driven ticket's new run (watch_s =
+    # 60), and the sent ticket's watchdog (the mover's watch_s, 300 s).
+    assert delayed.depth() == 3
+    assert delayed.next_due_in_s() == pytest.approx(60)
+    assert mover.run_once() == 0  # nothing due again
     assert later.ticket != live.ticket
+
+
+def test_a_ticket_sent_again_keeps_a_watchdog_that_a_redis_restart_brings_forward(
+    parts: tuple[RedisClaimStore, DelayedSet], clock: Clock
+) -> None:
+    """A waiting ticket the mover sent, whose message was then lost (the soak saw one, after
+    a worker kill and a Redis restart: queued, 0 attempts, no member left): it still has a
+    watchdog; after a Redis restart (expedite) it is sent again at once."""
+    store, delayed = parts
+    ticket, run, _ = store.submit(parse_request(request_data(task_name="sent_then_lost")))
+    claim = store.begin(ticket, run, lease_s=10)
+    assert isinstance(claim, Claim)
+    store.postpone(claim, due_at=clock.now)  # a wait on purpose (the rate), no attempt
+    sent: list[str] = []
+    mover = DelayedMover(delayed, store, lambda t, r, req: sent.append(t), watch_s=300)
+    assert mover.run_once() == 1 and sent == [claim.ticket]  # its message: lost
+    assert delayed.depth() == 1
+    assert delayed.next_due_in_s() == pytest.approx(300)
+    assert delayed.expedite() == 1  # a Redis restart: unfinished tickets' wake-ups now
+    assert mover.run_once() == 1 and sent == [claim.ticket, claim.ticket]
+    again = store.begin(claim.ticket, claim.run, lease_s=10)
+    assert isinstance(again, Claim)
+    store.succeed(again, "job", reconciled=False)
+    assert delayed.depth() == 0  # a finished ticket leaves no watchdog behind
 
 
 def test_the_watchdog_requeues_a_ticket_whose_message_was_lost(
