@@ -8,11 +8,13 @@
 -- back starts level with the least of the others (no credit saved up while away).
 -- Bulk's minimum share of the slots: while interactive messages wait in KEYS[4] (the
 -- interactive queue), workers take that queue first and never the bulk queue; so bulk
--- messages (the oldest first) go to the head of the interactive queue at ARGV[4] tickets a
--- second (bulk's minimum share of the rate; 0: never), counted by the items of a batch. The
--- credit (at most ARGV[5] tickets) and the time it was counted are the hash's fields
--- '@credit' and '@lift' (no tenant's name has an '@'); none builds up while no interactive
--- message waits. The token bucket then gives those tickets their share (bucket_lanes.py).
+-- messages (the oldest first) go to the head of the interactive queue at ARGV[4] messages a
+-- second (0: never), a batch counting as one. The lift only lets bulk tickets reach a worker;
+-- the token bucket holds them to bulk's share of the tokens (bucket_lanes.py), and a lifted
+-- ticket it refuses comes back to the head of the bulk queue (resend.lua), to be lifted
+-- again. The credit (at most ARGV[5] messages) and the time it was counted are the hash's
+-- fields '@credit' and '@lift' (no tenant's name has an '@'); none builds up while no
+-- interactive message waits.
 -- Returns how many messages were moved from the tenants' queues.
 local per_s = tonumber(ARGV[4])
 if per_s > 0 then
@@ -27,8 +29,7 @@ if per_s > 0 then
       local message = redis.call('RPOP', KEYS[1])
       if not message then break end
       redis.call('RPUSH', KEYS[4], message)
-      local _, items = string.gsub(message, '%[\\"tk_', '')
-      credit = credit - math.max(1, items)
+      credit = credit - 1
     end
   end
   redis.call('HSET', KEYS[3], '@lift', now, '@credit', credit)

@@ -11,10 +11,19 @@ from typing import Any
 
 import pytest
 
+from htap_sync.common.broker_queue import tickets_of
+from htap_sync.common.celery_app import make_celery
 from htap_sync.common.connections import make_redis
-from htap_sync.common.fair_feed import BulkFeeder, queued_depth, tenant_queue, tenants_key
+from htap_sync.common.fair_feed import (
+    BulkFeeder,
+    queued_depth,
+    requeue,
+    tenant_queue,
+    tenants_key,
+)
 from htap_sync.common.keys import Keys
 from htap_sync.common.lanes import queue_name
+from htap_sync.common.messages import batch_frame, batch_item
 from htap_sync.common.settings import Settings, load_settings
 
 
@@ -84,8 +93,8 @@ def test_bulk_is_lifted_ahead_of_a_waiting_interactive_queue(
     client: Any, settings: Settings
 ) -> None:
     """With interactive messages waiting, the feeder puts the oldest bulk message at the head
-    of the interactive queue (taken next), at bulk's minimum share: 0.2 x 10/s = 2 tickets
-    a second (a lift spends its ticket's credit: the next must wait for more)."""
+    of the interactive queue (taken next), at twice bulk's minimum share: 2 x 0.2 x 10/s = 4
+    messages a second (a lift spends a message's credit: the next must wait for more)."""
     interactive = Keys(settings.key_prefix).queue(queue_name(settings, "interactive"))
     client.lpush(interactive, "i-0", "i-1")
     _wait(client, settings, "a", 5)
@@ -98,29 +107,62 @@ def test_bulk_is_lifted_ahead_of_a_waiting_interactive_queue(
     assert client.llen(interactive) == 3
 
 
-def test_a_bulk_ticket_sent_again_keeps_bulk_s_share(client: Any, settings: Settings) -> None:
-    """The mover sends a bulk ticket again (its purposeful wait ended): to its tenant's queue
-    while no interactive message waits, but to the head of the interactive queue while some do
-    (it was lifted there at bulk's share; its tenant was charged when it was fed). A ticket
-    of the interactive lane goes to the back of its queue as always."""
-    from htap_sync.common.broker_queue import tickets_of
-    from htap_sync.common.celery_app import make_celery
-    from htap_sync.common.fair_feed import requeue
-
+def test_a_lifted_batch_costs_one_message_of_credit(client: Any, settings: Settings) -> None:
+    """A batch of 16 tickets is lifted at the cost of one message: a lifted ticket refused a
+    token comes back to the head of the bulk queue and is lifted again, so counting a batch's
+    tickets would charge bulk's share twice for it. A second on, the credit is at its most,
+    a second of bulk's share (0.2 x 10/s = 2 messages): two batches are lifted."""
     keys = Keys(settings.key_prefix)
     interactive = keys.queue(queue_name(settings, "interactive"))
+    bulk = keys.queue(queue_name(settings, "bulk"))
+    client.lpush(interactive, "i-0")
+    frame = batch_frame(make_celery(settings), queue_name(settings, "bulk"), 16)
+    batches = [
+        frame.head
+        + json.dumps(
+            frame.body_head
+            + ",".join(batch_item(f"tk_{b}{i:02d}", "r", {"lane": "bulk"}) for i in range(16))
+            + frame.body_tail
+        )
+        + frame.tail
+        for b in "xyz"
+    ]
+    client.lpush(bulk, *batches)  # x first
+    feeder = BulkFeeder(client, settings, target=0)
+    feeder.feed()  # starts counting the credit
+    shares = f"{settings.key_prefix}:bulk-shares"
+    client.hset(shares, "@lift", float(client.hget(shares, "@lift")) - 1.0)  # a second ago
+    feeder.feed()
+    assert [len(tickets_of(json.dumps([json.loads(m)]))) for m in batches] == [16] * 3
+    assert client.lrange(interactive, 0, -1) == ["i-0", batches[0], batches[1]]  # at the head
+    assert client.lrange(bulk, 0, -1) == [batches[2]]
+
+
+def test_a_bulk_ticket_sent_again_never_overtakes_a_waiting_interactive_one(
+    client: Any, settings: Settings
+) -> None:
+    """The mover sends a bulk ticket again (its purposeful wait ended): to its tenant's queue
+    while no interactive message waits, but to the head of the bulk queue while some do (the
+    next lifted at bulk's share; its tenant was charged when it was fed), never ahead of the
+    interactive messages. A ticket of the interactive lane goes to the back of its queue."""
+    keys = Keys(settings.key_prefix)
+    interactive = keys.queue(queue_name(settings, "interactive"))
+    bulk_queue = keys.queue(queue_name(settings, "bulk"))
     send = requeue(make_celery(settings), settings, client)
     bulk = {"project_id": "p", "lane": "bulk", "tenant": "a"}
     send("t1", "r1", bulk)
     assert client.llen(keys.queue(tenant_queue(settings, "a"))) == 1
-    assert client.smembers(tenants_key(settings)) == {"a"}  # in the same transaction
+    assert client.smembers(tenants_key(settings)) == {"a"}  # in the same step
     assert client.llen(interactive) == 0
+    client.lpush(bulk_queue, "fed-earlier")
     client.lpush(interactive, "waiting-interactive")
     send("t2", "r2", bulk)
     send("t3", "r3", {"project_id": "p", "lane": "interactive"})
     assert client.llen(keys.queue(tenant_queue(settings, "a"))) == 1
-    # Workers take from the right: the bulk ticket next, the interactive one last.
-    first, second, third = (client.rpop(interactive) for _ in range(3))
+    # Workers take from the right: the interactive queue first, in its order.
+    assert client.rpop(interactive) == "waiting-interactive"
+    assert tickets_of(json.dumps([json.loads(client.rpop(interactive))])) == (("t3", "r3"),)
+    # The bulk ticket is the next of the bulk queue, ahead of what was fed before it.
+    first, second = client.rpop(bulk_queue), client.rpop(bulk_queue)
     assert tickets_of(json.dumps([json.loads(first)])) == (("t2", "r2"),)
-    assert second == "waiting-interactive"
-    assert tickets_of(json.dumps([json.loads(third)])) == (("t3", "r3"),)
+    assert second == "fed-earlier"
