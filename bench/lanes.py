@@ -113,6 +113,24 @@ def _cpu_per_ticket(redis_url: str, logs: Path, *, lanes: bool, tickets: int) ->
     return spent.cpu_s * 1000 / tickets
 
 
+def _setup(backlog: int, probes: int, tickets: int, rounds: int) -> str:
+    """The table's set-up text."""
+    return (
+        f"One worker (threads, concurrency {CONCURRENCY}), the simulator answering after"
+        f" {LATENCY_MS} ms, {RATE:g} creates/s with a burst of 5. Latency: {probes} requests"
+        f" sent one at a time with `Producer.enqueue` (interactive) once a {backlog}-row"
+        " `enqueue_many` (bulk) is flowing, from enqueue to the ticket's `updated_at`; the"
+        " reference is one such request with HTAP_SYNC_LANES=false (it waits behind the"
+        f" backlog). Shares: 500 rows of team_a and 200 of team_b submitted together with"
+        " HTAP_SYNC_TENANT_WEIGHTS=team_a=2,team_b=1, creates counted while both had work"
+        f" (ratio 1.00: exactly the weights). CPU: after a warm-up of {WARM_TICKETS}"
+        f" bulk tickets (every thread of the pool and its connections started), {tickets} bulk"
+        " tickets at a rate that never holds them back, the worker's CPU seconds per ticket,"
+        f" the least of {rounds} rounds"
+        " each, lanes on and off in turn. Lower is better but for shares."
+    )
+
+
 def run(
     redis_url: str,
     logs: Path,
@@ -160,21 +178,7 @@ def run(
             goal=Goal("<=", 1.05),
         ),
     ]
-    setup = (
-        f"One worker (threads, concurrency {CONCURRENCY}), the simulator answering after"
-        f" {LATENCY_MS} ms, {RATE:g} creates/s with a burst of 5. Latency: {probes} requests"
-        f" sent one at a time with `Producer.enqueue` (interactive) once a {backlog}-row"
-        " `enqueue_many` (bulk) is flowing, from enqueue to the ticket's `updated_at`; the"
-        " reference is one such request with HTAP_SYNC_LANES=false (it waits behind the"
-        f" backlog). Shares: 500 rows of team_a and 200 of team_b submitted together with"
-        " HTAP_SYNC_TENANT_WEIGHTS=team_a=2,team_b=1, creates counted while both had work"
-        f" (ratio 1.00: exactly the weights). CPU: after a warm-up of {WARM_TICKETS}"
-        f" bulk tickets (every thread of the pool and its connections started), {tickets} bulk"
-        " tickets at a rate that never holds them back, the worker's CPU seconds per ticket,"
-        f" the least of {rounds} rounds"
-        " each, lanes on and off in turn. Lower is better but for shares."
-    )
-    return [Table("Lanes and fair shares", setup, rows)]
+    return [Table("Lanes and fair shares", _setup(backlog, probes, tickets, rounds), rows)]
 
 
 def main(argv: list[str] | None = None) -> int:
