@@ -35,9 +35,10 @@ from htap_sync.common.models import ReplicationRequest
 from htap_sync.common.scripts import script
 from htap_sync.common.settings import Settings
 
-# Bulk messages lifted a second while interactive messages wait, per ticket a second of bulk's
-# minimum share: 1 fell short of the share under a flood (17 % for 20 %: some lifted tickets
-# are refused a token and must be lifted again), 2 met it (21 %; tests/integration/test_lanes.py).
+# How many bulk messages are lifted a second while interactive messages wait, as a multiple
+# of bulk's minimum share of the rate (in tickets a second): 1 fell short of the share under a
+# flood (17 % for 20 %: some lifted tickets are refused a token and must be lifted again);
+# 2 met it (21 %; tests/integration/test_lanes.py).
 LIFT_FACTOR = 2.0
 TENANT_QUEUE = "{queue}.bulk.{tenant}"
 
@@ -83,7 +84,7 @@ class BulkFeeder:
             prefix,
             settings.rate.tenant_weights,
             LIFT_FACTOR * share,
-            max(1.0, share),  # the most credit a lift may hold: one message, or a second's
+            max(1.0, share),  # the most credit the lifts may hold, in messages
         ]
         self._settings = settings
 
