@@ -69,6 +69,8 @@ def carry_on_configured(
         return _configure(request, claim, d)
     except MustWait as wait:
         return wait_later(claim, wait, d)
+    except ApiError as exc:  # the look in doubt failed (the list call): retry, still in doubt
+        return after_error(exc, claim, sent=False, d=d)
 
 
 def _look(request: ReplicationRequest, claim: Claim, d: Delivery) -> Outcome | TaskRow | None:
