@@ -20,7 +20,7 @@ from tests.conftest import request_data
 from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import wait_for
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+# Timing-bound: `make test` runs it in the serial set, after the others (see the Makefile).
 pytestmark = pytest.mark.serial
 
 AK = "HTAPSYNCTESTAKXXXXXX"

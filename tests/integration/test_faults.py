@@ -19,7 +19,7 @@ from tests.integration.conftest import WorkerFactory
 from tests.integration.harness import TOKEN, child_env, wait_for
 from tests.integration.paths import PATHS, submit
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+# Timing-bound: `make test` runs it in the serial set, after the others (see the Makefile).
 pytestmark = pytest.mark.serial
 
 UNKNOWN = "ffffffffffffffffffffffffffffffffin17"

@@ -25,7 +25,7 @@ from tests.integration.harness import TOKEN
 from tests.integration.paths import PATHS, submit
 from tests.integration.test_faults import _assert_each_created_once
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+# Timing-bound: `make test` runs it in the serial set, after the others (see the Makefile).
 pytestmark = pytest.mark.serial
 
 SEED = 20261204

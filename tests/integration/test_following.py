@@ -29,7 +29,7 @@ from tests.integration.harness import TOKEN
 from tests.integration.paths import PATHS, submit
 from tests.integration.test_faults import FAST_FAULTS, _assert_each_created_once
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+# Timing-bound: `make test` runs it in the serial set, after the others (see the Makefile).
 pytestmark = pytest.mark.serial
 
 INSTANCES = [f"{n:032d}in17" for n in range(1, 5)]

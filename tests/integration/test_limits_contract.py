@@ -24,7 +24,7 @@ from htap_sync.common.limits.breaker import (
 from htap_sync.common.limits.bucket import BucketPolicy, Grant, MemoryBucketStore, RedisBucketStore
 from htap_sync.common.settings import load_settings
 
-# Timing-bound: `make test` runs it alone, after the tests that run two at a time.
+# Timing-bound: `make test` runs it in the serial set, after the others (see the Makefile).
 pytestmark = pytest.mark.serial
 
 POLICY = BucketPolicy(
