@@ -179,6 +179,24 @@ def test_a_renewed_claim_keeps_other_workers_out(store: FollowStore) -> None:
     assert len(store.claim_due(14.5, hold_s=5.0)) == 1
 
 
+def test_a_ticket_enrolled_while_a_round_runs_waits_for_that_round(store: FollowStore) -> None:
+    """A round holds its instance; a ticket created meanwhile brings the instance's next
+    round forward (its first look): no other worker claims the instance while the round holds
+    it (two rounds at once made two list calls 1 s apart in make test); once the round has
+    scheduled the next, that one is claimed."""
+    _one_followed(store)
+    (held,) = store.claim_due(5.0, hold_s=5.0)
+    store.redis.hset(store.keys.ticket("tk_new"), "state", "succeeded")
+    item = Followed("tk_new", "new_task", "job-new", deadline=1000.0)
+    store.enroll("tk_new", item, project_id=PROJECT, instance_id=INSTANCES[0], first_at=6.0)
+    assert store.claim_due(7.0, hold_s=5.0) == []
+    assert store.renew(held, 14.0)
+    assert store.claim_due(12.0, hold_s=5.0) == []
+    assert store.schedule(held, 13.0)
+    (next_round,) = store.claim_due(13.0, hold_s=5.0)
+    assert next_round.token != held.token
+
+
 def test_a_late_writer_never_puts_back_a_ticket_that_left(store: FollowStore) -> None:
     """A ticket whose following ended (a final verdict) is not followed again by a round that
     still holds its claim but judged from an older look."""

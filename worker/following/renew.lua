@@ -3,4 +3,5 @@
 -- ARGV: instance ref, token, hold until (epoch s). Returns 1 when renewed, 0 when lost.
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[2], 'held ' .. ARGV[1], ARGV[3])
 return 1
