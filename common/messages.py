@@ -78,6 +78,11 @@ class BatchFrame(NamedTuple):
     body_head: str
     body_tail: str
 
+    def filled(self, items: list[str]) -> str:
+        """The whole message for these items (:func:`batch_item` each), as the submit
+        transaction writes it."""
+        return self.head + json.dumps(self.body_head + ",".join(items) + self.body_tail) + self.tail
+
 
 def batch_frame(app: Celery, queue: str, size: int) -> BatchFrame:
     """The frame of one message of :data:`CREATE_REPLICATIONS` (a fresh task id).

@@ -118,13 +118,7 @@ def test_a_lifted_batch_costs_one_message_of_credit(client: Any, settings: Setti
     client.lpush(interactive, "i-0")
     frame = batch_frame(make_celery(settings), queue_name(settings, "bulk"), 16)
     batches = [
-        frame.head
-        + json.dumps(
-            frame.body_head
-            + ",".join(batch_item(f"tk_{b}{i:02d}", "r", {"lane": "bulk"}) for i in range(16))
-            + frame.body_tail
-        )
-        + frame.tail
+        frame.filled([batch_item(f"tk_{b}{i:02d}", "r", {"lane": "bulk"}) for i in range(16)])
         for b in "xyz"
     ]
     client.lpush(bulk, *batches)  # x first

@@ -125,7 +125,7 @@ def test_a_filled_frame_is_a_celery_message_of_the_batch_task() -> None:
     app = make_celery(_settings())
     frame = batch_frame(app, "q", 16)
     items = [batch_item(f"t{i}", f"r{i}", {"task_name": f"n/{i}"}) for i in range(3)]
-    text = frame.head + json.dumps(frame.body_head + ",".join(items) + frame.body_tail) + frame.tail
+    text = frame.filled(items)
     envelope = json.loads(text)
     assert envelope["headers"]["task"] == CREATE_REPLICATIONS
     assert envelope["properties"]["delivery_info"]["routing_key"] == "q"

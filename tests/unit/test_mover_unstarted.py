@@ -28,9 +28,7 @@ def test_a_create_message_names_its_ticket_and_run() -> None:
 
 def test_a_batch_message_names_each_of_its_tickets() -> None:
     frame = batch_frame(APP, "q", 16)
-    items = ",".join(batch_item(f"t{i}", f"r{i}", {"project_id": "p"}) for i in range(3))
-    body = frame.body_head + items + frame.body_tail
-    message = frame.head + json.dumps(body) + frame.tail
+    message = frame.filled([batch_item(f"t{i}", f"r{i}", {"project_id": "p"}) for i in range(3)])
     assert tickets_of(_unacked_entry(message)) == (("t0", "r0"), ("t1", "r1"), ("t2", "r2"))
 
 
